@@ -1,0 +1,187 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::error::PoolError;
+use super::future::ResponseFuture;
+use crate::error::BoxError;
+use crate::instance::InstanceId;
+use crate::route::Route;
+use crate::topology::{Instance, Topology};
+
+/// How long a response future waits for its instance's service to become
+/// ready before failing with [`PoolError::NotReady`].
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+type Factory<S> = dyn Fn(&Instance) -> S + Send + Sync;
+
+struct Table<S> {
+    epoch: u64,
+    services: HashMap<InstanceId, S>,
+}
+
+struct Shared<S> {
+    topology: Topology,
+    factory: Box<Factory<S>>,
+    table: ArcSwap<Table<S>>,
+    rebuild: Mutex<()>,
+}
+
+/// Sends each request to the service of its route's target instance.
+///
+/// See the [module docs](super) for the readiness policy and an example.
+/// Cloning a `Pool` shares its services (it is an `Arc`), so per-request
+/// clones, as axum makes, cost one reference count.
+pub struct Pool<S> {
+    shared: Arc<Shared<S>>,
+    ready_timeout: Duration,
+    instance_header: bool,
+}
+
+impl<S> Clone for Pool<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            ready_timeout: self.ready_timeout,
+            instance_header: self.instance_header,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Pool<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("instances", &self.shared.table.load().services.len())
+            .field("ready_timeout", &self.ready_timeout)
+            .field("instance_header", &self.instance_header)
+            .finish()
+    }
+}
+
+impl<S: Clone> Pool<S> {
+    /// A pool over `topology` whose per-instance services `factory` builds.
+    pub fn new<F>(topology: Topology, factory: F) -> Self
+    where
+        F: Fn(&Instance) -> S + Send + Sync + 'static,
+    {
+        let members = topology.snapshot();
+        let services = members
+            .iter()
+            .map(|i| (i.id().clone(), factory(i)))
+            .collect();
+        Self {
+            shared: Arc::new(Shared {
+                topology,
+                factory: Box::new(factory),
+                table: ArcSwap::from_pointee(Table {
+                    epoch: members.epoch(),
+                    services,
+                }),
+                rebuild: Mutex::new(()),
+            }),
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+            instance_header: false,
+        }
+    }
+
+    /// How long a request waits for its instance to be ready (default
+    /// [`DEFAULT_READY_TIMEOUT`]).
+    #[must_use]
+    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// Whether responses carry an `x-foresight-instance` header naming the
+    /// instance that served them (default: no; the [`ServedBy`] extension is
+    /// always set).
+    ///
+    /// [`ServedBy`]: crate::ServedBy
+    #[must_use]
+    pub fn with_instance_header(mut self, enabled: bool) -> Self {
+        self.instance_header = enabled;
+        self
+    }
+
+    /// The topology the pool follows.
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// The service of `instance`, if it is a member.
+    pub fn service(&self, instance: &InstanceId) -> Option<S> {
+        self.sync();
+        self.shared.table.load().services.get(instance).cloned()
+    }
+
+    /// Rebuilds the service table when the topology moved on, keeping the
+    /// services of instances that stayed.
+    fn sync(&self) {
+        let epoch = self.shared.topology.epoch();
+        if self.shared.table.load().epoch == epoch {
+            return;
+        }
+        let _rebuilding = self
+            .shared
+            .rebuild
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.shared.table.load_full();
+        let members = self.shared.topology.snapshot();
+        if current.epoch == members.epoch() {
+            return;
+        }
+        let services = members
+            .iter()
+            .map(|i| {
+                let service = current
+                    .services
+                    .get(i.id())
+                    .cloned()
+                    .unwrap_or_else(|| (self.shared.factory)(i));
+                (i.id().clone(), service)
+            })
+            .collect();
+        self.shared.table.store(Arc::new(Table {
+            epoch: members.epoch(),
+            services,
+        }));
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Pool<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Request<B>>;
+
+    /// Always ready: each response future readies its own instance.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let Some(target) = request.extensions().get::<Route>().map(|r| r.target.clone()) else {
+            return ResponseFuture::failed(PoolError::NoRoute);
+        };
+        match self.service(&target) {
+            Some(service) => ResponseFuture::new(
+                service,
+                request,
+                target,
+                self.ready_timeout,
+                self.instance_header,
+            ),
+            None => ResponseFuture::failed(PoolError::UnknownTarget(target)),
+        }
+    }
+}

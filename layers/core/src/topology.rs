@@ -1,0 +1,475 @@
+//! The instance set, shared by every layer of a router.
+//!
+//! A [`Topology`] holds the current [`Members`] snapshot behind an
+//! `arc-swap`: readers on the request path load it without a lock, writers
+//! (membership changes, rare) build a new snapshot under a mutex and swap it
+//! in. Cloning a `Topology` shares it.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
+use tower::discover::{Change, Discover};
+
+use crate::health::HealthSlot;
+use crate::instance::{InstanceId, InstanceSpec};
+use crate::key::ClientKey;
+use crate::rank::{Flat, Ranker, Ranking, Skeleton, SkeletonLayout, node_hash};
+use crate::route::Ranked;
+
+/// Why a membership change was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// Weights must be finite and positive.
+    #[error("instance {id}: weight {weight} is not finite and positive")]
+    InvalidWeight {
+        /// The instance.
+        id: InstanceId,
+        /// The rejected weight.
+        weight: f64,
+    },
+    /// An initial list named the same instance twice.
+    #[error("instance {0} is listed twice")]
+    DuplicateId(InstanceId),
+}
+
+/// One member of a snapshot: its spec and its shared health slot.
+#[derive(Debug)]
+pub struct Instance {
+    spec: InstanceSpec,
+    health: Arc<HealthSlot>,
+}
+
+impl Instance {
+    /// The instance id.
+    pub fn id(&self) -> &InstanceId {
+        &self.spec.id
+    }
+
+    /// What the topology knows about it.
+    pub fn spec(&self) -> &InstanceSpec {
+        &self.spec
+    }
+
+    /// Its health slot, shared across snapshots while the id is a member.
+    pub fn health(&self) -> &Arc<HealthSlot> {
+        &self.health
+    }
+}
+
+/// An immutable membership snapshot with its ranking structure.
+#[derive(Debug)]
+pub struct Members {
+    epoch: u64,
+    instances: Vec<Instance>,
+    index: HashMap<InstanceId, usize>,
+    ranker: Option<Ranker>,
+}
+
+impl Members {
+    /// Increases with every membership change.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Whether there is no instance.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// The instances, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter()
+    }
+
+    /// The instance named `id`.
+    pub fn get(&self, id: &InstanceId) -> Option<&Instance> {
+        self.index.get(id).map(|&i| &self.instances[i])
+    }
+
+    /// The best `k` distinct instances for a key hash, best first (fewer when
+    /// there are fewer instances, none when there are none). `k` is capped at
+    /// [`MAX_CANDIDATES`](crate::rank::MAX_CANDIDATES).
+    #[inline]
+    pub fn rank_hash(&self, key_hash: u64, k: usize) -> Ranked {
+        let mut ranked = Ranked::new();
+        if let Some(ranker) = &self.ranker {
+            for &i in ranker.top_k(key_hash, k).as_slice() {
+                ranked.push(self.instances[i as usize].spec.id.clone());
+            }
+        }
+        ranked
+    }
+
+    /// The exact share of all keys that instance `id` is the first choice
+    /// for, from the layout (not from sampling).
+    pub fn share(&self, id: &InstanceId) -> Option<f64> {
+        let i = *self.index.get(id)?;
+        self.ranker.as_ref().map(|r| r.share(i))
+    }
+}
+
+/// The instance set with weights and per-instance health, shared by every
+/// layer of a router.
+///
+/// Cloning shares the same set: a change made through one clone is seen by
+/// all. Reads are lock-free; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Topology {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    members: ArcSwap<Members>,
+    writer: Mutex<Writer>,
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    epoch: u64,
+    specs: Vec<InstanceSpec>,
+    health: HashMap<InstanceId, Arc<HealthSlot>>,
+    layout: Option<SkeletonLayout>,
+}
+
+fn check_weight(spec: &InstanceSpec) -> Result<(), TopologyError> {
+    if spec.weight.is_finite() && spec.weight > 0.0 {
+        Ok(())
+    } else {
+        Err(TopologyError::InvalidWeight {
+            id: spec.id.clone(),
+            weight: spec.weight,
+        })
+    }
+}
+
+impl Writer {
+    fn snapshot(&self) -> Members {
+        let instances: Vec<Instance> = self
+            .specs
+            .iter()
+            .map(|spec| Instance {
+                spec: spec.clone(),
+                health: self.health[&spec.id].clone(),
+            })
+            .collect();
+        let index = instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (inst.spec.id.clone(), i))
+            .collect();
+        let ranker = (!instances.is_empty()).then(|| {
+            let hashes: Vec<u64> = self.specs.iter().map(|s| node_hash(s.id.as_str())).collect();
+            let weights: Vec<f64> = self.specs.iter().map(|s| s.weight).collect();
+            match &self.layout {
+                None => Ranker::Flat(Flat::new(hashes, weights)),
+                Some(layout) => Ranker::Skeleton(Skeleton::new(
+                    &hashes,
+                    &weights,
+                    |i| layout.group_of(&self.specs[i].id),
+                    layout.groups(),
+                )),
+            }
+        });
+        Members {
+            epoch: self.epoch,
+            instances,
+            index,
+            ranker,
+        }
+    }
+
+    fn upsert(&mut self, spec: InstanceSpec) {
+        match self.specs.iter_mut().find(|s| s.id == spec.id) {
+            Some(existing) => {
+                if let Some(layout) = &mut self.layout {
+                    layout.reweigh(&spec.id, existing.weight, spec.weight);
+                }
+                *existing = spec;
+            }
+            None => {
+                if let Some(layout) = &mut self.layout {
+                    layout.join(&spec.id, spec.weight);
+                }
+                self.health.entry(spec.id.clone()).or_default();
+                self.specs.push(spec);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &InstanceId) -> Option<InstanceSpec> {
+        let at = self.specs.iter().position(|s| &s.id == id)?;
+        let spec = self.specs.remove(at);
+        if let Some(layout) = &mut self.layout {
+            layout.leave(id, spec.weight);
+        }
+        self.health.remove(id);
+        Some(spec)
+    }
+}
+
+/// Builds a [`Topology`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct TopologyBuilder {
+    ranking: Ranking,
+    instances: Vec<InstanceSpec>,
+}
+
+impl TopologyBuilder {
+    /// How instances are ranked (default [`Ranking::Auto`]).
+    pub fn ranking(mut self, ranking: Ranking) -> Self {
+        self.ranking = ranking;
+        self
+    }
+
+    /// The initial instances.
+    pub fn instances(mut self, instances: impl IntoIterator<Item = InstanceSpec>) -> Self {
+        self.instances.extend(instances);
+        self
+    }
+
+    /// Builds the topology. The initial list is applied in a canonical order
+    /// (heaviest first, then by id), so two routers built from the same list
+    /// agree on every key whatever order the list came in.
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        let mut specs = self.instances;
+        for spec in &specs {
+            check_weight(spec)?;
+        }
+        specs.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.id.cmp(&b.id)));
+        if let Some(pair) = specs.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(TopologyError::DuplicateId(pair[0].id.clone()));
+        }
+        let layout = match self.ranking.resolve(specs.len()) {
+            Ranking::Skeleton { groups } => Some(SkeletonLayout::new(groups)),
+            _ => None,
+        };
+        let mut writer = Writer {
+            epoch: 0,
+            specs: Vec::with_capacity(specs.len()),
+            health: HashMap::new(),
+            layout,
+        };
+        for spec in specs {
+            writer.upsert(spec);
+        }
+        let members = writer.snapshot();
+        Ok(Topology {
+            inner: Arc::new(Inner {
+                members: ArcSwap::from_pointee(members),
+                writer: Mutex::new(writer),
+                changes: watch::Sender::new(0),
+            }),
+        })
+    }
+}
+
+impl Topology {
+    /// A builder, to choose the [`Ranking`].
+    pub fn builder() -> TopologyBuilder {
+        TopologyBuilder::default()
+    }
+
+    /// A topology of these instances, ranked by [`Ranking::Auto`].
+    pub fn from_instances(
+        instances: impl IntoIterator<Item = InstanceSpec>,
+    ) -> Result<Self, TopologyError> {
+        Self::builder().instances(instances).build()
+    }
+
+    /// The current snapshot, without a lock or a reference-count increment.
+    /// Keep the guard for the duration of one decision only.
+    #[inline]
+    pub fn load(&self) -> Guard<Arc<Members>> {
+        self.inner.members.load()
+    }
+
+    /// The current snapshot as an owned `Arc`.
+    pub fn snapshot(&self) -> Arc<Members> {
+        self.inner.members.load_full()
+    }
+
+    /// The epoch of the current snapshot.
+    pub fn epoch(&self) -> u64 {
+        self.load().epoch
+    }
+
+    /// The best `k` distinct instances for `key` under `seed`, best first.
+    pub fn rank(&self, key: &ClientKey, seed: u64, k: usize) -> Ranked {
+        self.load().rank_hash(key.hash_with_seed(seed), k)
+    }
+
+    /// The health slot of `id`, while it is a member.
+    pub fn health(&self, id: &InstanceId) -> Option<Arc<HealthSlot>> {
+        self.load().get(id).map(|i| i.health.clone())
+    }
+
+    /// The current instance specs, in insertion order.
+    pub fn instances(&self) -> Vec<InstanceSpec> {
+        self.load().iter().map(|i| i.spec.clone()).collect()
+    }
+
+    /// Adds an instance, or updates the weight and address of a member (its
+    /// health slot is kept).
+    pub fn insert(&self, spec: InstanceSpec) -> Result<(), TopologyError> {
+        check_weight(&spec)?;
+        self.change(|w| {
+            w.upsert(spec);
+            true
+        });
+        Ok(())
+    }
+
+    /// Removes an instance; its keys move to their next candidates.
+    pub fn remove(&self, id: &InstanceId) -> Option<InstanceSpec> {
+        let mut removed = None;
+        self.change(|w| {
+            removed = w.remove(id);
+            removed.is_some()
+        });
+        removed
+    }
+
+    /// A receiver that sees the epoch of every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Applies a `tower::discover` stream of instance changes until it ends,
+    /// the stream's key naming the instance. Returns the stream's error, if
+    /// any; a change with an invalid weight is skipped and logged.
+    pub async fn follow<D>(&self, discover: D) -> Result<(), D::Error>
+    where
+        D: Discover<Key = InstanceId, Service = InstanceSpec>,
+    {
+        let mut discover = pin!(discover);
+        while let Some(change) = poll_fn(|cx| discover.as_mut().poll_discover(cx)).await {
+            match change? {
+                Change::Insert(id, mut spec) => {
+                    spec.id = id;
+                    if let Err(error) = self.insert(spec) {
+                        tracing::warn!(%error, "discovered instance skipped");
+                    }
+                }
+                Change::Remove(id) => {
+                    self.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock leaves a consistent writer (every
+        // mutation completes before the snapshot is swapped in), so a
+        // poisoned lock is safe to reuse.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn change(&self, apply: impl FnOnce(&mut Writer) -> bool) {
+        let mut writer = self.lock();
+        if !apply(&mut writer) {
+            return;
+        }
+        writer.epoch += 1;
+        let members = writer.snapshot();
+        let epoch = members.epoch;
+        self.inner.members.store(Arc::new(members));
+        self.inner.changes.send_replace(epoch);
+        tracing::debug!(epoch, instances = writer.specs.len(), "topology changed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(n: usize) -> Vec<InstanceSpec> {
+        (0..n).map(|i| InstanceSpec::new(format!("i{i}"))).collect()
+    }
+
+    #[test]
+    fn rejects_bad_weights_and_duplicates() {
+        let bad = Topology::from_instances([InstanceSpec::new("a").with_weight(f64::NAN)]);
+        assert!(matches!(bad, Err(TopologyError::InvalidWeight { .. })));
+        let zero = Topology::from_instances([InstanceSpec::new("a").with_weight(0.0)]);
+        assert!(matches!(zero, Err(TopologyError::InvalidWeight { .. })));
+        let dup = Topology::from_instances([InstanceSpec::new("a"), InstanceSpec::new("a")]);
+        assert_eq!(dup.unwrap_err(), TopologyError::DuplicateId("a".into()));
+        let t = Topology::from_instances(specs(2)).unwrap();
+        assert!(t.insert(InstanceSpec::new("x").with_weight(-1.0)).is_err());
+        assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn empty_topology_ranks_nothing() {
+        let t = Topology::from_instances([]).unwrap();
+        assert!(t.rank(&ClientKey::from("k"), 0, 2).is_empty());
+    }
+
+    #[test]
+    fn health_slot_survives_weight_updates_but_not_removal() {
+        let t = Topology::from_instances(specs(3)).unwrap();
+        let id = InstanceId::from("i1");
+        let slot = t.health(&id).unwrap();
+        t.insert(InstanceSpec::new("i1").with_weight(3.0)).unwrap();
+        assert!(Arc::ptr_eq(&slot, &t.health(&id).unwrap()));
+        t.remove(&id);
+        assert!(t.health(&id).is_none());
+        t.insert(InstanceSpec::new("i1")).unwrap();
+        assert!(!Arc::ptr_eq(&slot, &t.health(&id).unwrap()));
+    }
+
+    #[test]
+    fn changes_bump_the_epoch_and_notify() {
+        let t = Topology::from_instances(specs(2)).unwrap();
+        let rx = t.subscribe();
+        assert_eq!(t.epoch(), 0);
+        t.insert(InstanceSpec::new("new")).unwrap();
+        assert_eq!(t.epoch(), 1);
+        assert_eq!(*rx.borrow(), 1);
+        assert!(t.remove(&"missing".into()).is_none());
+        assert_eq!(t.epoch(), 1);
+    }
+
+    #[test]
+    fn list_order_does_not_matter() {
+        for n in [5, 600] {
+            let a = Topology::from_instances(specs(600).into_iter().take(n)).unwrap();
+            let b = Topology::from_instances(specs(600).into_iter().take(n).rev()).unwrap();
+            for k in 0..1000u32 {
+                let key = ClientKey::from(k.to_string());
+                assert_eq!(a.rank(&key, 7, 2), b.rank(&key, 7, 2));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn follows_a_discover_stream() {
+        let t = Topology::from_instances([]).unwrap();
+        let changes = tokio_stream::iter(vec![
+            Ok::<_, std::convert::Infallible>(Change::Insert("a".into(), InstanceSpec::new("ignored"))),
+            Ok(Change::Insert("b".into(), InstanceSpec::new("b").with_weight(2.0))),
+            Ok(Change::Insert("bad".into(), InstanceSpec::new("bad").with_weight(0.0))),
+            Ok(Change::Remove("a".into())),
+        ]);
+        t.follow(changes).await.unwrap();
+        let ids: Vec<_> = t.instances().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![InstanceId::from("b")]);
+    }
+}

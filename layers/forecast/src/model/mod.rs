@@ -1,0 +1,19 @@
+//! The forecasting models: direct multi-horizon regression of the change
+//! `y[t+h] − y[t]` on level-free features, trained with smartcore.
+//!
+//! [`train`] turns a series into a [`Model`] or into the
+//! [`FallbackReason`](crate::FallbackReason) that keeps it on the naive
+//! forecast; [`Model::predict`] forecasts every horizon from the newest
+//! samples; [`Model::backtest`] replays rolling origins for evaluation.
+
+mod config;
+mod features;
+mod train;
+mod trained;
+
+pub use config::{ModelConfig, ModelKind};
+pub use features::Times;
+pub use train::{min_samples, train};
+pub use trained::Model;
+
+pub(crate) use features::clean;

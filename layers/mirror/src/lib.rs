@@ -1,0 +1,2 @@
+//! Session mirror layer.
+#![forbid(unsafe_code)]

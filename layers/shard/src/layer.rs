@@ -1,0 +1,101 @@
+use std::fmt;
+use std::sync::Arc;
+
+use foresight_core::Topology;
+use foresight_core::key::{KeyExtractor, MissingKeyPolicy};
+use tower_layer::Layer;
+
+use crate::service::Shard;
+
+/// Candidates per key unless set otherwise: a primary and a secondary.
+pub const DEFAULT_REPLICAS: usize = 2;
+
+/// Seed of the key hash unless set otherwise. Routers that must agree on
+/// every key use the same seed.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// Computes a [`Route`](foresight_core::Route) for each request.
+///
+/// See the [crate docs](crate) for the default and a customised setup.
+/// Cloning the layer shares the topology and the extractor.
+#[must_use]
+pub struct ShardLayer<K> {
+    pub(crate) topology: Topology,
+    pub(crate) extractor: Arc<K>,
+    pub(crate) replicas: usize,
+    pub(crate) missing_key: MissingKeyPolicy,
+    pub(crate) seed: u64,
+}
+
+impl<K> Clone for ShardLayer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            topology: self.topology.clone(),
+            extractor: self.extractor.clone(),
+            replicas: self.replicas,
+            missing_key: self.missing_key,
+            seed: self.seed,
+        }
+    }
+}
+
+impl<K> fmt::Debug for ShardLayer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardLayer")
+            .field("instances", &self.topology.load().len())
+            .field("replicas", &self.replicas)
+            .field("missing_key", &self.missing_key)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl<K: KeyExtractor> ShardLayer<K> {
+    /// Routes by the key `extractor` reads, over `topology`, with
+    /// [`DEFAULT_REPLICAS`] candidates, [`MissingKeyPolicy::Reject`] and
+    /// [`DEFAULT_SEED`].
+    pub fn new(topology: Topology, extractor: K) -> Self {
+        Self {
+            topology,
+            extractor: Arc::new(extractor),
+            replicas: DEFAULT_REPLICAS,
+            missing_key: MissingKeyPolicy::Reject,
+            seed: DEFAULT_SEED,
+        }
+    }
+
+    /// Number of ranked candidates per key, 1 to
+    /// [`MAX_CANDIDATES`](foresight_core::rank::MAX_CANDIDATES) (clamped).
+    pub fn with_replicas(mut self, k: usize) -> Self {
+        self.replicas = k.clamp(1, foresight_core::rank::MAX_CANDIDATES);
+        self
+    }
+
+    /// What to do with requests without a usable key.
+    pub fn with_missing_key(mut self, policy: MissingKeyPolicy) -> Self {
+        self.missing_key = policy;
+        self
+    }
+
+    /// Seed of the key hash.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The topology routed over.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+impl<S, K> Layer<S> for ShardLayer<K> {
+    type Service = Shard<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Shard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+use std::fmt;
+use std::task::{Context, Poll};
+
+use foresight_core::key::{KeyExtractor, RequestHead};
+use foresight_core::{BoxError, Route};
+use http::Request;
+use tower_service::Service;
+
+use crate::error::ShardError;
+use crate::future::ResponseFuture;
+use crate::layer::ShardLayer;
+
+/// Service of [`ShardLayer`]: stores a [`Route`] in each request and passes
+/// it on.
+pub struct Shard<S, K> {
+    pub(crate) inner: S,
+    pub(crate) layer: ShardLayer<K>,
+}
+
+impl<S: Clone, K> Clone for Shard<S, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K> fmt::Debug for Shard<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, K> Shard<S, K> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the router, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K> Shard<S, K>
+where
+    K: KeyExtractor,
+{
+    /// The route of a request: key, ranked candidates, primary target.
+    pub fn route<B>(&self, request: &Request<B>) -> Result<Route, ShardError> {
+        let layer = &self.layer;
+        let key = layer
+            .missing_key
+            .resolve(layer.extractor.extract(&RequestHead::of(request)))
+            .map_err(ShardError::Key)?;
+        let ranked = layer
+            .topology
+            .load()
+            .rank_hash(key.hash_with_seed(layer.seed), layer.replicas);
+        Route::primary(key, ranked).ok_or(ShardError::NoInstances)
+    }
+}
+
+impl<S, K, B> Service<Request<B>> for Shard<S, K>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+    K: KeyExtractor,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        match self.route(&request) {
+            Ok(route) => {
+                tracing::trace!(target_instance = %route.target, "routed");
+                request.extensions_mut().insert(route);
+                ResponseFuture::inner(self.inner.call(request))
+            }
+            Err(error) => {
+                tracing::debug!(%error, "request not routed");
+                ResponseFuture::failed(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

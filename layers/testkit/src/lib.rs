@@ -1,0 +1,2 @@
+//! Test support.
+#![forbid(unsafe_code)]
