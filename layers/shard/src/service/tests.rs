@@ -1,1 +1,115 @@
+use foresight_core::key::{HeaderKey, MissingKeyPolicy};
+use foresight_core::{InstanceSpec, KeyError, Role, Route, Topology};
+use http::{Request, Response};
+use tower::{Layer, ServiceExt};
+use tower_test::mock;
 
+use crate::{ShardError, ShardLayer};
+
+fn topology() -> Topology {
+    Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap()
+}
+
+fn keyed(key: &str) -> Request<()> {
+    Request::builder().header("x-key", key).body(()).unwrap()
+}
+
+#[tokio::test]
+async fn stores_the_route_and_passes_the_request_on() {
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key")).with_replicas(3);
+    let (service, mut handle) = mock::spawn_layer::<Request<()>, Response<()>, _>(layer.clone());
+    let mut service = service;
+    handle.allow(1);
+    tokio_test::assert_ready_ok!(service.poll_ready());
+    let response = service.call(keyed("user-1"));
+    let (request, respond) = handle.next_request().await.unwrap();
+    let route = request.extensions().get::<Route>().unwrap().clone();
+    assert_eq!(route.role, Role::Primary);
+    assert_eq!(route.ranked.len(), 3);
+    assert_eq!(route.target, route.ranked[0]);
+    assert_eq!(route.ranked, layer.topology().rank(&"user-1".into(), 0, 3));
+    respond.send_response(Response::new(()));
+    response.await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_is_the_inner_services() {
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key"));
+    let (mut service, mut handle) = mock::spawn_layer::<Request<()>, Response<()>, _>(layer);
+    handle.allow(0);
+    tokio_test::assert_pending!(service.poll_ready());
+    handle.allow(1);
+    tokio_test::assert_ready_ok!(service.poll_ready());
+    let _response = service.call(keyed("k"));
+    let (request, respond) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()["x-key"], "k");
+    respond.send_response(Response::new(()));
+}
+
+#[tokio::test]
+async fn missing_and_malformed_keys_are_rejected_before_the_inner_service() {
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key"));
+    let (mut service, mut handle) = mock::spawn_layer::<Request<()>, Response<()>, _>(layer);
+    handle.allow(2);
+    tokio_test::assert_ready_ok!(service.poll_ready());
+    let error = service.call(Request::new(())).await.unwrap_err();
+    assert!(matches!(
+        error.downcast_ref::<ShardError>(),
+        Some(ShardError::Key(KeyError::Missing { .. }))
+    ));
+    tokio_test::assert_ready_ok!(service.poll_ready());
+    let error = service.call(keyed("")).await.unwrap_err();
+    assert!(matches!(
+        error.downcast_ref::<ShardError>(),
+        Some(ShardError::Key(KeyError::Empty { .. }))
+    ));
+    // Nothing reached the inner service.
+    handle.allow(1);
+    tokio_test::assert_pending!(handle.poll_request());
+}
+
+#[tokio::test]
+async fn spread_randomly_routes_keyless_requests() {
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key"))
+        .with_missing_key(MissingKeyPolicy::SpreadRandomly);
+    let service = layer.layer(tower::service_fn(|req: Request<()>| async move {
+        Ok::<_, std::convert::Infallible>(Response::new(
+            req.extensions().get::<Route>().unwrap().target.clone(),
+        ))
+    }));
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let response = service.clone().oneshot(Request::new(())).await.unwrap();
+        seen.insert(response.into_body());
+    }
+    assert_eq!(seen.len(), 3, "random keys reach every instance");
+}
+
+#[tokio::test]
+async fn an_empty_topology_is_unavailable() {
+    let empty = Topology::from_instances([]).unwrap();
+    let layer = ShardLayer::new(empty, HeaderKey::new("x-key"));
+    let service = layer.layer(tower::service_fn(|_: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(()))
+    }));
+    let error = service.oneshot(keyed("k")).await.unwrap_err();
+    assert!(matches!(error.downcast_ref::<ShardError>(), Some(ShardError::NoInstances)));
+}
+
+#[test]
+fn seeds_change_the_mapping_and_routers_with_one_seed_agree() {
+    let t = topology();
+    let a = ShardLayer::new(t.clone(), HeaderKey::new("x-key")).with_seed(1);
+    let b = ShardLayer::new(topology(), HeaderKey::new("x-key")).with_seed(1);
+    let c = ShardLayer::new(t, HeaderKey::new("x-key")).with_seed(2);
+    let route = |l: &ShardLayer<HeaderKey>, key: &str| {
+        l.clone().layer(()).route(&keyed(key)).unwrap().ranked
+    };
+    let mut differs = 0;
+    for i in 0..100 {
+        let key = format!("user-{i}");
+        assert_eq!(route(&a, &key), route(&b, &key));
+        differs += usize::from(route(&a, &key) != route(&c, &key));
+    }
+    assert!(differs > 20);
+}
