@@ -44,10 +44,12 @@ async fn start_instance(name: &'static str) -> Instance {
     let app = Router::new()
         .route(
             "/hello",
-            get(|State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
-                served.fetch_add(1, Ordering::Relaxed);
-                format!("hello from {name}")
-            }),
+            get(
+                |State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    format!("hello from {name}")
+                },
+            ),
         )
         .with_state((name, served.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -99,12 +101,21 @@ async fn run_clients(gateway: SocketAddr) -> BTreeMap<usize, String> {
                     .body(Empty::new())
                     .expect("request");
                 let response = client.request(request).await.expect("gateway reachable");
-                assert!(response.status().is_success(), "status {}", response.status());
+                assert!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
                 let instance = response.headers()["x-foresight-instance"]
                     .to_str()
                     .expect("ascii")
                     .to_owned();
-                let body = response.into_body().collect().await.expect("body").to_bytes();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
                 assert!(body.ends_with(instance.as_bytes()));
                 if let Some(previous) = seen.replace(instance.clone()) {
                     assert_eq!(previous, instance, "a session moved between requests");
@@ -123,7 +134,10 @@ async fn run_clients(gateway: SocketAddr) -> BTreeMap<usize, String> {
 
 fn print_table(title: &str, owners: &BTreeMap<usize, String>, topology: &Topology) {
     println!("\n{title}");
-    println!("{:<8} {:>7} {:>8} {:>11}  sample clients", "instance", "weight", "clients", "share/exact");
+    println!(
+        "{:<8} {:>7} {:>8} {:>11}  sample clients",
+        "instance", "weight", "clients", "share/exact"
+    );
     let members = topology.load();
     for instance in members.iter() {
         let name = instance.id().as_str();
@@ -132,7 +146,11 @@ fn print_table(title: &str, owners: &BTreeMap<usize, String>, topology: &Topolog
             .filter(|(_, o)| o.as_str() == name)
             .map(|(c, _)| *c)
             .collect();
-        let sample: Vec<String> = clients.iter().take(6).map(|c| format!("client-{c:04}")).collect();
+        let sample: Vec<String> = clients
+            .iter()
+            .take(6)
+            .map(|c| format!("client-{c:04}"))
+            .collect();
         println!(
             "{:<8} {:>7.1} {:>8} {:>5.1}%/{:>4.1}%  {}",
             name,
@@ -165,7 +183,10 @@ async fn main() {
     let before = run_clients(gateway).await;
     print_table("Who serves whom (weights 1 : 1 : 2)", &before, &topology);
     for (name, instance) in &instances {
-        println!("  {name} served {} requests", instance.served.load(Ordering::Relaxed));
+        println!(
+            "  {name} served {} requests",
+            instance.served.load(Ordering::Relaxed)
+        );
     }
 
     let secondary: BTreeMap<usize, String> = before
@@ -199,5 +220,9 @@ async fn main() {
         others_moved,
     );
     assert_eq!(others_moved, 0, "only beta's keys may move");
-    assert_eq!(to_secondary, moved.len(), "every moved key lands on its secondary");
+    assert_eq!(
+        to_secondary,
+        moved.len(),
+        "every moved key lands on its secondary"
+    );
 }

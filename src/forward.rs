@@ -6,8 +6,8 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 
-use foresight_core::{BoxError, HttpError};
 use foresight_core::topology::Instance;
+use foresight_core::{BoxError, HttpError};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Incoming};
@@ -122,7 +122,9 @@ where
         use futures_util::future::{Either, TryFutureExt, ready};
         let authority = match &self.authority {
             Ok(authority) => authority,
-            Err(id) => return Either::Right(ready(Err(ForwardError::NoAddress(id.clone()).into()))),
+            Err(id) => {
+                return Either::Right(ready(Err(ForwardError::NoAddress(id.clone()).into())));
+            }
         };
         match upstream_uri(request.uri(), authority) {
             Ok(uri) => *request.uri_mut() = uri,

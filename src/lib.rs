@@ -36,9 +36,7 @@ pub mod prelude {
         ClientKey, CookieKey, FingerprintKey, HeaderKey, JwtSubjectKey, KeyExtractor,
         KeyExtractorExt, MissingKeyPolicy,
     };
-    pub use foresight_core::{
-        InstanceId, InstanceSpec, Pool, Role, Route, ServedBy, Topology,
-    };
+    pub use foresight_core::{InstanceId, InstanceSpec, Pool, Role, Route, ServedBy, Topology};
     #[cfg(feature = "shard")]
     pub use foresight_shard::{ShardError, ShardLayer};
 }

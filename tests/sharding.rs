@@ -14,11 +14,13 @@ use support::NamedServer;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 async fn serve(
-    stack: &mut (impl Service<
+    stack: &mut (
+             impl Service<
         Request<Full<Bytes>>,
         Response = http::Response<foresight::core::edge::EdgeBody<hyper::body::Incoming>>,
         Error = std::convert::Infallible,
-    > + Clone),
+    > + Clone
+         ),
     key: &str,
 ) -> (http::StatusCode, String, Option<ServedBy>) {
     let request = Request::builder()
@@ -51,7 +53,10 @@ async fn sessions_stick_and_move_only_when_their_instance_leaves() {
     });
     let mut stack = ServiceBuilder::new()
         .layer(foresight::edge())
-        .layer(ShardLayer::new(topology.clone(), HeaderKey::new("x-session")))
+        .layer(ShardLayer::new(
+            topology.clone(),
+            HeaderKey::new("x-session"),
+        ))
         .service(pool);
 
     let keys: Vec<String> = (0..200).map(|i| format!("session-{i}")).collect();
@@ -62,9 +67,8 @@ async fn sessions_stick_and_move_only_when_their_instance_leaves() {
         assert_eq!(served.unwrap().0.as_str(), body);
         owner.insert(key.clone(), body);
     }
-    let per_instance = |owner: &HashMap<String, String>, name: &str| {
-        owner.values().filter(|o| *o == name).count()
-    };
+    let per_instance =
+        |owner: &HashMap<String, String>, name: &str| owner.values().filter(|o| *o == name).count();
     for name in ["alpha", "beta", "gamma"] {
         assert!(per_instance(&owner, name) > 30, "{name} owns too few keys");
     }
@@ -79,7 +83,12 @@ async fn sessions_stick_and_move_only_when_their_instance_leaves() {
     // beta leaves: only its keys move, each to its secondary.
     let secondaries: HashMap<_, _> = keys
         .iter()
-        .map(|k| (k.clone(), topology.rank(&ClientKey::from(k.as_str()), 0, 2)[1].to_string()))
+        .map(|k| {
+            (
+                k.clone(),
+                topology.rank(&ClientKey::from(k.as_str()), 0, 2)[1].to_string(),
+            )
+        })
         .collect();
     servers.get_mut("beta").unwrap().stop();
     topology.remove(&"beta".into());

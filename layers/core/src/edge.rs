@@ -263,6 +263,9 @@ mod tests {
     fn registered_types_are_recognised() {
         let layer = ErrorResponseLayer::new().classify::<TopologyError>();
         let error: BoxError = Box::new(TopologyError::DuplicateId("a".into()));
-        assert_eq!(layer.response_for(&error).message, "instance a is listed twice");
+        assert_eq!(
+            layer.response_for(&error).message,
+            "instance a is listed twice"
+        );
     }
 }

@@ -52,4 +52,4 @@ pub use instance::{InstanceId, InstanceSpec};
 pub use key::{ClientKey, KeyError, KeyExtractor};
 pub use pool::{Pool, PoolError};
 pub use route::{INSTANCE_HEADER, ROLE_HEADER, Ranked, Role, Route, ServedBy};
-pub use topology::{Topology, TopologyError};
+pub use topology::{MembersCache, Topology, TopologyError};

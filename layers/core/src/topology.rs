@@ -6,18 +6,21 @@
 //! in. Cloning a `Topology` shares it.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::poll_fn;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::{ArcSwap, Cache, Guard};
+use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use tower::discover::{Change, Discover};
 
 use crate::health::HealthSlot;
 use crate::instance::{InstanceId, InstanceSpec};
 use crate::key::ClientKey;
-use crate::rank::{Flat, Ranker, Ranking, Skeleton, SkeletonLayout, node_hash};
+use crate::rank::{Candidates, Flat, Ranker, Ranking, Skeleton, SkeletonLayout, node_hash};
 use crate::route::Ranked;
 
 /// Why a membership change was refused.
@@ -66,7 +69,7 @@ impl Instance {
 pub struct Members {
     epoch: u64,
     instances: Vec<Instance>,
-    index: HashMap<InstanceId, usize>,
+    index: FxHashMap<InstanceId, usize>,
     ranker: Option<Ranker>,
 }
 
@@ -97,17 +100,22 @@ impl Members {
     }
 
     /// The best `k` distinct instances for a key hash, best first (fewer when
-    /// there are fewer instances, none when there are none). `k` is capped at
+    /// there are fewer instances, none when there are none), borrowed from
+    /// this snapshot. `k` is capped at
     /// [`MAX_CANDIDATES`](crate::rank::MAX_CANDIDATES).
     #[inline]
+    pub fn top(&self, key_hash: u64, k: usize) -> impl Iterator<Item = &Instance> + '_ {
+        let candidates = match &self.ranker {
+            Some(ranker) => ranker.top_k(key_hash, k),
+            None => Candidates::empty(),
+        };
+        (0..candidates.len()).map(move |i| &self.instances[candidates.as_slice()[i] as usize])
+    }
+
+    /// The ids of [`top`](Self::top), owned, for a [`Route`](crate::Route).
+    #[inline]
     pub fn rank_hash(&self, key_hash: u64, k: usize) -> Ranked {
-        let mut ranked = Ranked::new();
-        if let Some(ranker) = &self.ranker {
-            for &i in ranker.top_k(key_hash, k).as_slice() {
-                ranked.push(self.instances[i as usize].spec.id.clone());
-            }
-        }
-        ranked
+        self.top(key_hash, k).map(|i| i.spec.id.clone()).collect()
     }
 
     /// The exact share of all keys that instance `id` is the first choice
@@ -130,9 +138,33 @@ pub struct Topology {
 
 #[derive(Debug)]
 struct Inner {
-    members: ArcSwap<Members>,
+    members: Arc<ArcSwap<Members>>,
+    /// The epoch of `members`, readable with one relaxed load.
+    epoch: AtomicU64,
     writer: Mutex<Writer>,
     changes: watch::Sender<u64>,
+}
+
+/// A per-holder cache of the current snapshot: one atomic load per access
+/// while the membership is unchanged (see `arc_swap::Cache`). Routers keep
+/// one per service clone.
+#[derive(Clone)]
+pub struct MembersCache {
+    cache: Cache<Arc<ArcSwap<Members>>, Arc<Members>>,
+}
+
+impl MembersCache {
+    /// The current snapshot.
+    #[inline]
+    pub fn load(&mut self) -> &Arc<Members> {
+        self.cache.load()
+    }
+}
+
+impl fmt::Debug for MembersCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MembersCache").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -170,7 +202,11 @@ impl Writer {
             .map(|(i, inst)| (inst.spec.id.clone(), i))
             .collect();
         let ranker = (!instances.is_empty()).then(|| {
-            let hashes: Vec<u64> = self.specs.iter().map(|s| node_hash(s.id.as_str())).collect();
+            let hashes: Vec<u64> = self
+                .specs
+                .iter()
+                .map(|s| node_hash(s.id.as_str()))
+                .collect();
             let weights: Vec<f64> = self.specs.iter().map(|s| s.weight).collect();
             match &self.layout {
                 None => Ranker::Flat(Flat::new(hashes, weights)),
@@ -268,7 +304,8 @@ impl TopologyBuilder {
         let members = writer.snapshot();
         Ok(Topology {
             inner: Arc::new(Inner {
-                members: ArcSwap::from_pointee(members),
+                members: Arc::new(ArcSwap::from_pointee(members)),
+                epoch: AtomicU64::new(0),
                 writer: Mutex::new(writer),
                 changes: watch::Sender::new(0),
             }),
@@ -302,8 +339,16 @@ impl Topology {
     }
 
     /// The epoch of the current snapshot.
+    #[inline]
     pub fn epoch(&self) -> u64 {
-        self.load().epoch
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// A snapshot cache for one holder; see [`MembersCache`].
+    pub fn cache(&self) -> MembersCache {
+        MembersCache {
+            cache: Cache::new(self.inner.members.clone()),
+        }
     }
 
     /// The best `k` distinct instances for `key` under `seed`, best first.
@@ -390,6 +435,7 @@ impl Topology {
         let members = writer.snapshot();
         let epoch = members.epoch;
         self.inner.members.store(Arc::new(members));
+        self.inner.epoch.store(epoch, Ordering::Release);
         self.inner.changes.send_replace(epoch);
         tracing::debug!(epoch, instances = writer.specs.len(), "topology changed");
     }
@@ -463,9 +509,18 @@ mod tests {
     async fn follows_a_discover_stream() {
         let t = Topology::from_instances([]).unwrap();
         let changes = tokio_stream::iter(vec![
-            Ok::<_, std::convert::Infallible>(Change::Insert("a".into(), InstanceSpec::new("ignored"))),
-            Ok(Change::Insert("b".into(), InstanceSpec::new("b").with_weight(2.0))),
-            Ok(Change::Insert("bad".into(), InstanceSpec::new("bad").with_weight(0.0))),
+            Ok::<_, std::convert::Infallible>(Change::Insert(
+                "a".into(),
+                InstanceSpec::new("ignored"),
+            )),
+            Ok(Change::Insert(
+                "b".into(),
+                InstanceSpec::new("b").with_weight(2.0),
+            )),
+            Ok(Change::Insert(
+                "bad".into(),
+                InstanceSpec::new("bad").with_weight(0.0),
+            )),
             Ok(Change::Remove("a".into())),
         ]);
         t.follow(changes).await.unwrap();

@@ -95,6 +95,7 @@ impl<S, K> Layer<S> for ShardLayer<K> {
     fn layer(&self, inner: S) -> Self::Service {
         Shard {
             inner,
+            members: self.topology.cache(),
             layer: self.clone(),
         }
     }

@@ -2,7 +2,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use foresight_core::key::{KeyExtractor, RequestHead};
-use foresight_core::{BoxError, Route};
+use foresight_core::{BoxError, MembersCache, Route};
 use http::Request;
 use tower_service::Service;
 
@@ -15,6 +15,7 @@ use crate::layer::ShardLayer;
 pub struct Shard<S, K> {
     pub(crate) inner: S,
     pub(crate) layer: ShardLayer<K>,
+    pub(crate) members: MembersCache,
 }
 
 impl<S: Clone, K> Clone for Shard<S, K> {
@@ -22,6 +23,7 @@ impl<S: Clone, K> Clone for Shard<S, K> {
         Self {
             inner: self.inner.clone(),
             layer: self.layer.clone(),
+            members: self.members.clone(),
         }
     }
 }
@@ -57,14 +59,14 @@ where
     K: KeyExtractor,
 {
     /// The route of a request: key, ranked candidates, primary target.
-    pub fn route<B>(&self, request: &Request<B>) -> Result<Route, ShardError> {
+    pub fn route<B>(&mut self, request: &Request<B>) -> Result<Route, ShardError> {
         let layer = &self.layer;
         let key = layer
             .missing_key
             .resolve(layer.extractor.extract(&RequestHead::of(request)))
             .map_err(ShardError::Key)?;
-        let ranked = layer
-            .topology
+        let ranked = self
+            .members
             .load()
             .rank_hash(key.hash_with_seed(layer.seed), layer.replicas);
         Route::primary(key, ranked).ok_or(ShardError::NoInstances)

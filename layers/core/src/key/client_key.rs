@@ -25,7 +25,9 @@ impl ClientKey {
     /// A random 128-bit key, for requests routed by
     /// [`MissingKeyPolicy::SpreadRandomly`](super::MissingKeyPolicy).
     pub fn random() -> Self {
-        Self(Bytes::copy_from_slice(&rand::random::<u128>().to_le_bytes()))
+        Self(Bytes::copy_from_slice(
+            &rand::random::<u128>().to_le_bytes(),
+        ))
     }
 
     /// The key's bytes.

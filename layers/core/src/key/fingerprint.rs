@@ -34,10 +34,7 @@ impl FingerprintKey {
     /// Fingerprints `user-agent`, `accept-language` and the peer IP.
     pub fn new() -> Self {
         Self {
-            headers: vec![
-                http::header::USER_AGENT,
-                http::header::ACCEPT_LANGUAGE,
-            ],
+            headers: vec![http::header::USER_AGENT, http::header::ACCEPT_LANGUAGE],
             peer: true,
         }
     }
@@ -93,6 +90,8 @@ impl KeyExtractor for FingerprintKey {
                 what: "every fingerprinted header".to_owned(),
             });
         }
-        Ok(ClientKey::copy_from_slice(&hasher.digest128().to_le_bytes()))
+        Ok(ClientKey::copy_from_slice(
+            &hasher.digest128().to_le_bytes(),
+        ))
     }
 }

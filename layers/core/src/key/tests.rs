@@ -4,6 +4,9 @@ use http::{HeaderValue, Request};
 
 use super::*;
 
+/// Checks that an error is of the expected kind.
+type Expect = fn(&KeyError) -> bool;
+
 fn request(headers: &[(&str, HeaderValue)]) -> Request<()> {
     let mut builder = Request::builder();
     for (name, value) in headers {
@@ -38,7 +41,10 @@ fn header_key_missing_empty_non_utf8_and_oversized() {
         Err(KeyError::Missing { .. })
     ));
     let empty = request(&[("x-account", HeaderValue::from_static(""))]);
-    assert!(matches!(extract(&extractor, &empty), Err(KeyError::Empty { .. })));
+    assert!(matches!(
+        extract(&extractor, &empty),
+        Err(KeyError::Empty { .. })
+    ));
     let latin1 = request(&[("x-account", HeaderValue::from_bytes(b"caf\xe9").unwrap())]);
     assert!(matches!(
         extract(&extractor, &latin1),
@@ -48,7 +54,11 @@ fn header_key_missing_empty_non_utf8_and_oversized() {
     let huge = request(&[("x-account", HeaderValue::from_str(&huge).unwrap())]);
     assert!(matches!(
         extract(&extractor, &huge),
-        Err(KeyError::TooLong { len: 65536, max: 1024, .. })
+        Err(KeyError::TooLong {
+            len: 65536,
+            max: 1024,
+            ..
+        })
     ));
 }
 
@@ -65,11 +75,19 @@ fn cookie_key_finds_its_pair_among_others() {
 #[test]
 fn cookie_key_broken_syntax_is_typed() {
     let extractor = CookieKey::new("sid");
-    let cases: &[(&[u8], fn(&KeyError) -> bool)] = &[
-        (b"sid=\"abc", |e| matches!(e, KeyError::MalformedCookie { .. })),
-        (b"sid=a b", |e| matches!(e, KeyError::MalformedCookie { .. })),
-        (b"sid=a,b", |e| matches!(e, KeyError::MalformedCookie { .. })),
-        (b"sid=caf\xe9", |e| matches!(e, KeyError::MalformedCookie { .. })),
+    let cases: &[(&[u8], Expect)] = &[
+        (b"sid=\"abc", |e| {
+            matches!(e, KeyError::MalformedCookie { .. })
+        }),
+        (b"sid=a b", |e| {
+            matches!(e, KeyError::MalformedCookie { .. })
+        }),
+        (b"sid=a,b", |e| {
+            matches!(e, KeyError::MalformedCookie { .. })
+        }),
+        (b"sid=caf\xe9", |e| {
+            matches!(e, KeyError::MalformedCookie { .. })
+        }),
         (b"sid=", |e| matches!(e, KeyError::Empty { .. })),
         (b"sid=\"\"", |e| matches!(e, KeyError::Empty { .. })),
         (b";;;===;", |e| matches!(e, KeyError::Missing { .. })),
@@ -79,11 +97,18 @@ fn cookie_key_broken_syntax_is_typed() {
     for (raw, check) in cases {
         let req = request(&[("cookie", HeaderValue::from_bytes(raw).unwrap())]);
         let error = extract(&extractor, &req).unwrap_err();
-        assert!(check(&error), "{:?} gave {error:?}", String::from_utf8_lossy(raw));
+        assert!(
+            check(&error),
+            "{:?} gave {error:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
     let huge = format!("sid={}", "v".repeat(64 * 1024));
     let req = request(&[("cookie", HeaderValue::from_str(&huge).unwrap())]);
-    assert!(matches!(extract(&extractor, &req), Err(KeyError::TooLong { .. })));
+    assert!(matches!(
+        extract(&extractor, &req),
+        Err(KeyError::TooLong { .. })
+    ));
 }
 
 #[test]
@@ -99,7 +124,7 @@ fn jwt_subject_is_read_without_verification() {
 #[test]
 fn jwt_malformed_tokens_are_typed() {
     let extractor = JwtSubjectKey::new();
-    let cases: Vec<(String, fn(&KeyError) -> bool)> = vec![
+    let cases: Vec<(String, Expect)> = vec![
         ("Basic dXNlcjpwYXNz".into(), |e| {
             matches!(e, KeyError::Jwt(JwtKeyError::NotBearer))
         }),
@@ -113,7 +138,9 @@ fn jwt_malformed_tokens_are_typed() {
         ("Bearer h.***.s".into(), |e| {
             matches!(e, KeyError::Jwt(JwtKeyError::Base64(_)))
         }),
-        (jwt("not json"), |e| matches!(e, KeyError::Jwt(JwtKeyError::Json(_)))),
+        (jwt("not json"), |e| {
+            matches!(e, KeyError::Jwt(JwtKeyError::Json(_)))
+        }),
         (jwt(r#"{"sub":42}"#), |e| {
             matches!(e, KeyError::Jwt(JwtKeyError::Json(_)))
         }),
@@ -143,7 +170,10 @@ fn jwt_malformed_tokens_are_typed() {
 fn fingerprint_needs_the_peer_and_ignores_the_port() {
     let extractor = FingerprintKey::new();
     let mut req = request(&[("user-agent", HeaderValue::from_static("curl/8"))]);
-    assert!(matches!(extract(&extractor, &req), Err(KeyError::NoPeerAddr)));
+    assert!(matches!(
+        extract(&extractor, &req),
+        Err(KeyError::NoPeerAddr)
+    ));
     req.extensions_mut()
         .insert(PeerAddr("10.1.2.3:1000".parse().unwrap()));
     let first = extract(&extractor, &req).unwrap();
@@ -162,7 +192,10 @@ fn fingerprint_without_any_input_is_missing() {
         extract(&extractor, &request(&[])),
         Err(KeyError::Missing { .. })
     ));
-    let odd = request(&[("user-agent", HeaderValue::from_bytes(b"\xff\x00ok").unwrap_or(HeaderValue::from_static("x")))]);
+    let odd = request(&[(
+        "user-agent",
+        HeaderValue::from_bytes(b"\xff\x00ok").unwrap_or(HeaderValue::from_static("x")),
+    )]);
     assert!(extract(&extractor, &odd).is_ok());
 }
 
@@ -175,7 +208,10 @@ fn or_falls_back_only_on_missing() {
         ("x-account", HeaderValue::from_static("")),
         ("cookie", HeaderValue::from_static("sid=s1")),
     ]);
-    assert!(matches!(extract(&extractor, &malformed), Err(KeyError::Empty { .. })));
+    assert!(matches!(
+        extract(&extractor, &malformed),
+        Err(KeyError::Empty { .. })
+    ));
 }
 
 #[test]

@@ -107,8 +107,8 @@ where
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
                     Poll::Pending => {
                         let timeout = *this.ready_timeout;
-                        let sleep = deadline
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                        let sleep =
+                            deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                         ready!(sleep.as_mut().poll(cx));
                         let instance = this.target.take().expect("polled after completion");
                         return Poll::Ready(Err(PoolError::NotReady {
@@ -121,10 +121,12 @@ where
                 StateProj::Calling { future } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let target = this.target.take().expect("polled after completion");
-                    if *this.instance_header {
-                        if let Ok(value) = HeaderValue::from_str(target.as_str()) {
-                            response.headers_mut().insert(INSTANCE_HEADER.clone(), value);
-                        }
+                    if *this.instance_header
+                        && let Ok(value) = HeaderValue::from_str(target.as_str())
+                    {
+                        response
+                            .headers_mut()
+                            .insert(INSTANCE_HEADER.clone(), value);
                     }
                     response.extensions_mut().insert(ServedBy(target));
                     return Poll::Ready(Ok(response));

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -6,6 +5,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
+use rustc_hash::FxHashMap;
 use tower_service::Service;
 
 use super::error::PoolError;
@@ -23,7 +23,7 @@ type Factory<S> = dyn Fn(&Instance) -> S + Send + Sync;
 
 struct Table<S> {
     epoch: u64,
-    services: HashMap<InstanceId, S>,
+    services: FxHashMap<InstanceId, S>,
 }
 
 struct Shared<S> {
@@ -115,18 +115,21 @@ impl<S: Clone> Pool<S> {
     }
 
     /// The service of `instance`, if it is a member.
+    #[inline]
     pub fn service(&self, instance: &InstanceId) -> Option<S> {
+        let table = self.shared.table.load();
+        if table.epoch == self.shared.topology.epoch() {
+            return table.services.get(instance).cloned();
+        }
+        drop(table);
         self.sync();
         self.shared.table.load().services.get(instance).cloned()
     }
 
     /// Rebuilds the service table when the topology moved on, keeping the
     /// services of instances that stayed.
+    #[cold]
     fn sync(&self) {
-        let epoch = self.shared.topology.epoch();
-        if self.shared.table.load().epoch == epoch {
-            return;
-        }
         let _rebuilding = self
             .shared
             .rebuild
@@ -170,7 +173,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(target) = request.extensions().get::<Route>().map(|r| r.target.clone()) else {
+        let Some(target) = request
+            .extensions()
+            .get::<Route>()
+            .map(|r| r.target.clone())
+        else {
             return ResponseFuture::failed(PoolError::NoRoute);
         };
         match self.service(&target) {

@@ -49,7 +49,10 @@ async fn dispatches_to_the_target_and_records_it() {
     respond.send_response(Response::new("from b"));
     let response = call.await.unwrap().unwrap();
     assert_eq!(*response.body(), "from b");
-    assert_eq!(response.extensions().get::<ServedBy>(), Some(&ServedBy("b".into())));
+    assert_eq!(
+        response.extensions().get::<ServedBy>(),
+        Some(&ServedBy("b".into()))
+    );
     assert_eq!(response.headers()["x-foresight-instance"], "b");
 }
 
@@ -57,7 +60,10 @@ async fn dispatches_to_the_target_and_records_it() {
 async fn requests_without_a_route_or_with_an_unknown_target_fail_typed() {
     let (_, pool, _handles) = mocks(&["a"]);
     let error = pool.clone().oneshot(Request::new("x")).await.unwrap_err();
-    assert!(matches!(error.downcast_ref::<PoolError>(), Some(PoolError::NoRoute)));
+    assert!(matches!(
+        error.downcast_ref::<PoolError>(),
+        Some(PoolError::NoRoute)
+    ));
     let error = pool.oneshot(routed("zz")).await.unwrap_err();
     assert!(matches!(
         error.downcast_ref::<PoolError>(),
@@ -73,10 +79,17 @@ async fn a_busy_instance_does_not_block_the_others_and_times_out() {
     handles.get_mut("fast").unwrap().allow(1);
 
     // The pool itself is always ready: routing cannot know the target yet.
-    std::future::poll_fn(|cx| pool.poll_ready(cx)).await.unwrap();
+    std::future::poll_fn(|cx| pool.poll_ready(cx))
+        .await
+        .unwrap();
     let stuck = tokio::spawn(pool.clone().oneshot(routed("slow")));
     let quick = tokio::spawn(pool.clone().oneshot(routed("fast")));
-    let (_, respond) = handles.get_mut("fast").unwrap().next_request().await.unwrap();
+    let (_, respond) = handles
+        .get_mut("fast")
+        .unwrap()
+        .next_request()
+        .await
+        .unwrap();
     respond.send_response(Response::new("ok"));
     assert_eq!(*quick.await.unwrap().unwrap().body(), "ok");
 
@@ -141,5 +154,8 @@ async fn follows_membership_changes() {
     assert_eq!(built.load(Ordering::SeqCst), 2);
     topology.remove(&"a".into());
     let error = pool.oneshot(routed("a")).await.unwrap_err();
-    assert!(matches!(error.downcast_ref::<PoolError>(), Some(PoolError::UnknownTarget(_))));
+    assert!(matches!(
+        error.downcast_ref::<PoolError>(),
+        Some(PoolError::UnknownTarget(_))
+    ));
 }

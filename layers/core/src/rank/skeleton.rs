@@ -26,13 +26,16 @@ impl SkeletonLayout {
         if self.group_of.contains_key(id) {
             return;
         }
-        let (group, _) = self
-            .group_weight
-            .iter()
-            .enumerate()
-            .fold((0, f64::INFINITY), |best, (g, &w)| {
-                if w < best.1 { (g, w) } else { best }
-            });
+        let (group, _) =
+            self.group_weight
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |best, (g, &w)| {
+                        if w < best.1 { (g, w) } else { best }
+                    },
+                );
         self.group_weight[group] += weight;
         self.group_of.insert(id.clone(), group);
     }
@@ -91,7 +94,12 @@ fn group_hash(g: usize) -> u64 {
 impl Skeleton {
     /// Builds the ranking from instance hashes and weights, in instance index
     /// order, and the group of each instance.
-    pub(crate) fn new(hashes: &[u64], weights: &[f64], group: impl Fn(usize) -> usize, groups: usize) -> Self {
+    pub(crate) fn new(
+        hashes: &[u64],
+        weights: &[f64],
+        group: impl Fn(usize) -> usize,
+        groups: usize,
+    ) -> Self {
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); groups];
         for i in 0..hashes.len() {
             buckets[group(i)].push(i as u32);

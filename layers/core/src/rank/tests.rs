@@ -19,7 +19,9 @@ fn topology(ranking: Ranking, specs: impl IntoIterator<Item = InstanceSpec>) -> 
 }
 
 fn uniform(n: usize) -> Vec<InstanceSpec> {
-    (0..n).map(|i| InstanceSpec::new(format!("node-{i}"))).collect()
+    (0..n)
+        .map(|i| InstanceSpec::new(format!("node-{i}")))
+        .collect()
 }
 
 fn keys(count: usize, salt: u64) -> impl Iterator<Item = ClientKey> {
@@ -164,7 +166,10 @@ fn skeleton_layout_is_balanced_at_scale() {
     for n in [1024, 4096] {
         let t = topology(Ranking::Auto, uniform(n));
         let members = t.load();
-        let shares: Vec<f64> = members.iter().map(|i| members.share(i.id()).unwrap()).collect();
+        let shares: Vec<f64> = members
+            .iter()
+            .map(|i| members.share(i.id()).unwrap())
+            .collect();
         let sum: f64 = shares.iter().sum();
         assert!((sum - 1.0).abs() < 1e-9, "shares sum to {sum}");
         let mean = 1.0 / n as f64;
@@ -192,7 +197,11 @@ fn skeleton_at_scale_keeps_minimal_disruption() {
     let before = owners(&t, 20_000, 9, 2);
     t.insert(InstanceSpec::new("joiner")).unwrap();
     let after = owners(&t, 20_000, 9, 2);
-    let moved = before.iter().zip(&after).filter(|(a, b)| a[0] != b[0]).count();
+    let moved = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a[0] != b[0])
+        .count();
     for (a, b) in before.iter().zip(&after) {
         if a[0] != b[0] {
             assert_eq!(b[0].as_str(), "joiner");

@@ -93,7 +93,10 @@ async fn an_empty_topology_is_unavailable() {
         Ok::<_, std::convert::Infallible>(Response::new(()))
     }));
     let error = service.oneshot(keyed("k")).await.unwrap_err();
-    assert!(matches!(error.downcast_ref::<ShardError>(), Some(ShardError::NoInstances)));
+    assert!(matches!(
+        error.downcast_ref::<ShardError>(),
+        Some(ShardError::NoInstances)
+    ));
 }
 
 #[test]
