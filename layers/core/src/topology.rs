@@ -210,12 +210,9 @@ impl Writer {
             let weights: Vec<f64> = self.specs.iter().map(|s| s.weight).collect();
             match &self.layout {
                 None => Ranker::Flat(Flat::new(hashes, weights)),
-                Some(layout) => Ranker::Skeleton(Skeleton::new(
-                    &hashes,
-                    &weights,
-                    |i| layout.group_of(&self.specs[i].id),
-                    layout.groups(),
-                )),
+                Some(layout) => Ranker::Skeleton(Skeleton::new(&hashes, &weights, layout, |i| {
+                    layout.leaf_of(&self.specs[i].id)
+                })),
             }
         });
         Members {
@@ -289,7 +286,7 @@ impl TopologyBuilder {
             return Err(TopologyError::DuplicateId(pair[0].id.clone()));
         }
         let layout = match self.ranking.resolve(specs.len()) {
-            Ranking::Skeleton { groups } => Some(SkeletonLayout::new(groups)),
+            Ranking::Skeleton { fanout, depth } => Some(SkeletonLayout::new(fanout, depth)),
             _ => None,
         };
         let mut writer = Writer {

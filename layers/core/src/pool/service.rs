@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use http::{Request, Response};
 use rustc_hash::FxHashMap;
 use tower_service::Service;
@@ -29,9 +29,11 @@ struct Table<S> {
 struct Shared<S> {
     topology: Topology,
     factory: Box<Factory<S>>,
-    table: ArcSwap<Table<S>>,
+    table: Arc<ArcSwap<Table<S>>>,
     rebuild: Mutex<()>,
 }
+
+type TableCache<S> = Cache<Arc<ArcSwap<Table<S>>>, Arc<Table<S>>>;
 
 /// Sends each request to the service of its route's target instance.
 ///
@@ -40,6 +42,9 @@ struct Shared<S> {
 /// clones, as axum makes, cost one reference count.
 pub struct Pool<S> {
     shared: Arc<Shared<S>>,
+    /// This clone's view of the table: one atomic load per request while the
+    /// membership is unchanged.
+    table: TableCache<S>,
     ready_timeout: Duration,
     instance_header: bool,
 }
@@ -48,6 +53,7 @@ impl<S> Clone for Pool<S> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            table: self.table.clone(),
             ready_timeout: self.ready_timeout,
             instance_header: self.instance_header,
         }
@@ -75,16 +81,18 @@ impl<S: Clone> Pool<S> {
             .iter()
             .map(|i| (i.id().clone(), factory(i)))
             .collect();
+        let table = Arc::new(ArcSwap::from_pointee(Table {
+            epoch: members.epoch(),
+            services,
+        }));
         Self {
             shared: Arc::new(Shared {
                 topology,
                 factory: Box::new(factory),
-                table: ArcSwap::from_pointee(Table {
-                    epoch: members.epoch(),
-                    services,
-                }),
+                table: table.clone(),
                 rebuild: Mutex::new(()),
             }),
+            table: Cache::new(table),
             ready_timeout: DEFAULT_READY_TIMEOUT,
             instance_header: false,
         }
@@ -116,14 +124,11 @@ impl<S: Clone> Pool<S> {
 
     /// The service of `instance`, if it is a member.
     #[inline]
-    pub fn service(&self, instance: &InstanceId) -> Option<S> {
-        let table = self.shared.table.load();
-        if table.epoch == self.shared.topology.epoch() {
-            return table.services.get(instance).cloned();
+    pub fn service(&mut self, instance: &InstanceId) -> Option<S> {
+        if self.table.load().epoch != self.shared.topology.epoch() {
+            self.sync();
         }
-        drop(table);
-        self.sync();
-        self.shared.table.load().services.get(instance).cloned()
+        self.table.load().services.get(instance).cloned()
     }
 
     /// Rebuilds the service table when the topology moved on, keeping the

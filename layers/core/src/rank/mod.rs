@@ -12,12 +12,14 @@
 //! - [`Ranking::Flat`] scores every instance: O(n) per key, about a
 //!   nanosecond and a half per instance. The default below
 //!   [`SKELETON_THRESHOLD`] instances.
-//! - [`Ranking::Skeleton`] arranges the instances in a fixed number of groups
-//!   of equal total weight (each new instance joins the lightest group) and
-//!   ranks the groups, then the members of the best group: O(√n) per key.
-//!   Because the group scores do not depend on membership, an instance that
-//!   joins or leaves moves keys only within its own group, and only its own
-//!   keys. The layout depends on the order of membership changes: routers
+//! - [`Ranking::Skeleton`] arranges the instances in a fixed tree: `depth`
+//!   levels of `fanout` branches, instances in the leaves, sibling branches of
+//!   equal total weight (a new instance descends to the lightest branch at
+//!   every level). A key ranks the branches of each level, then the members
+//!   of the best leaf: 160 draws instead of 4096 at n = 4096.
+//!   Because a branch's score depends only on its position, not on its
+//!   members, an instance that joins or leaves moves keys only within its own
+//!   leaf, and only its own keys. The layout depends on the order of membership changes: routers
 //!   that apply the same changes in the same order (or are built from the
 //!   same list) agree on every key; a router built from scratch from a list
 //!   that another router reached by other changes may lay it out differently.
@@ -39,22 +41,31 @@ pub(crate) use top_k::Candidates;
 /// skeleton.
 pub const SKELETON_THRESHOLD: usize = 512;
 
+/// Members per leaf that [`Ranking::Auto`] aims for. Siblings own equal
+/// shares of keys, so a leaf of `m` members next to one of `m + 1` skews
+/// shares by `1/m`: 128 keeps the skew under 1% while a key scores about
+/// `n/128 + 128` instances instead of `n`.
+pub const SKELETON_LEAF: usize = 128;
+
 /// Most candidates a ranking returns.
 pub const MAX_CANDIDATES: usize = 8;
 
 /// How a topology ranks its instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Ranking {
-    /// Flat below [`SKELETON_THRESHOLD`] initial instances, skeleton with
-    /// about √n groups from there.
+    /// Flat below [`SKELETON_THRESHOLD`] initial instances; from there a
+    /// skeleton whose leaves hold about [`SKELETON_LEAF`] instances: depth 1
+    /// up to 128 leaves (32 groups of 128 at n = 4096), depth 2 beyond.
     #[default]
     Auto,
     /// Score every instance.
     Flat,
-    /// Fixed number of groups (at least 1).
+    /// A fixed tree of branches (each at least 1).
     Skeleton {
-        /// Number of groups.
-        groups: usize,
+        /// Branches under every branch.
+        fanout: usize,
+        /// Levels of branches above the leaves.
+        depth: usize,
     },
 }
 
@@ -62,12 +73,18 @@ impl Ranking {
     /// The concrete layout for a topology that starts with `n` instances.
     pub(crate) fn resolve(self, n: usize) -> Ranking {
         match self {
-            Ranking::Auto if n >= SKELETON_THRESHOLD => Ranking::Skeleton {
-                groups: (n as f64).sqrt().ceil() as usize,
-            },
+            Ranking::Auto if n >= SKELETON_THRESHOLD => {
+                let leaves = n.div_ceil(SKELETON_LEAF);
+                let depth = if leaves <= SKELETON_LEAF { 1 } else { 2 };
+                Ranking::Skeleton {
+                    fanout: ((leaves as f64).powf(1.0 / depth as f64) - 1e-9).ceil() as usize,
+                    depth,
+                }
+            }
             Ranking::Auto => Ranking::Flat,
-            Ranking::Skeleton { groups } => Ranking::Skeleton {
-                groups: groups.max(1),
+            Ranking::Skeleton { fanout, depth } => Ranking::Skeleton {
+                fanout: fanout.max(1),
+                depth: depth.clamp(1, 4),
             },
             Ranking::Flat => Ranking::Flat,
         }

@@ -1,172 +1,242 @@
 use std::collections::HashMap;
 
 use super::flat::{rank_uniform, rank_weighted};
-use super::score::draw;
+use super::score::{draw, node_hash};
 use super::top_k::Candidates;
 use crate::instance::InstanceId;
 
-/// Which group each instance belongs to. Kept by the topology across
-/// membership changes: an instance never changes group while it is a member.
+/// Where each instance sits in the skeleton: a tree of `depth` levels of
+/// `fanout` fixed branches each, instances in the leaves. Kept by the
+/// topology across membership changes: an instance never moves while it is a
+/// member, and a newcomer descends to the lightest branch at every level, so
+/// that sibling branches carry equal weight.
 #[derive(Clone, Debug)]
 pub(crate) struct SkeletonLayout {
-    group_weight: Vec<f64>,
-    group_of: HashMap<InstanceId, usize>,
+    fanout: usize,
+    depth: usize,
+    /// Per level, the total weight and the member count of every branch.
+    weight: Vec<Vec<f64>>,
+    count: Vec<Vec<usize>>,
+    leaf_of: HashMap<InstanceId, usize>,
 }
 
 impl SkeletonLayout {
-    pub(crate) fn new(groups: usize) -> Self {
+    pub(crate) fn new(fanout: usize, depth: usize) -> Self {
+        let (fanout, depth) = (fanout.max(1), depth.max(1));
+        let sizes: Vec<usize> = (1..=depth).map(|l| fanout.pow(l as u32)).collect();
         Self {
-            group_weight: vec![0.0; groups.max(1)],
-            group_of: HashMap::new(),
+            fanout,
+            depth,
+            weight: sizes.iter().map(|&s| vec![0.0; s]).collect(),
+            count: sizes.iter().map(|&s| vec![0; s]).collect(),
+            leaf_of: HashMap::new(),
         }
     }
 
-    /// Places a new instance in the lightest group (lowest index on ties).
+    /// The branch index at each level on the way to `leaf`.
+    fn path(&self, leaf: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.depth).map(move |level| {
+            (
+                level,
+                leaf / self.fanout.pow((self.depth - 1 - level) as u32),
+            )
+        })
+    }
+
+    fn add(&mut self, leaf: usize, weight: f64, members: isize) {
+        let path: Vec<_> = self.path(leaf).collect();
+        for (level, node) in path {
+            self.count[level][node] = self.count[level][node].saturating_add_signed(members);
+            self.weight[level][node] += weight;
+            if self.count[level][node] == 0 {
+                // No rounding residue on an empty branch.
+                self.weight[level][node] = 0.0;
+            }
+        }
+    }
+
+    /// Places a new instance: the lightest branch (lowest index on ties) at
+    /// every level.
     pub(crate) fn join(&mut self, id: &InstanceId, weight: f64) {
-        if self.group_of.contains_key(id) {
+        if self.leaf_of.contains_key(id) {
             return;
         }
-        let (group, _) =
-            self.group_weight
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f64::INFINITY),
-                    |best, (g, &w)| {
-                        if w < best.1 { (g, w) } else { best }
-                    },
-                );
-        self.group_weight[group] += weight;
-        self.group_of.insert(id.clone(), group);
+        let mut node = 0;
+        for level in 0..self.depth {
+            let first = node * self.fanout;
+            node = (first..first + self.fanout)
+                .min_by(|&a, &b| self.weight[level][a].total_cmp(&self.weight[level][b]))
+                .unwrap_or(first);
+        }
+        self.add(node, weight, 1);
+        self.leaf_of.insert(id.clone(), node);
     }
 
     /// Records a weight change of a member.
     pub(crate) fn reweigh(&mut self, id: &InstanceId, old: f64, new: f64) {
-        if let Some(&g) = self.group_of.get(id) {
-            self.group_weight[g] += new - old;
+        if let Some(&leaf) = self.leaf_of.get(id) {
+            self.add(leaf, new - old, 0);
         }
     }
 
     pub(crate) fn leave(&mut self, id: &InstanceId, weight: f64) {
-        if let Some(g) = self.group_of.remove(id) {
-            self.group_weight[g] -= weight;
-            if self.group_of.values().all(|&other| other != g) {
-                self.group_weight[g] = 0.0;
-            }
+        if let Some(leaf) = self.leaf_of.remove(id) {
+            self.add(leaf, -weight, -1);
         }
     }
 
-    pub(crate) fn group_of(&self, id: &InstanceId) -> usize {
-        self.group_of[id]
-    }
-
-    pub(crate) fn groups(&self) -> usize {
-        self.group_weight.len()
+    pub(crate) fn leaf_of(&self, id: &InstanceId) -> usize {
+        self.leaf_of[id]
     }
 }
 
 #[derive(Debug)]
-struct Group {
+struct Leaf {
     /// Instance indices of the members.
     members: Vec<u32>,
     hashes: Vec<u64>,
+    /// `None` when the members' weights are equal.
     weights: Option<Vec<f64>>,
-    total_weight: f64,
 }
 
-/// Two-level ranking: groups first (uniformly: every non-empty group owns the
-/// same share of keys), then members within the best groups.
+#[derive(Debug)]
+enum Node {
+    /// Non-empty branches, with their fixed hashes.
+    Branch {
+        hashes: Vec<u64>,
+        children: Vec<Node>,
+    },
+    Leaf(Leaf),
+}
+
+/// Ranking over a [`SkeletonLayout`]: at each level the non-empty branches
+/// are ranked uniformly (siblings carry equal weight), then the members of
+/// the best leaf by weight. A branch's hash depends only on its position, not
+/// on its members, which confines every membership change to one leaf.
 #[derive(Debug)]
 pub(crate) struct Skeleton {
-    /// Hashes of the non-empty groups, aligned with `groups`.
-    group_hashes: Vec<u64>,
-    groups: Vec<Group>,
-    /// Group position of each instance index, for `share`.
-    position: Vec<(u32, u32)>,
+    root: Node,
+    shares: Vec<f64>,
 }
 
-/// The fixed hash of group `g`: independent of membership, which is what
-/// confines every change to one group.
-fn group_hash(g: usize) -> u64 {
-    super::node_hash(&format!("foresight-skeleton-group-{g}"))
+/// Decorrelates the draws of successive levels for one key.
+const LEVEL_SALT: [u64; 4] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0x27d4_eb2f_1656_67c5,
+];
+
+fn level_key(key: u64, level: usize) -> u64 {
+    draw(key, LEVEL_SALT[level % LEVEL_SALT.len()] ^ level as u64)
 }
 
 impl Skeleton {
-    /// Builds the ranking from instance hashes and weights, in instance index
-    /// order, and the group of each instance.
+    /// Builds the ranking from instance hashes and weights (in instance index
+    /// order) and the leaf of each instance.
     pub(crate) fn new(
         hashes: &[u64],
         weights: &[f64],
-        group: impl Fn(usize) -> usize,
-        groups: usize,
+        layout: &SkeletonLayout,
+        leaf_of: impl Fn(usize) -> usize,
     ) -> Self {
-        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); groups];
-        for i in 0..hashes.len() {
-            buckets[group(i)].push(i as u32);
-        }
-        let mut position = vec![(0, 0); hashes.len()];
-        let mut group_hashes = Vec::new();
-        let mut built = Vec::new();
-        for (g, members) in buckets.into_iter().enumerate() {
-            if members.is_empty() {
-                continue;
-            }
-            let member_hashes: Vec<u64> = members.iter().map(|&i| hashes[i as usize]).collect();
-            let member_weights: Vec<f64> = members.iter().map(|&i| weights[i as usize]).collect();
-            let uniform = member_weights.windows(2).all(|w| w[0] == w[1]);
-            for (slot, &i) in members.iter().enumerate() {
-                position[i as usize] = (built.len() as u32, slot as u32);
-            }
-            group_hashes.push(group_hash(g));
-            built.push(Group {
-                total_weight: member_weights.iter().sum(),
-                hashes: member_hashes,
-                weights: (!uniform).then_some(member_weights),
-                members,
-            });
-        }
-        Self {
-            group_hashes,
-            groups: built,
-            position,
-        }
+        let mut shares = vec![0.0; hashes.len()];
+        let all: Vec<(u32, usize)> = (0..hashes.len()).map(|i| (i as u32, leaf_of(i))).collect();
+        let root = build(layout, 0, 0, &all, hashes, weights, 1.0, &mut shares);
+        Self { root, shares }
     }
 
     #[inline]
     pub(crate) fn top_k(&self, key: u64, k: usize) -> Candidates {
         let mut out = Candidates::empty();
-        let groups = rank_uniform(&self.group_hashes, key, k);
-        // Members are ranked with a key hash decorrelated from the group
-        // draw, so the member order does not echo the group order.
-        let member_key = draw(key, 0x9e37_79b9_7f4a_7c15);
-        for &g in groups.indices() {
-            let group = &self.groups[g as usize];
-            let want = k - out.len();
-            let mut take = |m: &u32| out.push(group.members[*m as usize]);
-            match &group.weights {
-                None => rank_uniform(&group.hashes, member_key, want)
-                    .indices()
-                    .iter()
-                    .for_each(&mut take),
-                Some(w) => rank_weighted(&group.hashes, w, member_key, want)
-                    .indices()
-                    .iter()
-                    .for_each(&mut take),
-            }
-            if out.len() >= k {
-                break;
-            }
-        }
+        collect(&self.root, key, 0, k, &mut out);
         out
     }
 
     pub(crate) fn share(&self, index: usize) -> f64 {
-        let (g, slot) = self.position[index];
-        let group = &self.groups[g as usize];
-        let within = match &group.weights {
-            None => 1.0 / group.members.len() as f64,
-            Some(w) => w[slot as usize] / group.total_weight,
-        };
-        within / self.groups.len() as f64
+        self.shares[index]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    layout: &SkeletonLayout,
+    level: usize,
+    node: usize,
+    members: &[(u32, usize)],
+    hashes: &[u64],
+    weights: &[f64],
+    share: f64,
+    shares: &mut [f64],
+) -> Node {
+    if level == layout.depth {
+        let member_weights: Vec<f64> = members.iter().map(|&(i, _)| weights[i as usize]).collect();
+        let total: f64 = member_weights.iter().sum();
+        for (&(i, _), w) in members.iter().zip(&member_weights) {
+            shares[i as usize] = share * w / total;
+        }
+        let uniform = member_weights.windows(2).all(|w| w[0] == w[1]);
+        return Node::Leaf(Leaf {
+            members: members.iter().map(|&(i, _)| i).collect(),
+            hashes: members.iter().map(|&(i, _)| hashes[i as usize]).collect(),
+            weights: (!uniform).then_some(member_weights),
+        });
+    }
+    let span = layout.fanout.pow((layout.depth - 1 - level) as u32);
+    let mut by_child: Vec<Vec<(u32, usize)>> = vec![Vec::new(); layout.fanout];
+    for &(i, leaf) in members {
+        by_child[(leaf / span) % layout.fanout].push((i, leaf));
+    }
+    let non_empty = by_child.iter().filter(|c| !c.is_empty()).count();
+    let mut child_hashes = Vec::with_capacity(non_empty);
+    let mut children = Vec::with_capacity(non_empty);
+    for (c, child_members) in by_child.iter().enumerate() {
+        if child_members.is_empty() {
+            continue;
+        }
+        let child = node * layout.fanout + c;
+        child_hashes.push(node_hash(&format!("foresight-skeleton-{level}-{child}")));
+        children.push(build(
+            layout,
+            level + 1,
+            child,
+            child_members,
+            hashes,
+            weights,
+            share / non_empty as f64,
+            shares,
+        ));
+    }
+    Node::Branch {
+        hashes: child_hashes,
+        children,
+    }
+}
+
+fn collect(node: &Node, key: u64, level: usize, k: usize, out: &mut Candidates) {
+    let want = k - out.len();
+    let level_key = level_key(key, level);
+    match node {
+        Node::Branch { hashes, children } => {
+            for &c in rank_uniform(hashes, level_key, want).indices() {
+                collect(&children[c as usize], key, level + 1, k, out);
+                if out.len() >= k {
+                    return;
+                }
+            }
+        }
+        Node::Leaf(leaf) => {
+            let mut take = |m: &u32| out.push(leaf.members[*m as usize]);
+            match &leaf.weights {
+                None => rank_uniform(&leaf.hashes, level_key, want)
+                    .indices()
+                    .iter()
+                    .for_each(&mut take),
+                Some(w) => rank_weighted(&leaf.hashes, w, level_key, want)
+                    .indices()
+                    .iter()
+                    .for_each(&mut take),
+            }
+        }
     }
 }

@@ -37,7 +37,7 @@ fn owners(t: &Topology, count: usize, salt: u64, k: usize) -> Vec<Ranked> {
 fn layouts() -> impl Strategy<Value = Ranking> {
     prop_oneof![
         Just(Ranking::Flat),
-        (1usize..6).prop_map(|groups| Ranking::Skeleton { groups }),
+        (1usize..5, 1usize..3).prop_map(|(fanout, depth)| Ranking::Skeleton { fanout, depth }),
     ]
 }
 
@@ -158,12 +158,25 @@ fn flat_shares_follow_weights_over_a_million_keys() {
 
 #[test]
 fn skeleton_shares_follow_weights_over_a_million_keys() {
-    assert_weighted_shares(Ranking::Skeleton { groups: 2 }, 8);
+    assert_weighted_shares(
+        Ranking::Skeleton {
+            fanout: 2,
+            depth: 1,
+        },
+        8,
+    );
+    assert_weighted_shares(
+        Ranking::Skeleton {
+            fanout: 2,
+            depth: 2,
+        },
+        16,
+    );
 }
 
 #[test]
 fn skeleton_layout_is_balanced_at_scale() {
-    for n in [1024, 4096] {
+    for n in [1024, 3000, 4096, 4100] {
         let t = topology(Ranking::Auto, uniform(n));
         let members = t.load();
         let shares: Vec<f64> = members
@@ -183,11 +196,35 @@ fn auto_picks_the_skeleton_for_large_sets_only() {
     assert!(matches!(Ranking::Auto.resolve(100), Ranking::Flat));
     assert_eq!(
         Ranking::Auto.resolve(4096),
-        Ranking::Skeleton { groups: 64 }
+        Ranking::Skeleton {
+            fanout: 32,
+            depth: 1
+        }
     );
     assert_eq!(
-        Ranking::Skeleton { groups: 0 }.resolve(10),
-        Ranking::Skeleton { groups: 1 }
+        Ranking::Auto.resolve(512),
+        Ranking::Skeleton {
+            fanout: 4,
+            depth: 1
+        }
+    );
+    assert_eq!(
+        Ranking::Auto.resolve(100_000),
+        Ranking::Skeleton {
+            fanout: 28,
+            depth: 2
+        }
+    );
+    assert_eq!(
+        Ranking::Skeleton {
+            fanout: 0,
+            depth: 9
+        }
+        .resolve(10),
+        Ranking::Skeleton {
+            fanout: 1,
+            depth: 4
+        }
     );
 }
 
