@@ -93,4 +93,26 @@ mod tests {
         h.copy_tail(5, &mut out);
         assert_eq!(out, [1.0, 2.0]);
     }
+
+    proptest::proptest! {
+        /// The ring always holds the newest `capacity` pushes, in order.
+        #[test]
+        fn ring_matches_the_tail(
+            capacity in 1usize..20,
+            pushes in proptest::collection::vec(-1.0e3f64..1.0e3, 0..60),
+            tail in 0usize..25,
+        ) {
+            let mut h = History::new(capacity);
+            for &v in &pushes {
+                h.push(v);
+            }
+            let keep = pushes.len().min(capacity);
+            let mut out = Vec::new();
+            h.copy_into(&mut out);
+            proptest::prop_assert_eq!(&out[..], &pushes[pushes.len() - keep..]);
+            h.copy_tail(tail, &mut out);
+            let t = tail.min(keep);
+            proptest::prop_assert_eq!(&out[..], &pushes[pushes.len() - t..]);
+        }
+    }
 }

@@ -31,28 +31,34 @@ pub enum ModelKind {
 pub struct ModelConfig {
     pub(crate) kind: ModelKind,
     pub(crate) lags: usize,
+    pub(crate) lag_choices: Vec<usize>,
     pub(crate) horizons: usize,
     pub(crate) alpha: f64,
+    pub(crate) alpha_choices: Vec<f64>,
     pub(crate) windows: Vec<usize>,
     pub(crate) calendar: bool,
     pub(crate) clip: Option<f64>,
+    pub(crate) drift: bool,
     pub(crate) holdout: f64,
     pub(crate) coverage: f64,
 }
 
 impl Default for ModelConfig {
-    /// Ridge on 12 lagged differences, 12 horizons, penalty 1.0 per row,
-    /// differences clipped at 8 median absolute differences, a 20% held-back
-    /// window and 90% intervals.
+    /// Ridge on 12 lagged differences without drift, 12 horizons, penalty
+    /// 0.01 per row, no clipping, no window or calendar features, a 20%
+    /// held-back window and 90% intervals.
     fn default() -> Self {
         Self {
             kind: ModelKind::Ridge,
             lags: 12,
+            lag_choices: Vec::new(),
             horizons: 12,
-            alpha: 1.0,
+            alpha: 0.01,
+            alpha_choices: Vec::new(),
             windows: Vec::new(),
             calendar: false,
             clip: None,
+            drift: false,
             holdout: 0.2,
             coverage: 0.9,
         }
@@ -69,6 +75,21 @@ impl ModelConfig {
     /// Number of lagged first differences used as features (at least 1).
     pub fn with_lags(mut self, lags: usize) -> Self {
         self.lags = lags;
+        self
+    }
+
+    /// Lag counts to choose from on the held-back window (with the
+    /// penalties of [`with_alpha_choices`](Self::with_alpha_choices));
+    /// empty to always use [`with_lags`](Self::with_lags).
+    pub fn with_lag_choices(mut self, choices: Vec<usize>) -> Self {
+        self.lag_choices = choices;
+        self
+    }
+
+    /// Ridge penalties to choose from on the held-back window; empty to
+    /// always use [`with_alpha`](Self::with_alpha).
+    pub fn with_alpha_choices(mut self, choices: Vec<f64>) -> Self {
+        self.alpha_choices = choices;
         self
     }
 
@@ -106,6 +127,15 @@ impl ModelConfig {
         self
     }
 
+    /// Fits an intercept per horizon (a drift: the mean change seen in
+    /// training) for ridge models. Off by default: the fit goes through the
+    /// origin, like an ARIMA(p, 1, q) without constant, because a drift
+    /// measured over a few weeks mostly records past level shifts.
+    pub fn with_drift(mut self, drift: bool) -> Self {
+        self.drift = drift;
+        self
+    }
+
     /// Share of the newest training rows held back to measure residuals for
     /// the prediction intervals.
     pub fn with_holdout(mut self, share: f64) -> Self {
@@ -130,13 +160,25 @@ impl ModelConfig {
         if self.lags == 0 || self.lags > 288 {
             return Err(ForecastError::Config("lags must be in 1..=288"));
         }
+        if self.lag_choices.iter().any(|l| !(1..=288).contains(l)) {
+            return Err(ForecastError::Config("lag choices must be in 1..=288"));
+        }
+        if self
+            .alpha_choices
+            .iter()
+            .any(|a| !(a.is_finite() && *a > 0.0))
+        {
+            return Err(ForecastError::Config(
+                "alpha choices must be finite and positive",
+            ));
+        }
         if self.horizons == 0 || self.horizons > 1024 {
             return Err(ForecastError::Config("horizons must be in 1..=1024"));
         }
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
             return Err(ForecastError::Config("alpha must be finite and positive"));
         }
-        if self.windows.iter().any(|&w| w < 2 || w > 100_000) {
+        if self.windows.iter().any(|w| !(2..=100_000).contains(w)) {
             return Err(ForecastError::Config("windows must be in 2..=100000"));
         }
         if self.clip.is_some_and(|k| !(k.is_finite() && k > 0.0)) {
@@ -148,10 +190,10 @@ impl ModelConfig {
         if !(self.coverage > 0.0 && self.coverage < 1.0) {
             return Err(ForecastError::Config("coverage must be in (0, 1)"));
         }
-        if let ModelKind::Forest { trees, max_depth } = self.kind {
-            if trees == 0 || max_depth == 0 {
-                return Err(ForecastError::Config("a forest needs trees and depth"));
-            }
+        if let ModelKind::Forest { trees, max_depth } = self.kind
+            && (trees == 0 || max_depth == 0)
+        {
+            return Err(ForecastError::Config("a forest needs trees and depth"));
         }
         Ok(())
     }

@@ -39,13 +39,14 @@ pub(crate) fn clean(values: &[f64], out: &mut Vec<f64>) -> Result<(), FallbackRe
     if values.is_empty() {
         return Err(FallbackReason::NoData);
     }
-    let first = values
-        .iter()
-        .copied()
-        .find(|v| v.is_finite())
-        .ok_or(FallbackReason::NonFinite {
-            samples: values.len(),
-        })?;
+    let first =
+        values
+            .iter()
+            .copied()
+            .find(|v| v.is_finite())
+            .ok_or(FallbackReason::NonFinite {
+                samples: values.len(),
+            })?;
     let mut last = first;
     out.extend(values.iter().map(|&v| {
         if v.is_finite() {

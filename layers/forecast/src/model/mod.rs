@@ -8,6 +8,9 @@
 
 mod config;
 mod features;
+mod forest;
+mod naive;
+mod ridge;
 mod train;
 mod trained;
 
@@ -17,3 +20,4 @@ pub use train::{min_samples, train};
 pub use trained::Model;
 
 pub(crate) use features::clean;
+pub(crate) use naive::naive_band;

@@ -4,8 +4,8 @@ use smartcore::ensemble::random_forest_regressor::RandomForestRegressor;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use super::features::{FeatureSpec, Times, clean, prefix_sums};
-use crate::Forecast;
 use crate::error::FallbackReason;
+use foresight_core::signal::Forecast;
 
 pub(crate) type Forest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
 
@@ -45,7 +45,15 @@ impl Model {
     }
 
     /// Predicted change over each horizon at origin `t` of the cleaned `y`.
-    fn changes(&self, y: &[f64], prefix: Option<&[f64]>, t: usize, time: Option<f64>, x: &mut [f64], out: &mut [f64]) {
+    fn changes(
+        &self,
+        y: &[f64],
+        prefix: Option<&[f64]>,
+        t: usize,
+        time: Option<f64>,
+        x: &mut [f64],
+        out: &mut [f64],
+    ) {
         self.spec.write(y, prefix, t, time, x);
         match &self.fitted {
             Fitted::Linear {
@@ -77,7 +85,12 @@ impl Model {
     /// `recent` holds at least [`context`](Self::context) samples, oldest
     /// first (NaN gaps are filled); `time` is the time of its last sample.
     /// Writes `min(out.len(), horizons)` forecasts.
-    pub fn predict(&self, recent: &[f64], time: Option<f64>, out: &mut [Forecast]) -> Result<(), FallbackReason> {
+    pub fn predict(
+        &self,
+        recent: &[f64],
+        time: Option<f64>,
+        out: &mut [Forecast],
+    ) -> Result<(), FallbackReason> {
         let mut y = Vec::with_capacity(recent.len());
         clean(recent, &mut y)?;
         let need = self.context();
@@ -109,7 +122,12 @@ impl Model {
     /// Rolling-origin forecasts: for every origin `t` in `origins`, the
     /// point forecast of each horizon, using only samples up to `t`.
     /// Returns `origins.len() × horizons` values, row-major.
-    pub fn backtest(&self, values: &[f64], times: Times<'_>, origins: std::ops::Range<usize>) -> Result<Vec<f64>, FallbackReason> {
+    pub fn backtest(
+        &self,
+        values: &[f64],
+        times: Times<'_>,
+        origins: std::ops::Range<usize>,
+    ) -> Result<Vec<f64>, FallbackReason> {
         let mut y = Vec::with_capacity(values.len());
         clean(values, &mut y)?;
         let hs = self.horizons();
@@ -126,7 +144,13 @@ impl Model {
             let rows = end - start;
             let mut data = vec![0.0; rows * width];
             for (r, t) in (start..end).enumerate() {
-                self.spec.write(&y, Some(&prefix), t, times.at(t), &mut data[r * width..(r + 1) * width]);
+                self.spec.write(
+                    &y,
+                    Some(&prefix),
+                    t,
+                    times.at(t),
+                    &mut data[r * width..(r + 1) * width],
+                );
             }
             let m = DenseMatrix::new(rows, width, data, false).map_err(FallbackReason::Training)?;
             for (h, f) in forests.iter().enumerate() {
