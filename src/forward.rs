@@ -126,6 +126,9 @@ where
                 return Either::Right(ready(Err(ForwardError::NoAddress(id.clone()).into())));
             }
         };
+        // The upstream leg is HTTP/1.1 whatever the client spoke to the
+        // gateway; hyper's HTTP/1 client refuses other versions.
+        *request.version_mut() = http::Version::HTTP_11;
         match upstream_uri(request.uri(), authority) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(error) => return Either::Right(ready(Err(ForwardError::Uri(error).into()))),

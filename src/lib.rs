@@ -6,7 +6,8 @@
 //!   and the edge error mapping;
 //! - [`shard`] (feature `shard`): `ShardLayer`;
 //! - [`forward`] (feature `client`): the per-instance HTTP service of a
-//!   gateway's pool, over a hyper-util client.
+//!   gateway's pool, over a hyper-util client;
+//! - [`grpc`] (feature `grpc`): errors of the layers as `tonic::Status`.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -15,6 +16,8 @@
 pub use foresight_core as core;
 #[cfg(feature = "client")]
 pub mod forward;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "shard")]
 pub use foresight_shard as shard;
 

@@ -101,15 +101,24 @@ impl ErrorResponseLayer {
         }
     }
 
-    /// The response for `error`: the first error in its source chain of a
-    /// known type decides.
-    pub fn response_for(&self, error: &BoxError) -> ErrorResponse {
+    /// The response the first error of a known type in `error`'s source
+    /// chain asks for, or `None` when no error in the chain is known.
+    pub fn lookup(&self, error: &BoxError) -> Option<ErrorResponse> {
         let mut current: Option<&(dyn StdError + 'static)> = Some(error.as_ref());
         while let Some(e) = current {
             if let Some(response) = self.classifiers.iter().find_map(|c| c(e)) {
-                return response;
+                return Some(response);
             }
             current = e.source();
+        }
+        None
+    }
+
+    /// The response for `error`: [`lookup`](Self::lookup), or a bare 500
+    /// for an error of no known type.
+    pub fn response_for(&self, error: &BoxError) -> ErrorResponse {
+        if let Some(response) = self.lookup(error) {
+            return response;
         }
         tracing::error!(error = %DisplayChain(error.as_ref()), "unclassified error");
         ErrorResponse {
