@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use foresight::prelude::*;
 use tokio::net::TcpListener;
+use tonic::Code;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
-use tonic::Code;
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
