@@ -5,6 +5,7 @@ use foresight_core::Topology;
 use foresight_core::key::{KeyExtractor, MissingKeyPolicy};
 use tower_layer::Layer;
 
+use crate::metrics::ShardMetrics;
 use crate::service::Shard;
 
 /// Candidates per key unless set otherwise: a primary and a secondary.
@@ -25,6 +26,7 @@ pub struct ShardLayer<K> {
     pub(crate) replicas: usize,
     pub(crate) missing_key: MissingKeyPolicy,
     pub(crate) seed: u64,
+    pub(crate) metrics: ShardMetrics,
 }
 
 impl<K> Clone for ShardLayer<K> {
@@ -35,6 +37,7 @@ impl<K> Clone for ShardLayer<K> {
             replicas: self.replicas,
             missing_key: self.missing_key,
             seed: self.seed,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl<K: KeyExtractor> ShardLayer<K> {
             replicas: DEFAULT_REPLICAS,
             missing_key: MissingKeyPolicy::Reject,
             seed: DEFAULT_SEED,
+            metrics: ShardMetrics::register(),
         }
     }
 

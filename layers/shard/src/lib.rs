@@ -9,6 +9,9 @@
 //! failover picks a live target, shadowing copies to the secondary, and a
 //! [`Pool`](foresight_core::Pool) dispatches to the target.
 //!
+//! Counters `foresight_shard_routed_total` and
+//! `foresight_shard_rejected_total{reason}` are recorded through `metrics`.
+//!
 //! A request without a usable key is rejected with a
 //! [`ShardError::Key`] (400 at the edge) or spread by a random key, as the
 //! [`MissingKeyPolicy`](foresight_core::key::MissingKeyPolicy) says.
@@ -69,6 +72,7 @@
 mod error;
 pub mod future;
 mod layer;
+mod metrics;
 mod service;
 
 pub use error::ShardError;

@@ -90,11 +90,18 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         match self.route(&request) {
             Ok(route) => {
+                self.layer.metrics.routed.increment(1);
                 tracing::trace!(target_instance = %route.target, "routed");
                 request.extensions_mut().insert(route);
                 ResponseFuture::inner(self.inner.call(request))
             }
             Err(error) => {
+                let metrics = &self.layer.metrics;
+                match &error {
+                    ShardError::Key(key) if key.is_missing() => metrics.no_key.increment(1),
+                    ShardError::Key(_) => metrics.bad_key.increment(1),
+                    _ => metrics.no_instances.increment(1),
+                }
                 tracing::debug!(%error, "request not routed");
                 ResponseFuture::failed(error)
             }

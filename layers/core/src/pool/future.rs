@@ -111,6 +111,8 @@ where
                             deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                         ready!(sleep.as_mut().poll(cx));
                         let instance = this.target.take().expect("polled after completion");
+                        metrics::counter!("foresight_pool_errors_total", "kind" => "not_ready")
+                            .increment(1);
                         return Poll::Ready(Err(PoolError::NotReady {
                             instance,
                             waited: timeout,

@@ -193,7 +193,11 @@ where
                 self.ready_timeout,
                 self.instance_header,
             ),
-            None => ResponseFuture::failed(PoolError::UnknownTarget(target)),
+            None => {
+                metrics::counter!("foresight_pool_errors_total", "kind" => "unknown_target")
+                    .increment(1);
+                ResponseFuture::failed(PoolError::UnknownTarget(target))
+            }
         }
     }
 }

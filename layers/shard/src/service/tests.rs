@@ -116,3 +116,42 @@ fn seeds_change_the_mapping_and_routers_with_one_seed_agree() {
     }
     assert!(differs > 20);
 }
+
+#[tokio::test]
+async fn routing_decisions_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        ShardLayer::new(topology(), HeaderKey::new("x-key"))
+    });
+    let service = layer.layer(tower::service_fn(|_: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(()))
+    }));
+    service.clone().oneshot(keyed("a")).await.unwrap();
+    service.clone().oneshot(keyed("b")).await.unwrap();
+    service.clone().oneshot(Request::new(())).await.unwrap_err();
+    service.oneshot(keyed("")).await.unwrap_err();
+
+    let counts: std::collections::HashMap<String, u64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (_, key) = key.into_parts();
+            let labels: Vec<String> = key.labels().map(|l| l.value().to_owned()).collect();
+            let count = match value {
+                DebugValue::Counter(c) => c,
+                other => panic!("unexpected {other:?}"),
+            };
+            (format!("{}{:?}", key.name(), labels), count)
+        })
+        .collect();
+    assert_eq!(counts["foresight_shard_routed_total[]"], 2);
+    assert_eq!(counts["foresight_shard_rejected_total[\"no_key\"]"], 1);
+    assert_eq!(
+        counts["foresight_shard_rejected_total[\"malformed_key\"]"],
+        1
+    );
+}

@@ -1,0 +1,26 @@
+//! Counters of routing decisions.
+//!
+//! Handles are registered when the layer is built, so a `metrics` recorder
+//! installed before that sees them; recording is then one atomic add.
+
+use metrics::{Counter, counter};
+
+/// Routed requests, and requests refused per reason.
+#[derive(Clone, Debug)]
+pub(crate) struct ShardMetrics {
+    pub(crate) routed: Counter,
+    pub(crate) no_key: Counter,
+    pub(crate) bad_key: Counter,
+    pub(crate) no_instances: Counter,
+}
+
+impl ShardMetrics {
+    pub(crate) fn register() -> Self {
+        Self {
+            routed: counter!("foresight_shard_routed_total"),
+            no_key: counter!("foresight_shard_rejected_total", "reason" => "no_key"),
+            bad_key: counter!("foresight_shard_rejected_total", "reason" => "malformed_key"),
+            no_instances: counter!("foresight_shard_rejected_total", "reason" => "no_instances"),
+        }
+    }
+}
