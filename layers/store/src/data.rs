@@ -78,10 +78,7 @@ impl SessionData {
     }
 
     /// Builds data from entries, checking the limit.
-    pub fn from_entries(
-        entries: BTreeMap<String, Value>,
-        limit: usize,
-    ) -> Result<Self, DataError> {
+    pub fn from_entries(entries: BTreeMap<String, Value>, limit: usize) -> Result<Self, DataError> {
         let size = entries.iter().map(|(k, v)| entry_size(k, v)).sum();
         if size > limit {
             return Err(DataError::TooLarge { size, limit });
@@ -149,10 +146,12 @@ impl SessionData {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, DataError> {
         match self.entries.get(key) {
             None => Ok(None),
-            Some(v) => T::deserialize(v).map(Some).map_err(|source| DataError::Serde {
-                key: key.to_owned(),
-                source,
-            }),
+            Some(v) => T::deserialize(v)
+                .map(Some)
+                .map_err(|source| DataError::Serde {
+                    key: key.to_owned(),
+                    source,
+                }),
         }
     }
 

@@ -78,7 +78,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in ["", "abc", &"g".repeat(32), &"0".repeat(33), "+0000000000000000000000000000001"] {
+        for bad in [
+            "",
+            "abc",
+            &"g".repeat(32),
+            &"0".repeat(33),
+            "+0000000000000000000000000000001",
+        ] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad}");
         }
     }

@@ -6,10 +6,10 @@
 //! overwriting someone else's update.
 //!
 //! Stores:
-//! - [`MemoryStore`] (feature `memory`, default): in-process, sharded.
-//! - [`RedisStore`] (feature `redis`): standalone Redis or Redis Cluster,
+//! - `MemoryStore` (feature `memory`, default): in-process, sharded.
+//! - `RedisStore` (feature `redis`): standalone Redis or Redis Cluster,
 //!   each write one Lua script, optional `WAIT` for replicas.
-//! - [`CachedStore`] (feature `cache`): a moka cache in front of any store,
+//! - `CachedStore` (feature `cache`): a moka cache in front of any store,
 //!   version-aware, with cross-instance invalidation.
 //!
 //! ```
@@ -36,6 +36,8 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "cache")]
+mod cache;
 mod data;
 mod error;
 mod id;
@@ -46,11 +48,15 @@ mod redis;
 mod store;
 mod version;
 
+#[cfg(feature = "cache")]
+pub use cache::{BusEvent, CachedStore, Invalidation, InvalidationBus, LocalBus};
 pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};
 pub use id::{ParseSessionIdError, SessionId};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
+#[cfg(all(feature = "redis", feature = "cache"))]
+pub use redis::RedisBus;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore};
 pub use store::{Expiry, SessionStore, SharedStore, StoreFuture};

@@ -37,9 +37,19 @@ const SHARDS: usize = 32;
 /// assert_eq!(v2.get(), 2);
 /// # });
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MemoryStore {
     shards: Arc<[RwLock<HashMap<SessionId, Entry>>; SHARDS]>,
+    max_size: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            shards: Arc::default(),
+            max_size: crate::DEFAULT_SIZE_LIMIT,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -67,6 +77,14 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Largest session accepted, as counted by [`SessionData::size`]
+    /// (default 64 KiB).
+    #[must_use]
+    pub fn with_max_size(mut self, bytes: usize) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
     fn shard(&self, id: &SessionId) -> &RwLock<HashMap<SessionId, Entry>> {
         &self.shards[(id.as_u128() as usize) % SHARDS]
     }
@@ -78,6 +96,11 @@ impl MemoryStore {
             .iter()
             .map(|s| read(s).values().filter(|e| e.live(now)).count())
             .sum()
+    }
+
+    /// Number of stored entries, expired ones not purged yet included.
+    pub fn stored(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
     }
 
     /// Whether there is no live session.
@@ -103,13 +126,17 @@ impl MemoryStore {
             loop {
                 tick.tick().await;
                 let Some(shards) = weak.upgrade() else { return };
-                MemoryStore { shards }.purge_expired();
+                MemoryStore {
+                    shards,
+                    max_size: 0,
+                }
+                .purge_expired();
             }
         })
     }
 
     fn create_now(&self, data: &SessionData, expiry: Expiry) -> Result<SessionId, StoreError> {
-        check_size(data)?;
+        check_size(data, self.max_size)?;
         let now = Instant::now();
         loop {
             let id = SessionId::random();
@@ -144,7 +171,7 @@ impl MemoryStore {
         data: &SessionData,
         expected: Version,
     ) -> Result<Version, StoreError> {
-        check_size(data)?;
+        check_size(data, self.max_size)?;
         let now = Instant::now();
         let mut shard = write(self.shard(&id));
         let Some(entry) = live_entry(&mut shard, id, now) else {
@@ -177,13 +204,13 @@ impl MemoryStore {
                 None => Ok(false),
             };
         };
-        if let Some(expected) = expected {
-            if entry.version != expected {
-                return Err(StoreError::Conflict {
-                    expected,
-                    actual: Some(entry.version),
-                });
-            }
+        if let Some(expected) = expected
+            && entry.version != expected
+        {
+            return Err(StoreError::Conflict {
+                expected,
+                actual: Some(entry.version),
+            });
         }
         shard.remove(&id);
         Ok(true)
@@ -215,11 +242,11 @@ fn live_entry(
     shard.get_mut(&id)
 }
 
-fn check_size(data: &SessionData) -> Result<(), StoreError> {
-    if data.size() > data.limit() {
+fn check_size(data: &SessionData, max_size: usize) -> Result<(), StoreError> {
+    if data.size() > max_size {
         return Err(StoreError::TooLarge(crate::DataError::TooLarge {
             size: data.size(),
-            limit: data.limit(),
+            limit: max_size,
         }));
     }
     Ok(())

@@ -45,8 +45,8 @@ pub(crate) fn decode(bytes: &[u8], limit: usize) -> Result<SessionData, StoreErr
     let corrupt = |e: DecodeError| StoreError::Corrupt(Box::new(e));
     match bytes.split_first() {
         Some((&FORMAT_MSGPACK, rest)) => {
-            let entries: BTreeMap<String, Value> = rmp_serde::from_slice(rest)
-                .map_err(|e| corrupt(DecodeError::MessagePack(e)))?;
+            let entries: BTreeMap<String, Value> =
+                rmp_serde::from_slice(rest).map_err(|e| corrupt(DecodeError::MessagePack(e)))?;
             Ok(SessionData::from_entries(entries, limit)?)
         }
         Some((&other, _)) => Err(corrupt(DecodeError::UnknownFormat(other))),
@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn garbage_is_corrupt() {
         for bytes in [&b""[..], b"\x01\xc1", b"\x07abc", b"{\"json\":1}"] {
-            assert!(matches!(decode(bytes, 1 << 16), Err(StoreError::Corrupt(_))));
+            assert!(matches!(
+                decode(bytes, 1 << 16),
+                Err(StoreError::Corrupt(_))
+            ));
         }
     }
 }

@@ -1,12 +1,14 @@
-//! A shared multiplexed connection, standalone or cluster, taken from a
-//! deadpool pool and replaced when it breaks.
+//! Shared multiplexed connections, standalone or cluster, taken from a
+//! deadpool pool and replaced when they break.
 //!
 //! A multiplexed connection carries concurrent requests on one socket, so
-//! one is shared by every operation instead of checking one out per
+//! a few are shared by every operation instead of checking one out per
 //! operation: a checkout from deadpool-redis pings the connection first,
 //! which would double the round trips of each operation.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
@@ -53,11 +55,18 @@ pub(crate) enum Pool {
     Cluster(deadpool_redis::cluster::Pool),
 }
 
-/// The pool and the connection currently shared, with a generation so that
-/// a late failure report does not drop a newer connection.
+/// Multiplexed connections shared round-robin. One connection pipelines
+/// the commands of concurrent requests into few writes, which measured
+/// cheaper on a small machine than spreading them over several.
+pub(crate) const SHARED_CONNECTIONS: usize = 1;
+
+/// The pool and the connections currently shared, each tagged with a
+/// generation so that a late failure report does not drop a newer one.
 pub(crate) struct Shared {
     pool: Pool,
-    current: Mutex<(u64, Option<Conn>)>,
+    slots: Vec<Mutex<(u64, Option<Conn>)>>,
+    next: AtomicUsize,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -66,15 +75,26 @@ impl std::fmt::Debug for Shared {
             Pool::Single(_) => "standalone",
             Pool::Cluster(_) => "cluster",
         };
-        f.debug_struct("Shared").field("kind", &kind).finish()
+        f.debug_struct("Shared")
+            .field("kind", &kind)
+            .field("connections", &self.slots.len())
+            .finish()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
     pub(crate) fn new(pool: Pool) -> Self {
         Self {
             pool,
-            current: Mutex::new((0, None)),
+            slots: (0..SHARED_CONNECTIONS)
+                .map(|_| Mutex::new((0, None)))
+                .collect(),
+            next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -82,48 +102,55 @@ impl Shared {
         matches!(self.pool, Pool::Cluster(_))
     }
 
-    /// The shared connection and its generation, connecting if needed.
-    pub(crate) async fn get(&self) -> Result<(u64, Conn), StoreError> {
+    /// A shared connection and its generation, connecting if needed.
+    /// `response_timeout` replaces redis-rs' default of 500 ms, which a
+    /// `WAIT` may exceed; the store bounds each operation itself.
+    pub(crate) async fn get(&self, response_timeout: Duration) -> Result<(u64, Conn), StoreError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         {
-            let guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let guard = lock(slot);
             if let (generation, Some(conn)) = &*guard {
                 return Ok((*generation, conn.clone()));
             }
         }
         let conn = match &self.pool {
-            Pool::Single(pool) => pool
-                .get()
-                .await
-                .map(|c| Conn::Single(deadpool_redis::Connection::take(c))),
+            Pool::Single(pool) => pool.get().await.map(|c| {
+                let mut conn = deadpool_redis::Connection::take(c);
+                conn.set_response_timeout(response_timeout);
+                Conn::Single(conn)
+            }),
             Pool::Cluster(pool) => pool
                 .get()
                 .await
                 .map(|c| Conn::Cluster(deadpool_redis::cluster::Connection::take(c))),
         }
         .map_err(StoreError::unavailable)?;
-        let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = lock(slot);
         match &guard.1 {
             // Another task connected meanwhile: share its connection.
             Some(current) => Ok((guard.0, current.clone())),
             None => {
-                guard.0 += 1;
+                guard.0 = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
                 guard.1 = Some(conn.clone());
                 Ok((guard.0, conn))
             }
         }
     }
 
-    /// Drops the shared connection, whichever it is.
+    /// Drops every shared connection.
     pub(crate) fn reset(&self) {
-        let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        guard.1 = None;
+        for slot in &self.slots {
+            lock(slot).1 = None;
+        }
     }
 
     /// Drops the shared connection of `generation` after it failed.
     pub(crate) fn broken(&self, generation: u64) {
-        let mut guard = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.0 == generation {
-            guard.1 = None;
+        for slot in &self.slots {
+            let mut guard = lock(slot);
+            if guard.0 == generation {
+                guard.1 = None;
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `RedisStore`: sessions in Redis or Redis Cluster.
 
+#[cfg(feature = "cache")]
+mod bus;
 mod codec;
 mod conn;
 mod script;
@@ -8,8 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
 use deadpool_redis::Runtime;
+use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
 
 use self::conn::{Conn, Pool, Shared};
 use self::script::Scripts;
@@ -18,6 +20,9 @@ use crate::{
     DEFAULT_SIZE_LIMIT, Expiry, SessionData, SessionId, SessionStore, StoreError, Version,
     Versioned,
 };
+
+#[cfg(feature = "cache")]
+pub use self::bus::RedisBus;
 
 /// Default prefix of session keys.
 pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
@@ -66,6 +71,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     inner: Arc<Inner>,
+    urls: Arc<[String]>,
     prefix: Arc<str>,
     replicas: Option<(usize, Duration)>,
     op_timeout: Duration,
@@ -85,13 +91,13 @@ impl RedisStore {
         let pool = deadpool_redis::Config::from_url(url)
             .builder()
             .map_err(|e| StoreError::Backend(Box::new(e)))?
-            .max_size(4)
+            .max_size(conn::SHARED_CONNECTIONS * 2)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(Duration::from_secs(2)))
             .wait_timeout(Some(Duration::from_secs(2)))
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(Self::with_pool(Pool::Single(pool)))
+        Ok(Self::with_pool(Pool::Single(pool), vec![url.to_owned()]))
     }
 
     /// A store on a Redis Cluster, given the URLs of some of its nodes.
@@ -101,20 +107,21 @@ impl RedisStore {
         U: Into<String>,
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
-        let pool = deadpool_redis::cluster::Config::from_urls(urls)
+        let pool = deadpool_redis::cluster::Config::from_urls(urls.clone())
             .builder()
             .map_err(|e| StoreError::Backend(Box::new(e)))?
-            .max_size(4)
+            .max_size(conn::SHARED_CONNECTIONS * 2)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(Duration::from_secs(2)))
             .wait_timeout(Some(Duration::from_secs(2)))
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(Self::with_pool(Pool::Cluster(pool)))
+        Ok(Self::with_pool(Pool::Cluster(pool), urls))
     }
 
-    fn with_pool(pool: Pool) -> Self {
+    fn with_pool(pool: Pool, urls: Vec<String>) -> Self {
         Self {
+            urls: urls.into(),
             inner: Arc::new(Inner {
                 shared: Shared::new(pool),
                 scripts: Scripts::new(),
@@ -181,7 +188,7 @@ impl RedisStore {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let attempt = async {
-            let (generation, conn) = self.inner.shared.get().await?;
+            let (generation, conn) = self.inner.shared.get(self.op_timeout).await?;
             op(conn).await.map_err(|e| {
                 if breaks_connection(&e) {
                     self.inner.shared.broken(generation);
@@ -213,9 +220,7 @@ impl RedisStore {
                 source: Box::new(e),
                 retry_after: self.retry_after,
             }
-        } else if e.kind() == redis::ErrorKind::Server(ServerErrorKind::ResponseError)
-            && e.code() == Some("WRONGTYPE")
-        {
+        } else if e.code() == Some("WRONGTYPE") {
             StoreError::Corrupt(Box::new(e))
         } else {
             StoreError::Backend(Box::new(e))
@@ -244,12 +249,28 @@ impl RedisStore {
                     }
                     pipe
                 };
-                let result: Result<Vec<Value>, RedisError> =
-                    pipeline().query_async(&mut conn).await;
-                let values = match result {
+                // Without WAIT, a single command; with it, one pipeline so that
+                // WAIT runs on the connection that wrote.
+                let query = |conn: &mut Conn| {
+                    let mut conn = conn.clone();
+                    let pipeline = pipeline();
+                    async move {
+                        if replicas.is_some() {
+                            pipeline.query_async::<Vec<Value>>(&mut conn).await
+                        } else {
+                            let mut cmd = redis::cmd("EVALSHA");
+                            cmd.arg(script.get_hash()).arg(1).arg(key);
+                            for arg in args {
+                                cmd.arg(*arg);
+                            }
+                            cmd.query_async::<Value>(&mut conn).await.map(|v| vec![v])
+                        }
+                    }
+                };
+                let values = match query(&mut conn).await {
                     Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
                         script.prepare_invoke().load_async(&mut conn).await?;
-                        pipeline().query_async(&mut conn).await?
+                        query(&mut conn).await?
                     }
                     other => other?,
                 };
@@ -263,14 +284,15 @@ impl RedisStore {
                 Ok((answer, confirmed))
             })
             .await?;
-        if let (Some((required, _)), Some(confirmed)) = (replicas, confirmed) {
-            if answer.0 == 1 && confirmed < required {
-                return Err(StoreError::NotReplicated {
-                    confirmed,
-                    required,
-                    version: Version::new(answer.1),
-                });
-            }
+        if let (Some((required, _)), Some(confirmed)) = (replicas, confirmed)
+            && answer.0 == 1
+            && confirmed < required
+        {
+            return Err(StoreError::NotReplicated {
+                confirmed,
+                required,
+                version: Version::new(answer.1),
+            });
         }
         Ok(answer)
     }
@@ -320,7 +342,11 @@ impl SessionStore for RedisStore {
                 let id = SessionId::random();
                 let key = self.key(id);
                 let result = self
-                    .eval(&self.inner.scripts.create, &key, &[&bytes, &idle, &absolute])
+                    .eval(
+                        &self.inner.scripts.create,
+                        &key,
+                        &[&bytes, &idle, &absolute],
+                    )
                     .await;
                 match result {
                     Ok((1, _)) => return Ok(id),
@@ -347,15 +373,17 @@ impl SessionStore for RedisStore {
                         .await
                 })
                 .await?;
-            let [v, a, i, d] = <[Option<Vec<u8>>; 4]>::try_from(fields)
-                .map_err(|_| corrupt_record())?;
+            let [v, a, i, d] =
+                <[Option<Vec<u8>>; 4]>::try_from(fields).map_err(|_| corrupt_record())?;
             if v.is_none() && a.is_none() && i.is_none() && d.is_none() {
                 return Ok(None);
             }
             let number = |field: Option<Vec<u8>>, name| {
                 field
                     .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<u64>().ok())
-                    .ok_or(StoreError::Corrupt(Box::new(codec::DecodeError::BadField(name))))
+                    .ok_or(StoreError::Corrupt(Box::new(codec::DecodeError::BadField(
+                        name,
+                    ))))
             };
             let version = number(v, "v")?;
             number(a, "a")?;

@@ -4,7 +4,9 @@
 //! milliseconds), `i` idle timeout (milliseconds), `d` encoded data. Each
 //! script answers `{code, version}`: `1` done, `0` conflict (`version` is the
 //! stored one, `0` when there is none), `-1` the record is not one of ours
-//! and was left untouched.
+//! and was left untouched: a wrong type, a missing field, or data that is
+//! not our format byte followed by valid MessagePack (checked with the
+//! `cmsgpack` library built into Redis' Lua).
 
 use deadpool_redis::redis::Script;
 
@@ -15,12 +17,15 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function record(key)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind == 'none' then return nil end
-  if kind ~= 'hash' then return false end
-  local r = redis.call('HMGET', key, 'v', 'a', 'i')
-  local v, a, i = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
-  if not v or not a or not i then return false end
+  local r = redis.pcall('HMGET', key, 'v', 'a', 'i', 'd')
+  if r['err'] then return false end -- not a hash
+  if not r[1] and not r[2] and not r[3] and not r[4] then
+    if redis.call('EXISTS', key) == 0 then return nil end
+    return false
+  end
+  local v, a, i, d = tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), r[4]
+  if not v or not a or not i or not d or string.byte(d, 1) ~= 1 then return false end
+  if not pcall(cmsgpack.unpack, string.sub(d, 2)) then return false end
   return {v, a, i}
 end
 local function int(n) return string.format('%d', n) end

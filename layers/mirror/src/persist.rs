@@ -1,0 +1,157 @@
+//! Saving a session after the handler, and answering shadow requests.
+
+use foresight_store::{SessionId, StoreError};
+
+use crate::carrier::Presented;
+use crate::config::Config;
+use crate::error::SessionError;
+use crate::session::State;
+
+/// What the response must tell the client about its session id.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Nothing,
+    SetId(SessionId),
+    ClearId,
+}
+
+/// Persists the session if the handler changed it. Only dirty sessions are
+/// written, each write a compare-and-set on the version loaded.
+pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcome, SessionError> {
+    if let Some(err) = &state.failed {
+        return Err(err.clone());
+    }
+    if !state.loaded {
+        return Ok(Outcome::Nothing);
+    }
+    let store = &config.store;
+    if state.destroy {
+        if let Some(id) = state.id {
+            store
+                .delete(id, None)
+                .await
+                .map_err(SessionError::from_store)?;
+        }
+        return Ok(if state.presented.is_some() {
+            Outcome::ClearId
+        } else {
+            Outcome::Nothing
+        });
+    }
+    if !state.dirty {
+        if let (Some(id), Some(interval)) = (state.id, config.read_touch)
+            && config.touched.due(id, interval)
+        {
+            let alive = store
+                .touch(id, config.expiry.idle)
+                .await
+                .map_err(SessionError::from_store)?;
+            if !alive {
+                return Ok(Outcome::ClearId);
+            }
+        }
+        return Ok(Outcome::Nothing);
+    }
+    let loaded = state.version;
+    match (state.id, loaded) {
+        (Some(old), Some(version)) if state.rotate => {
+            let new = store
+                .create(&state.data, config.expiry)
+                .await
+                .map_err(SessionError::from_store)?;
+            if let Err(e) = store.delete(old, Some(version)).await {
+                // The old session changed meanwhile: keep it, drop the copy.
+                let _ = store.delete(new, None).await;
+                return Err(SessionError::from_store(e));
+            }
+            metrics::counter!("foresight_mirror_rotations_total").increment(1);
+            Ok(Outcome::SetId(new))
+        }
+        (Some(id), Some(version)) => {
+            save(config, state, id, version).await?;
+            config.touched.written(id);
+            Ok(Outcome::Nothing)
+        }
+        _ => {
+            if state.data.is_empty() {
+                return Ok(Outcome::Nothing);
+            }
+            let new = store
+                .create(&state.data, config.expiry)
+                .await
+                .map_err(SessionError::from_store)?;
+            Ok(Outcome::SetId(new))
+        }
+    }
+}
+
+async fn save(
+    config: &Config,
+    state: &State,
+    id: SessionId,
+    version: foresight_store::Version,
+) -> Result<(), SessionError> {
+    let mut data = state.data.clone();
+    let mut expected = version;
+    let mut attempts_left = if config.merge.is_some() {
+        config.merge_attempts
+    } else {
+        0
+    };
+    loop {
+        match config.store.save(id, &data, expected).await {
+            Ok(_) => return Ok(()),
+            Err(e @ StoreError::Conflict { .. }) => {
+                metrics::counter!("foresight_mirror_conflicts_total").increment(1);
+                let (Some(policy), Some(base)) = (&config.merge, &state.base) else {
+                    return Err(SessionError::from_store(e));
+                };
+                if attempts_left == 0 {
+                    return Err(SessionError::from_store(e));
+                }
+                attempts_left -= 1;
+                let Some(theirs) = config
+                    .store
+                    .load(id)
+                    .await
+                    .map_err(SessionError::from_store)?
+                else {
+                    return Err(SessionError::from_store(e));
+                };
+                let Some(merged) = policy.merge(base, &state.data, &theirs.value) else {
+                    return Err(SessionError::from_store(e));
+                };
+                metrics::counter!("foresight_mirror_merges_total").increment(1);
+                data = merged;
+                expected = theirs.version;
+            }
+            Err(e) => return Err(SessionError::from_store(e)),
+        }
+    }
+}
+
+/// A shadow request, when the handler is skipped: validate the id, load the
+/// session (warming a cache in front of the store), restart its idle
+/// timeout. `Ok(true)` if there was a session to warm.
+pub(crate) async fn warm(config: &Config, presented: Presented) -> Result<bool, SessionError> {
+    let id = match presented {
+        Presented::None => return Ok(false),
+        Presented::Malformed => return Err(SessionError::Malformed),
+        Presented::Id(id) => id,
+    };
+    let found = config
+        .store
+        .load(id)
+        .await
+        .map_err(SessionError::from_store)?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    let alive = config
+        .store
+        .touch(id, config.expiry.idle)
+        .await
+        .map_err(SessionError::from_store)?;
+    metrics::counter!("foresight_mirror_shadow_warmed_total").increment(1);
+    Ok(alive)
+}

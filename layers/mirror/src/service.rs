@@ -1,0 +1,133 @@
+//! The [`SessionMirror`] service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use foresight_core::ROLE_HEADER;
+use foresight_core::error::ErrorResponse;
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use tower_service::Service;
+
+use crate::carrier::Presented;
+use crate::config::Config;
+use crate::error::SessionError;
+use crate::future::{MirrorBody, ResponseFuture};
+use crate::persist::{Outcome, persist, warm};
+use crate::session::Session;
+
+/// Service made by [`SessionMirrorLayer`](crate::SessionMirrorLayer): see
+/// the [crate docs](crate) for what it does and for examples.
+#[derive(Clone, Debug)]
+pub struct SessionMirror<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> SessionMirror<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives up the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn is_shadow<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(&ROLE_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"shadow"))
+}
+
+fn error_response<B>(err: &SessionError) -> Response<MirrorBody<B>> {
+    tracing::debug!(error = %err, "session failure answered");
+    foresight_core::edge::into_response(ErrorResponse::from_error(err)).map(Either::Right)
+}
+
+fn empty<B>(status: StatusCode) -> Response<MirrorBody<B>> {
+    let mut response = Response::new(Either::Right(Full::default()));
+    *response.status_mut() = status;
+    response
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionMirror<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<MirrorBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = self.config.clone();
+        let presented = config.carrier.read(req.headers());
+        let shadow = is_shadow(&req);
+
+        if shadow && !config.shadow_runs_handler {
+            // The primary already applied the request: only warm up here.
+            return ResponseFuture::new(async move {
+                Ok(match warm(&config, presented).await {
+                    Ok(true) => empty(StatusCode::NO_CONTENT),
+                    Ok(false) if presented == Presented::None => empty(StatusCode::NO_CONTENT),
+                    Ok(false) => empty(StatusCode::NOT_FOUND),
+                    Err(e) => error_response(&e),
+                })
+            });
+        }
+
+        let id = match presented {
+            Presented::Id(id) => Some(id),
+            Presented::None | Presented::Malformed => None,
+        };
+        let session = Session::new(config.clone(), id);
+        let state = session.shares();
+        req.extensions_mut().insert(session);
+
+        // Take the service that was driven to readiness; leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(async move {
+            let response = inner.call(req).await?;
+            if shadow {
+                // The handler ran for a shadow copy: its session changes are
+                // not applied a second time.
+                return Ok(response.map(Either::Left));
+            }
+            let mut state = state.lock().await;
+            match persist(&config, &mut state).await {
+                Ok(outcome) => {
+                    let mut response = response.map(Either::Left);
+                    match outcome {
+                        Outcome::Nothing => {}
+                        Outcome::SetId(id) => {
+                            config.carrier.write(response.headers_mut(), Some(id))
+                        }
+                        Outcome::ClearId => config.carrier.write(response.headers_mut(), None),
+                    }
+                    Ok(response)
+                }
+                Err(e) => Ok(error_response(&e)),
+            }
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Announcements of session changes between instances.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::store::StoreFuture;
+use crate::{SessionId, Version};
+
+/// "Session `id` is now at `version`" (`None`: deleted), sent by the
+/// instance `origin` after a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Random id of the sending [`CachedStore`](crate::CachedStore).
+    pub origin: u64,
+    /// The session.
+    pub id: SessionId,
+    /// Its new version, `None` when deleted.
+    pub version: Option<Version>,
+}
+
+impl Invalidation {
+    /// Wire form: `origin:id:version` in hexadecimal / decimal, version 0
+    /// for a deletion.
+    pub fn encode(&self) -> String {
+        format!(
+            "{:016x}:{}:{}",
+            self.origin,
+            self.id,
+            self.version.map_or(0, Version::get)
+        )
+    }
+
+    /// Parses the wire form.
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let origin = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let id = parts.next()?.parse().ok()?;
+        let version: u64 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            origin,
+            id,
+            version: (version > 0).then_some(Version::new(version)),
+        })
+    }
+}
+
+/// What a subscriber of an [`InvalidationBus`] receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusEvent {
+    /// A session changed.
+    Invalidate(Invalidation),
+    /// Announcements may have been missed (the subscription dropped and
+    /// came back, or the subscriber lagged): forget everything cached.
+    Reset,
+}
+
+/// Transport of [`Invalidation`]s between the caches of several instances.
+pub trait InvalidationBus: Send + Sync + fmt::Debug + 'static {
+    /// Announces a change to every subscriber, this instance's included.
+    fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()>;
+
+    /// A new subscription to every announcement.
+    fn subscribe(&self) -> broadcast::Receiver<BusEvent>;
+
+    /// Whether announcements are being received right now. A cache must not
+    /// answer from memory while this is false, since it could miss that a
+    /// session changed elsewhere.
+    fn is_connected(&self) -> bool;
+}
+
+/// An in-process bus, for several caches in one process (tests, or
+/// instances sharing a [`MemoryStore`](crate::MemoryStore)).
+///
+/// Cloning shares the bus.
+#[derive(Clone, Debug)]
+pub struct LocalBus {
+    sender: Arc<broadcast::Sender<BusEvent>>,
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalBus {
+    /// A bus with room for 4096 pending announcements per subscriber.
+    pub fn new() -> Self {
+        Self {
+            sender: Arc::new(broadcast::channel(4096).0),
+        }
+    }
+}
+
+impl InvalidationBus for LocalBus {
+    fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()> {
+        // No subscriber is not an error.
+        let _ = self.sender.send(BusEvent::Invalidate(invalidation));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
+        self.sender.subscribe()
+    }
+
+    fn is_connected(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_round_trips() {
+        for version in [None, Some(Version::new(42))] {
+            let inv = Invalidation {
+                origin: 7,
+                id: SessionId::random(),
+                version,
+            };
+            assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
+        }
+        assert_eq!(Invalidation::decode("zz:1:2"), None);
+        assert_eq!(Invalidation::decode("1:2"), None);
+    }
+}
