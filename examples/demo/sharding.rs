@@ -1,15 +1,6 @@
-//! Foresight end to end, on loopback, with nothing to set up.
-//!
-//! Three instances (real axum servers) sit behind a gateway (a real hyper
-//! server) whose stack is `edge → ShardLayer → Pool`, the pool reaching the
-//! instances through a hyper-util client. A few hundred simulated clients,
-//! each with its own session cookie, send requests through the gateway; the
-//! demo prints which instance served which clients, then takes one instance
-//! out and shows that only its clients moved, each to its secondary.
-//!
-//! Run with `cargo run --release --example demo`.
+//! Stage 1: who serves whom, and what moves when an instance leaves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,68 +13,24 @@ use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
+
+use crate::support::{Instance, serve_gateway};
 
 const CLIENTS: usize = 300;
 const REQUESTS_PER_CLIENT: usize = 4;
 const INSTANCES: [(&str, f64); 3] = [("alpha", 1.0), ("beta", 1.0), ("gamma", 2.0)];
 
-struct Instance {
-    addr: SocketAddr,
-    served: Arc<AtomicU64>,
-    task: JoinHandle<()>,
-}
-
-async fn start_instance(name: &'static str) -> Instance {
-    let served = Arc::new(AtomicU64::new(0));
-    let app = Router::new()
+fn instance_app(name: &'static str, served: Arc<AtomicU64>) -> Router {
+    Router::new()
         .route(
             "/hello",
-            get(
-                |State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
-                    served.fetch_add(1, Ordering::Relaxed);
-                    format!("hello from {name}")
-                },
-            ),
+            get(|State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
+                served.fetch_add(1, Ordering::Relaxed);
+                format!("hello from {name}")
+            }),
         )
-        .with_state((name, served.clone()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("instance server");
-    });
-    Instance { addr, served, task }
-}
-
-async fn start_gateway(topology: Topology) -> SocketAddr {
-    let client = http_client::<Incoming>();
-    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
-        .with_instance_header(true);
-    let stack = ServiceBuilder::new()
-        .layer(foresight::edge())
-        .layer(ShardLayer::new(topology, CookieKey::new("sid")))
-        .service(pool);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = TowerToHyperService::new(stack.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+        .with_state((name, served))
 }
 
 /// Every client sends its requests through the gateway; returns the
@@ -101,21 +48,12 @@ async fn run_clients(gateway: SocketAddr) -> BTreeMap<usize, String> {
                     .body(Empty::new())
                     .expect("request");
                 let response = client.request(request).await.expect("gateway reachable");
-                assert!(
-                    response.status().is_success(),
-                    "status {}",
-                    response.status()
-                );
+                assert!(response.status().is_success(), "status {}", response.status());
                 let instance = response.headers()["x-foresight-instance"]
                     .to_str()
                     .expect("ascii")
                     .to_owned();
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes();
+                let body = response.into_body().collect().await.expect("body").to_bytes();
                 assert!(body.ends_with(instance.as_bytes()));
                 if let Some(previous) = seen.replace(instance.clone()) {
                     assert_eq!(previous, instance, "a session moved between requests");
@@ -163,30 +101,41 @@ fn print_table(title: &str, owners: &BTreeMap<usize, String>, topology: &Topolog
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let mut instances = HashMap::new();
+pub async fn run() {
+    println!("== 1. Sharding: each client key has a primary and a secondary ==");
+    let mut served = Vec::new();
+    let mut instances = Vec::new();
     for (name, _) in INSTANCES {
-        instances.insert(name, start_instance(name).await);
+        let counter = Arc::new(AtomicU64::new(0));
+        instances.push(Instance::start(name, instance_app(name, counter.clone())));
+        served.push((name, counter));
     }
-    let topology = Topology::from_instances(INSTANCES.iter().map(|(name, weight)| {
-        InstanceSpec::new(*name)
-            .with_addr(instances[name].addr)
-            .with_weight(*weight)
-    }))
+    let topology = Topology::from_instances(INSTANCES.iter().zip(&instances).map(
+        |((name, weight), instance)| {
+            InstanceSpec::new(*name)
+                .with_addr(instance.addr)
+                .with_weight(*weight)
+        },
+    ))
     .expect("valid topology");
-    let gateway = start_gateway(topology.clone()).await;
+    let client = http_client::<Incoming>();
+    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
+        .with_instance_header(true);
+    let gateway = serve_gateway(
+        ServiceBuilder::new()
+            .layer(foresight::edge())
+            .layer(ShardLayer::new(topology.clone(), CookieKey::new("sid")))
+            .service(pool),
+    )
+    .await;
     println!(
         "gateway on http://{gateway}, {CLIENTS} clients × {REQUESTS_PER_CLIENT} requests, keyed by the `sid` cookie"
     );
 
     let before = run_clients(gateway).await;
     print_table("Who serves whom (weights 1 : 1 : 2)", &before, &topology);
-    for (name, instance) in &instances {
-        println!(
-            "  {name} served {} requests",
-            instance.served.load(Ordering::Relaxed)
-        );
+    for (name, counter) in &served {
+        println!("  {name} served {} requests", counter.load(Ordering::Relaxed));
     }
 
     let secondary: BTreeMap<usize, String> = before
@@ -197,7 +146,7 @@ async fn main() {
         })
         .collect();
     println!("\nbeta leaves (its server stops, the topology drops it)…");
-    instances["beta"].task.abort();
+    instances[1].kill();
     topology.remove(&"beta".into());
     let after = run_clients(gateway).await;
     print_table("After beta left", &after, &topology);

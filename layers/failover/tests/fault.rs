@@ -1,0 +1,584 @@
+//! Fault tests with three instances as separate OS processes on loopback.
+//!
+//! The instance processes are this test binary run again with
+//! `FORESIGHT_FAULT_INSTANCE` set (see [`instance_process`]): a small hyper
+//! server that answers after a configurable delay. The tests drive a
+//! closed-loop load of 200 sessions through Shard → Failover → Shadow →
+//! Pool (a hyper-util client per instance), then kill, stop or slow down the
+//! primary of half the sessions, and count what the clients saw. Every loop
+//! is bounded in count and time; nothing listens beyond 127.0.0.1.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use foresight_core::key::HeaderKey;
+use foresight_core::{
+    BoxError, ClientKey, HealthState, InstanceId, InstanceSpec, Pool, ServedBy, Topology,
+};
+use foresight_failover::{FailoverStats, HealthFailoverLayer};
+use foresight_shadow::ShadowWriteLayer;
+use foresight_shard::ShardLayer;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+const INSTANCE_ENV: &str = "FORESIGHT_FAULT_INSTANCE";
+const DELAY_ENV: &str = "FORESIGHT_FAULT_DELAY_US";
+const SESSIONS: usize = 200;
+const THINK: Duration = Duration::from_millis(20);
+/// Per-session request bound, on top of the time bound.
+const MAX_PER_SESSION: usize = 2_000;
+
+/// The instance server, when this binary runs as an instance process; a
+/// no-op in a normal test run.
+#[test]
+fn instance_process() {
+    let Ok(id) = std::env::var(INSTANCE_ENV) else {
+        return;
+    };
+    let delay_us: u64 = std::env::var(DELAY_ENV)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(serve(id, delay_us));
+}
+
+async fn serve(id: String, delay_us: u64) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "LISTENING {port}").unwrap();
+        out.flush().unwrap();
+    }
+    let delay = Arc::new(AtomicU64::new(delay_us));
+    let id = Bytes::from(id);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let delay = delay.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let delay = delay.clone();
+                let id = id.clone();
+                async move {
+                    if request.uri().path() == "/admin/delay" {
+                        let us = request
+                            .uri()
+                            .query()
+                            .and_then(|q| q.strip_prefix("us="))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        delay.store(us, Ordering::Relaxed);
+                        return Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))));
+                    }
+                    let _ = request.into_body().collect().await;
+                    let us = delay.load(Ordering::Relaxed);
+                    if us > 0 {
+                        tokio::time::sleep(Duration::from_micros(us)).await;
+                    }
+                    Ok(Response::new(Full::new(id)))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// An instance process; killed when dropped.
+struct Instance {
+    id: String,
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Instance {
+    fn spawn(id: &str, delay_us: u64) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "instance_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(INSTANCE_ENV, id)
+            .env(DELAY_ENV, delay_us.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let port = BufReader::new(stdout)
+            .lines()
+            .take(50)
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("LISTENING ")
+                    .map(|p| p.parse::<u16>().unwrap())
+            })
+            .expect("instance did not report its port");
+        Self {
+            id: id.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_instances(delay_us: u64) -> Vec<Instance> {
+    ["i0", "i1", "i2"]
+        .iter()
+        .map(|id| Instance::spawn(id, delay_us))
+        .collect()
+}
+
+fn topology(instances: &[Instance]) -> Topology {
+    Topology::from_instances(
+        instances
+            .iter()
+            .map(|i| InstanceSpec::new(i.id.as_str()).with_addr(i.addr)),
+    )
+    .unwrap()
+}
+
+/// A pool whose per-instance services are a shared hyper-util client aimed
+/// at the instance's address.
+fn pool<B>(
+    topology: &Topology,
+) -> Pool<
+    impl Service<
+        Request<B>,
+        Response = Response<Incoming>,
+        Error = hyper_util::client::legacy::Error,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static,
+>
+where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static,
+{
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_millis(200)));
+    let client: Client<HttpConnector, B> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector);
+    Pool::new(topology.clone(), move |instance| {
+        let addr = instance.spec().addr.expect("instances have addresses");
+        let client = client.clone();
+        service_fn(move |mut request: Request<B>| {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
+            client.request(request)
+        })
+    })
+}
+
+/// 200 session keys: half of them with `victim` as their primary.
+fn sessions(topology: &Topology, victim: &str) -> Vec<String> {
+    let (mut on_victim, mut others) = (Vec::new(), Vec::new());
+    for n in 0..100_000 {
+        let key = format!("session-{n}");
+        let primary = topology.rank(&ClientKey::from(key.as_str()), 0, 2)[0].clone();
+        if primary.as_str() == victim {
+            if on_victim.len() < SESSIONS / 2 {
+                on_victim.push(key);
+            }
+        } else if others.len() < SESSIONS / 2 {
+            others.push(key);
+        }
+        if on_victim.len() + others.len() == SESSIONS {
+            break;
+        }
+    }
+    on_victim.extend(others);
+    on_victim
+}
+
+#[derive(Clone, Debug)]
+struct Sample {
+    session: usize,
+    at: Duration,
+    latency: Duration,
+    ok: bool,
+    served_by: Option<InstanceId>,
+}
+
+/// Runs the closed loop: each session sends a GET, waits for the whole
+/// response, thinks, and goes again, until `run` is over.
+async fn drive<S>(service: S, sessions: Vec<String>, start: Instant, run: Duration) -> Vec<Sample>
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+{
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(session, key)| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                // Spread the sessions' first requests over one think time.
+                tokio::time::sleep(THINK * session as u32 / SESSIONS as u32).await;
+                while start.elapsed() < run && samples.len() < MAX_PER_SESSION {
+                    let request = Request::get("/")
+                        .header("x-session", key.as_str())
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let sent = Instant::now();
+                    let result = service.clone().oneshot(request).await.map_err(|_| ());
+                    let (ok, served_by) = match result {
+                        Ok(response) => {
+                            let served =
+                                response.extensions().get::<ServedBy>().map(|s| s.0.clone());
+                            let good = response.status().is_success();
+                            let body = response.into_body().collect().await;
+                            (good && body.is_ok(), served)
+                        }
+                        Err(_) => (false, None),
+                    };
+                    samples.push(Sample {
+                        session,
+                        at: sent.duration_since(start),
+                        latency: sent.elapsed(),
+                        ok,
+                        served_by,
+                    });
+                    tokio::time::sleep(THINK).await;
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_by_key(|s| s.at);
+    all
+}
+
+struct Summary {
+    requests: usize,
+    errors: usize,
+    rate: f64,
+    p99: Duration,
+}
+
+fn summarise(samples: &[Sample], run: Duration) -> Summary {
+    let mut latencies: Vec<_> = samples.iter().map(|s| s.latency).collect();
+    latencies.sort();
+    Summary {
+        requests: samples.len(),
+        errors: samples.iter().filter(|s| !s.ok).count(),
+        rate: samples.len() as f64 / run.as_secs_f64(),
+        p99: latencies
+            .get(latencies.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default(),
+    }
+}
+
+/// Writes the samples as CSV when `FORESIGHT_FAULT_TIMELINE_DIR` is set (the
+/// input of the failover timeline in `benches/`).
+fn write_timeline(name: &str, samples: &[Sample], marks: &[(&str, Duration)]) {
+    let Ok(dir) = std::env::var("FORESIGHT_FAULT_TIMELINE_DIR") else {
+        return;
+    };
+    let mut csv = String::from("at_ms,latency_ms,ok,served_by,session\n");
+    for s in samples {
+        csv.push_str(&format!(
+            "{:.3},{:.3},{},{},{}\n",
+            s.at.as_secs_f64() * 1e3,
+            s.latency.as_secs_f64() * 1e3,
+            u8::from(s.ok),
+            s.served_by.as_ref().map_or("-", |i| i.as_str()),
+            s.session
+        ));
+    }
+    for (mark, at) in marks {
+        csv.push_str(&format!("# {mark} at {:.3} ms\n", at.as_secs_f64() * 1e3));
+    }
+    std::fs::write(format!("{dir}/{name}.csv"), csv).unwrap();
+}
+
+/// Polls `victim`'s state every millisecond until `done` (bounded by
+/// `limit`); returns when that happened, from `start`.
+async fn watch(
+    topology: &Topology,
+    victim: &str,
+    start: Instant,
+    limit: Duration,
+    done: impl Fn(HealthState) -> bool,
+) -> Option<Duration> {
+    let slot = topology.health(&victim.into()).unwrap();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done(slot.state()) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+fn stack(
+    topology: &Topology,
+    failover: &HealthFailoverLayer,
+    shadow: &ShadowWriteLayer,
+) -> impl Service<Request<Empty<Bytes>>, Response = Response<Incoming>, Error = BoxError, Future: Send>
++ Clone
++ Send
++ 'static {
+    ServiceBuilder::new()
+        .layer(ShardLayer::new(
+            topology.clone(),
+            HeaderKey::new("x-session"),
+        ))
+        .layer(failover.clone())
+        .layer(shadow.clone())
+        .service(pool(topology))
+}
+
+fn print_stats(name: &str, summary: &Summary, stats: FailoverStats) {
+    eprintln!(
+        "{name}: {} requests, {:.0} req/s, {} client errors, p99 {:?}; {stats:?}",
+        summary.requests, summary.rate, summary.errors, summary.p99
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_primary_loses_no_idempotent_request() {
+    const RUN: Duration = Duration::from_millis(2_500);
+    const KILL_AT: Duration = Duration::from_millis(1_000);
+    let mut instances = spawn_instances(1_000);
+    let topology = topology(&instances);
+    let victim = instances[0].id.clone();
+    let keys = sessions(&topology, &victim);
+    let failover = HealthFailoverLayer::new(topology.clone());
+    let shadow = ShadowWriteLayer::new(topology.clone());
+    let service = stack(&topology, &failover, &shadow);
+
+    let start = Instant::now();
+    let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
+    tokio::time::sleep_until(start + KILL_AT).await;
+    instances[0].kill();
+    let killed = start.elapsed();
+    let before = failover.stats();
+    let ejected = watch(&topology, &victim, start, Duration::from_secs(2), |s| {
+        s == HealthState::Ejected
+    })
+    .await;
+    let at_ejection = failover.stats();
+    let samples = load.await.unwrap();
+    let summary = summarise(&samples, RUN);
+    print_stats("kill with failover", &summary, failover.stats());
+    eprintln!(
+        "kill: killed at {killed:?}, ejected at {ejected:?}, failed attempts before ejection ≈ {}",
+        (at_ejection.replays + at_ejection.timeouts) - (before.replays + before.timeouts)
+    );
+    write_timeline("kill_with_failover", &samples, &[("kill", killed)]);
+
+    assert_eq!(summary.errors, 0, "client-visible errors");
+    assert!(ejected.is_some(), "the dead primary was not ejected");
+    assert!(failover.stats().ejections >= 1);
+    // Nothing was answered by the dead instance after the kill.
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s.at > killed)
+            .all(|s| s.served_by.as_ref().is_none_or(|i| i.as_str() != victim))
+    );
+    drop(instances);
+
+    // The same run without the failover layer, for comparison.
+    let mut instances = spawn_instances(1_000);
+    let topology = self::topology(&instances);
+    let keys = sessions(&topology, &instances[0].id);
+    let bare = ServiceBuilder::new()
+        .layer(ShardLayer::new(
+            topology.clone(),
+            HeaderKey::new("x-session"),
+        ))
+        .service(pool(&topology));
+    let start = Instant::now();
+    let load = tokio::spawn(drive(bare, keys, start, RUN));
+    tokio::time::sleep_until(start + KILL_AT).await;
+    instances[0].kill();
+    let killed = start.elapsed();
+    let samples = load.await.unwrap();
+    let bare = summarise(&samples, RUN);
+    eprintln!(
+        "kill without failover: {} requests, {:.0} req/s, {} client errors",
+        bare.requests, bare.rate, bare.errors
+    );
+    write_timeline("kill_without_failover", &samples, &[("kill", killed)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
+    const RUN: Duration = Duration::from_millis(4_000);
+    const STOP_AT: Duration = Duration::from_millis(1_000);
+    const CONT_AT: Duration = Duration::from_millis(2_000);
+    const SETTLED: Duration = Duration::from_millis(3_200);
+    let instances = spawn_instances(1_000);
+    let topology = topology(&instances);
+    let victim = instances[0].id.clone();
+    let keys = sessions(&topology, &victim);
+    let failover = HealthFailoverLayer::new(topology.clone())
+        .with_ejection_backoff(Duration::from_millis(300), Duration::from_secs(2));
+    let shadow = ShadowWriteLayer::new(topology.clone());
+    let service = stack(&topology, &failover, &shadow);
+
+    let start = Instant::now();
+    let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
+    tokio::time::sleep_until(start + STOP_AT).await;
+    instances[0].signal("STOP");
+    let stopped = start.elapsed();
+    let ejected = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
+        s != HealthState::Healthy
+    })
+    .await;
+    tokio::time::sleep_until(start + CONT_AT).await;
+    instances[0].signal("CONT");
+    let resumed = start.elapsed();
+    let readmitted = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
+        s == HealthState::Healthy
+    })
+    .await;
+    let samples = load.await.unwrap();
+    let summary = summarise(&samples, RUN);
+    print_stats("stop/cont", &summary, failover.stats());
+    eprintln!(
+        "stop: stopped at {stopped:?}, out of rotation at {ejected:?}, resumed at {resumed:?}, readmitted at {readmitted:?}"
+    );
+    write_timeline(
+        "stop_cont",
+        &samples,
+        &[("stop", stopped), ("cont", resumed)],
+    );
+
+    assert_eq!(summary.errors, 0, "client-visible errors");
+    assert!(ejected.is_some(), "the stopped primary stayed in rotation");
+    assert!(failover.stats().ejections >= 1);
+    assert!(
+        readmitted.is_some(),
+        "the resumed primary was not readmitted"
+    );
+    assert!(failover.stats().readmissions >= 1);
+    // Sessions whose first choice is the victim are back on it, as HRW says;
+    // the others never moved.
+    let late: Vec<_> = samples.iter().filter(|s| s.at > SETTLED).collect();
+    let back = late
+        .iter()
+        .filter(|s| s.session < SESSIONS / 2)
+        .filter(|s| s.served_by.as_ref().is_some_and(|i| i.as_str() == victim))
+        .count();
+    let victim_sessions = late.iter().filter(|s| s.session < SESSIONS / 2).count();
+    eprintln!(
+        "stop: after settling, {back} of {victim_sessions} requests of the victim's sessions served by it"
+    );
+    assert!(back > 0, "no session moved back to the readmitted instance");
+    assert!(
+        late.iter()
+            .filter(|s| s.session >= SESSIONS / 2)
+            .all(|s| s.served_by.as_ref().is_none_or(|i| i.as_str() != victim)),
+        "a session moved to an instance that is not its first choice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_primary_is_degraded_and_drained_before_any_error() {
+    const RUN: Duration = Duration::from_millis(2_500);
+    const SLOW_AT: Duration = Duration::from_millis(1_000);
+    let instances = spawn_instances(2_000);
+    eprintln!("spawned");
+    let topology = topology(&instances);
+    let victim = instances[0].id.clone();
+    let keys = sessions(&topology, &victim);
+    let failover = HealthFailoverLayer::new(topology.clone());
+    let shadow = ShadowWriteLayer::new(topology.clone());
+    let service = stack(&topology, &failover, &shadow);
+
+    let start = Instant::now();
+    let load = tokio::spawn(drive(service, keys, start, RUN));
+    tokio::time::sleep_until(start + SLOW_AT).await;
+    eprintln!("slowing");
+    // Ten times the latency on the victim.
+    let admin: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let uri = format!("http://{}/admin/delay?us=20000", instances[0].addr);
+    admin.get(uri.parse().unwrap()).await.unwrap();
+    let slowed = start.elapsed();
+    let degraded = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
+        s != HealthState::Healthy
+    })
+    .await;
+    eprintln!("waiting");
+    let samples = load.await.unwrap();
+    let summary = summarise(&samples, RUN);
+    print_stats("slow primary", &summary, failover.stats());
+    eprintln!("slow: slowed at {slowed:?}, degraded at {degraded:?}");
+    write_timeline("slow_primary", &samples, &[("slow", slowed)]);
+
+    assert_eq!(summary.errors, 0, "client-visible errors");
+    let degraded = degraded.expect("the slow primary was not detected");
+    assert!(failover.stats().degradations >= 1);
+    // Once drained, and before the first probe, the victim's sessions are
+    // served by their secondaries.
+    let drained = degraded + Duration::from_millis(300);
+    let probe = degraded + Duration::from_millis(900);
+    let stayed = samples
+        .iter()
+        .filter(|s| s.at > drained && s.at < probe && s.session < SESSIONS / 2)
+        .filter(|s| s.served_by.as_ref().is_some_and(|i| i.as_str() == victim))
+        .count();
+    assert_eq!(stayed, 0, "requests still served by the degraded primary");
+}

@@ -1,0 +1,108 @@
+//! `ShadowWriteLayer`: keeps the secondary warm by copying each request to
+//! it, so it can take over when the primary fails.
+//!
+//! The layer sits below [`HealthFailoverLayer`](foresight_failover) and
+//! above the [`Pool`](foresight_core::Pool). For each first attempt whose
+//! [`Route`](foresight_core::Route) has a candidate after its target, it
+//! sends a copy to the next **Healthy** candidate, with
+//! `x-foresight-role: shadow` and `Route.role = Shadow`, on a task of its
+//! own. The primary's request is forwarded at once and its response never
+//! waits for the copy; the copy's response is read and discarded
+//! (optionally its status is compared with the primary's and mismatches
+//! counted: a sign that the secondary is not ready to take over).
+//!
+//! Bounds, each counted in [`ShadowStats`] when it drops a copy:
+//! - at most `N` shadows in flight per instance (a semaphore tried without
+//!   waiting: beyond `N` the copy is dropped, never queued);
+//! - a timeout over the whole copy (body, readiness, response);
+//! - bodies up to a cap, copied while the primary reads them; the copy is
+//!   sent once the body is complete, and abandoned if the body outgrows the
+//!   cap, fails, or the client goes away first;
+//! - no copy to an instance that is not Healthy; an optional sampling
+//!   fraction;
+//! - never a copy of a failover replay ([`Replayed`](foresight_failover::Replayed))
+//!   or of a shadow.
+//!
+//! An incoming `x-foresight-role` header is stripped, so a client cannot
+//! forge shadow requests, unless the hop is configured as trusted.
+//!
+//! The copy runs on a spawned Tokio task (one allocation per shadow, off the
+//! primary's path); requests that are not shadowed (sampling 0, no
+//! secondary) cost a header lookup and nothing else.
+//!
+//! # Default setup
+//!
+//! ```
+//! use bytes::Bytes;
+//! use foresight_core::key::HeaderKey;
+//! use foresight_core::{InstanceSpec, Pool, Topology};
+//! use foresight_failover::{HealthFailoverLayer, ReplayBody};
+//! use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+//! use foresight_shard::ShardLayer;
+//! use http_body_util::{Empty, Full};
+//! use std::convert::Infallible;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
+//! let pool = Pool::new(topology.clone(), |_instance| {
+//!     service_fn(|_req: http::Request<ShadowBody<ReplayBody<Empty<Bytes>>>>| async {
+//!         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
+//!     })
+//! });
+//! let shadow = ShadowWriteLayer::new(topology.clone());
+//! let service = ServiceBuilder::new()
+//!     .layer(ShardLayer::new(topology.clone(), HeaderKey::new("x-account-id")))
+//!     .layer(HealthFailoverLayer::new(topology))
+//!     .layer(shadow.clone())
+//!     .service(pool);
+//!
+//! let request = http::Request::builder()
+//!     .header("x-account-id", "42")
+//!     .body(Empty::<Bytes>::new())
+//!     .unwrap();
+//! let response = service.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(shadow.stats().sent, 1);
+//! # }
+//! ```
+//!
+//! # Customised setup
+//!
+//! Shadow one request in ten, at most 8 in flight per instance, each within
+//! 200 ms, compare statuses, and trust the role header because the hop in
+//! front is another router of ours:
+//!
+//! ```
+//! use std::time::Duration;
+//! use foresight_core::{InstanceSpec, Topology};
+//! use foresight_shadow::ShadowWriteLayer;
+//!
+//! let topology = Topology::from_instances(["a", "b"].map(InstanceSpec::new)).unwrap();
+//! let shadow = ShadowWriteLayer::new(topology)
+//!     .with_sampling(0.1)
+//!     .with_max_in_flight(8)
+//!     .with_timeout(Duration::from_millis(200))
+//!     .with_comparison(true)
+//!     .with_trusted_hop(true);
+//! # let _ = shadow;
+//! ```
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod body;
+pub mod future;
+mod layer;
+mod service;
+mod stats;
+
+pub use body::ShadowBody;
+pub use layer::{DEFAULT_BODY_CAP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, ShadowWriteLayer};
+pub use service::ShadowWrite;
+pub use stats::ShadowStats;
+
+#[cfg(test)]
+mod tests;

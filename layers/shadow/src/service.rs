@@ -1,0 +1,283 @@
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use foresight_core::{BoxError, InstanceId, ROLE_HEADER, Role, Route};
+use foresight_failover::Replayed;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tower_service::Service;
+
+use crate::body::ShadowBody;
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+use crate::stats::bump;
+
+/// Service of [`ShadowWriteLayer`](crate::ShadowWriteLayer); see the
+/// [crate docs](crate) for the examples.
+pub struct ShadowWrite<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for ShadowWrite<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ShadowWrite<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShadowWrite")
+            .field("inner", &self.inner)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl<S> ShadowWrite<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the service, returning the inner one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// A shadow that passed every check.
+struct Plan {
+    secondary: InstanceId,
+    permit: OwnedSemaphorePermit,
+    runtime: Handle,
+}
+
+/// Where the shadow's body comes from.
+enum Source {
+    Ready,
+    Pending(oneshot::Receiver<Vec<Bytes>>),
+}
+
+static SHADOW: HeaderValue = HeaderValue::from_static("shadow");
+
+impl<S> ShadowWrite<S> {
+    /// Whether and where to shadow `request`; counts the drops.
+    fn plan<B: Body>(&self, request: &Request<B>) -> Option<Plan> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let route = request.extensions().get::<Route>()?;
+        // Only first attempts are shadowed: never a replay, never a shadow.
+        if route.role == Role::Shadow || request.extensions().get::<Replayed>().is_some() {
+            return None;
+        }
+        if config.sampling < 1.0 && rand::random::<f64>() >= config.sampling {
+            return None;
+        }
+        let at = route.ranked.iter().position(|c| *c == route.target)?;
+        let after = &route.ranked[at + 1..];
+        if after.is_empty() {
+            return None;
+        }
+        let secondary = {
+            let members = shared.topology.load();
+            after
+                .iter()
+                .find(|id| {
+                    members
+                        .get(id)
+                        .is_some_and(|i| i.health().state().is_healthy())
+                })
+                .cloned()
+        };
+        let Some(secondary) = secondary else {
+            bump!(shared.counters, dropped_unhealthy);
+            return None;
+        };
+        let hint = request.body().size_hint();
+        if hint.lower() > config.body_cap as u64 {
+            bump!(shared.counters, dropped_body);
+            return None;
+        }
+        let Some(semaphore) = shared.semaphore(&secondary) else {
+            bump!(shared.counters, dropped_unhealthy);
+            return None;
+        };
+        let Ok(permit) = semaphore.try_acquire_owned() else {
+            bump!(shared.counters, dropped_full);
+            return None;
+        };
+        let Ok(runtime) = Handle::try_current() else {
+            bump!(shared.counters, dropped_no_runtime);
+            return None;
+        };
+        Some(Plan {
+            secondary,
+            permit,
+            runtime,
+        })
+    }
+}
+
+fn copy_head(parts: &Parts, route: Option<&Route>, secondary: InstanceId) -> Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy.headers.insert(ROLE_HEADER.clone(), SHADOW.clone());
+    if let Some(route) = route {
+        copy.extensions
+            .insert(route.retarget(secondary, Role::Shadow));
+    }
+    copy
+}
+
+impl<S, B, RB> Service<Request<B>> for ShadowWrite<S>
+where
+    S: Service<Request<ShadowBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    RB: Body + Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let config = &self.shared.config;
+        if config.trusted {
+            if request.headers().get(&ROLE_HEADER) == Some(&SHADOW) {
+                return ResponseFuture::new(
+                    self.inner.call(request.map(ShadowBody::passthrough)),
+                    None,
+                );
+            }
+        } else if request.headers_mut().remove(&ROLE_HEADER).is_some() {
+            // A client must not be able to forge shadow requests.
+            bump!(self.shared.counters, stripped);
+        }
+        let plan = if config.sampling > 0.0 {
+            self.plan(&request)
+        } else {
+            None
+        };
+        let Some(plan) = plan else {
+            return ResponseFuture::new(
+                self.inner.call(request.map(ShadowBody::passthrough)),
+                None,
+            );
+        };
+
+        let (parts, body) = request.into_parts();
+        let head = copy_head(&parts, parts.extensions.get::<Route>(), plan.secondary);
+        let (body, source) = if body.is_end_stream() {
+            (ShadowBody::passthrough(body), Source::Ready)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (
+                ShadowBody::tee(body, config.body_cap, tx),
+                Source::Pending(rx),
+            )
+        };
+        let (status_tx, status_rx) = if config.compare {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        bump!(self.shared.counters, sent);
+        // The copy readies its own clone of the service inside the task;
+        // the primary keeps the readiness reserved by `poll_ready`.
+        plan.runtime.spawn(shadow(
+            self.inner.clone(),
+            head,
+            source,
+            status_rx,
+            self.shared.clone(),
+            plan.permit,
+        ));
+        ResponseFuture::new(self.inner.call(Request::from_parts(parts, body)), status_tx)
+    }
+}
+
+enum End {
+    Completed,
+    Failed,
+    BodyDropped,
+}
+
+/// Sends one shadow and discards its response. Bounded by the timeout; the
+/// permit is held until it ends.
+async fn shadow<S, B, RB>(
+    mut service: S,
+    head: Parts,
+    source: Source,
+    primary: Option<oneshot::Receiver<StatusCode>>,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) where
+    S: Service<Request<ShadowBody<B>>, Response = Response<RB>>,
+    RB: Body,
+{
+    let counters = &shared.counters;
+    let work = async {
+        let chunks = match source {
+            Source::Ready => Vec::new(),
+            Source::Pending(rx) => match rx.await {
+                Ok(chunks) => chunks,
+                Err(_) => return End::BodyDropped,
+            },
+        };
+        let request = Request::from_parts(head, ShadowBody::copy(chunks));
+        if poll_fn(|cx| service.poll_ready(cx)).await.is_err() {
+            return End::Failed;
+        }
+        let Ok(response) = service.call(request).await else {
+            return End::Failed;
+        };
+        let status = response.status();
+        // Read the body to its end so the connection can be reused.
+        let mut body = pin!(response.into_body());
+        while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            if frame.is_err() {
+                break;
+            }
+        }
+        if let Some(primary) = primary
+            && let Ok(primary) = primary.await
+            && primary != status
+        {
+            bump!(counters, mismatches);
+            tracing::debug!(%primary, shadow = %status, "shadow status differs");
+        }
+        End::Completed
+    };
+    match tokio::time::timeout(shared.config.timeout, work).await {
+        Ok(End::Completed) => bump!(counters, completed),
+        Ok(End::Failed) => bump!(counters, failed),
+        Ok(End::BodyDropped) => bump!(counters, dropped_body),
+        Err(_) => bump!(counters, timed_out),
+    }
+    drop(permit);
+}

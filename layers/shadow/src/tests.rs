@@ -1,0 +1,353 @@
+//! The layer over a `tower-test` mock: copies, bounds, header stripping.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use foresight_core::{
+    ClientKey, HealthState, InstanceSpec, ROLE_HEADER, Ranked, Role, Route, Topology,
+};
+use foresight_failover::Replayed;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service as _, ServiceExt};
+use tower_test::mock;
+
+use crate::*;
+
+type Body = ShadowBody<Full<Bytes>>;
+type Reply = Response<Full<Bytes>>;
+type Handle = mock::Handle<Request<Body>, Reply>;
+type Service = ShadowWrite<mock::Mock<Request<Body>, Reply>>;
+
+fn topology() -> Topology {
+    Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap()
+}
+
+fn request(method: Method, body: &'static str, ranked: &[&str]) -> Request<Full<Bytes>> {
+    let ranked: Ranked = ranked.iter().map(|&id| id.into()).collect();
+    let mut request = Request::builder()
+        .method(method)
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(Route::primary(ClientKey::from("k"), ranked).unwrap());
+    request
+}
+
+fn get() -> Request<Full<Bytes>> {
+    request(Method::GET, "", &["a", "b"])
+}
+
+fn ok() -> Reply {
+    Response::new(Full::new(Bytes::from_static(b"ok")))
+}
+
+fn setup(layer: &ShadowWriteLayer) -> (Service, Handle) {
+    let (mock, mut handle) = mock::pair();
+    handle.allow(1000);
+    (layer.layer(mock), handle)
+}
+
+fn route_of(request: &Request<Body>) -> (String, Role) {
+    let route = request.extensions().get::<Route>().unwrap();
+    (route.target.to_string(), route.role)
+}
+
+fn is_shadow(request: &Request<Body>) -> bool {
+    route_of(request).1 == Role::Shadow
+}
+
+/// Lets spawned tasks run until `done` holds (bounded).
+async fn settle(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("did not settle");
+}
+
+#[tokio::test]
+async fn a_first_attempt_is_copied_to_the_secondary_marked_as_shadow() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        seen.push((
+            route_of(&request),
+            request.headers().get(&ROLE_HEADER).cloned(),
+        ));
+        reply.send_response(ok());
+    }
+    seen.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+    assert_eq!(seen[0], (("a".into(), Role::Primary), None));
+    assert_eq!(
+        seen[1],
+        (("b".into(), Role::Shadow), Some("shadow".parse().unwrap()))
+    );
+    assert_eq!(response.await.unwrap().unwrap().status(), StatusCode::OK);
+    settle(|| layer.stats().completed == 1).await;
+    assert_eq!(layer.stats().sent, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_primary_never_waits_for_a_stalled_secondary() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        if is_shadow(&request) {
+            stalled.push(reply);
+        } else {
+            reply.send_response(ok());
+        }
+    }
+    // The primary answered while the shadow hangs.
+    assert_eq!(response.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(layer.in_flight(&"b".into()), Some(1));
+    tokio::time::sleep(DEFAULT_TIMEOUT).await;
+    settle(|| layer.stats().timed_out == 1).await;
+    assert_eq!(layer.in_flight(&"b".into()), Some(0));
+    drop(stalled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn beyond_the_in_flight_limit_shadows_are_dropped_and_counted() {
+    let layer = ShadowWriteLayer::new(topology()).with_max_in_flight(2);
+    let (mut service, mut handle) = setup(&layer);
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+        loop {
+            let (request, reply) = handle.next_request().await.unwrap();
+            if is_shadow(&request) {
+                stalled.push(reply);
+            } else {
+                reply.send_response(ok());
+                break;
+            }
+        }
+        response.await.unwrap().unwrap();
+    }
+    assert_eq!(stalled.len(), 2);
+    let stats = layer.stats();
+    assert_eq!((stats.sent, stats.dropped_full), (2, 3));
+    assert_eq!(layer.in_flight(&"b".into()), Some(2));
+    // The bound holds memory flat: after the timeout the permits are back.
+    tokio::time::sleep(DEFAULT_TIMEOUT).await;
+    settle(|| layer.in_flight(&"b".into()) == Some(0)).await;
+    assert_eq!(layer.stats().timed_out, 2);
+}
+
+#[tokio::test]
+async fn no_copy_goes_to_an_instance_that_is_not_healthy() {
+    let topology = topology();
+    let layer = ShadowWriteLayer::new(topology.clone());
+    let (mut service, mut handle) = setup(&layer);
+    topology
+        .health(&"b".into())
+        .unwrap()
+        .set_state(HealthState::Degraded);
+    // With a third candidate, the copy skips to it.
+    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+        Method::GET,
+        "",
+        &["a", "b", "c"],
+    )));
+    let mut targets = Vec::new();
+    for _ in 0..2 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        targets.push(route_of(&request));
+        reply.send_response(ok());
+    }
+    targets.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        targets,
+        [("a".into(), Role::Primary), ("c".into(), Role::Shadow)]
+    );
+    response.await.unwrap().unwrap();
+    // With only the unhealthy one, nothing is copied.
+    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let (request, reply) = handle.next_request().await.unwrap();
+    assert!(!is_shadow(&request));
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    assert_eq!(layer.stats().dropped_unhealthy, 1);
+    assert_eq!(layer.stats().sent, 1);
+}
+
+#[tokio::test]
+async fn a_forged_role_header_is_stripped_unless_the_hop_is_trusted() {
+    let layer = ShadowWriteLayer::new(topology()).with_sampling(0.0);
+    let (mut service, mut handle) = setup(&layer);
+    let mut forged = get();
+    forged
+        .headers_mut()
+        .insert(ROLE_HEADER.clone(), "shadow".parse().unwrap());
+    let response = tokio::spawn(service.ready().await.unwrap().call(forged));
+    let (request, reply) = handle.next_request().await.unwrap();
+    assert!(request.headers().get(&ROLE_HEADER).is_none());
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    assert_eq!(layer.stats().stripped, 1);
+
+    let trusted = ShadowWriteLayer::new(topology()).with_trusted_hop(true);
+    let (mut service, mut handle) = setup(&trusted);
+    let mut marked = get();
+    marked
+        .headers_mut()
+        .insert(ROLE_HEADER.clone(), "shadow".parse().unwrap());
+    let response = tokio::spawn(service.ready().await.unwrap().call(marked));
+    let (request, reply) = handle.next_request().await.unwrap();
+    assert_eq!(request.headers()[&ROLE_HEADER], "shadow");
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    // A shadow is never shadowed again.
+    assert_eq!(trusted.stats().sent, 0);
+}
+
+#[tokio::test]
+async fn replays_are_never_shadowed() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    let mut replay = get();
+    replay.extensions_mut().insert(Replayed { attempt: 1 });
+    let response = tokio::spawn(service.ready().await.unwrap().call(replay));
+    let (_, reply) = handle.next_request().await.unwrap();
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    assert_eq!(layer.stats().sent, 0);
+}
+
+#[tokio::test]
+async fn a_body_is_copied_once_the_primary_has_read_it() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+        Method::POST,
+        "payload",
+        &["a", "b"],
+    )));
+    let (primary, reply) = handle.next_request().await.unwrap();
+    assert!(!is_shadow(&primary));
+    assert_eq!(
+        primary.into_body().collect().await.unwrap().to_bytes(),
+        "payload"
+    );
+    reply.send_response(ok());
+    let (shadow, reply) = handle.next_request().await.unwrap();
+    assert!(is_shadow(&shadow));
+    assert_eq!(http_body::Body::size_hint(shadow.body()).exact(), Some(7));
+    assert_eq!(
+        shadow.into_body().collect().await.unwrap().to_bytes(),
+        "payload"
+    );
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    settle(|| layer.stats().completed == 1).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_not_copied() {
+    let layer = ShadowWriteLayer::new(topology()).with_body_cap(4);
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+        Method::POST,
+        "payload",
+        &["a", "b"],
+    )));
+    let (primary, reply) = handle.next_request().await.unwrap();
+    assert_eq!(
+        primary.into_body().collect().await.unwrap().to_bytes(),
+        "payload"
+    );
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    assert_eq!(layer.stats().dropped_body, 1);
+    assert_eq!(layer.stats().sent, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_leaves_no_shadow_behind() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    let response =
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(Method::POST, "payload", &["a", "b"]));
+    assert_eq!(layer.in_flight(&"b".into()), Some(1));
+    // The client drops its request before the primary read the body.
+    let (primary, _reply) = handle.next_request().await.unwrap();
+    drop(primary);
+    drop(response);
+    settle(|| layer.in_flight(&"b".into()) == Some(0)).await;
+    assert_eq!(layer.stats().dropped_body, 1);
+}
+
+#[tokio::test]
+async fn sampling_zero_sends_nothing() {
+    let layer = ShadowWriteLayer::new(topology()).with_sampling(0.0);
+    let (mut service, mut handle) = setup(&layer);
+    for _ in 0..10 {
+        let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+        let (request, reply) = handle.next_request().await.unwrap();
+        assert!(!is_shadow(&request));
+        reply.send_response(ok());
+        response.await.unwrap().unwrap();
+    }
+    assert_eq!(layer.stats(), ShadowStats::default());
+}
+
+#[tokio::test]
+async fn status_mismatches_are_counted_when_comparing() {
+    let layer = ShadowWriteLayer::new(topology()).with_comparison(true);
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    for _ in 0..2 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        let mut answer = ok();
+        if is_shadow(&request) {
+            *answer.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        reply.send_response(answer);
+    }
+    response.await.unwrap().unwrap();
+    settle(|| layer.stats().completed == 1).await;
+    assert_eq!(layer.stats().mismatches, 1);
+}
+
+#[tokio::test]
+async fn readiness_is_the_inner_service_readiness() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mut service, mut handle) = mock::spawn_layer::<Request<Body>, Reply, _>(layer);
+    handle.allow(0);
+    assert!(service.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(service.poll_ready().is_ready());
+}
+
+#[tokio::test]
+async fn no_runtime_means_no_copy() {
+    let layer = ShadowWriteLayer::new(topology());
+    let (mock, mut handle) = mock::pair::<Request<Body>, Reply>();
+    handle.allow(1);
+    let mut service = layer.layer(mock);
+    std::thread::spawn(move || {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(service.poll_ready(&mut cx).is_ready());
+        drop(service.call(get()));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(layer.stats().dropped_no_runtime, 1);
+    let _ = Duration::ZERO;
+}

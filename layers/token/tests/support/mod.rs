@@ -1,0 +1,219 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foresight_core::edge::{EdgeBody, ErrorResponseLayer};
+use foresight_token::{
+    KeyRing, LocalIssuer, ManualClock, MemoryRevocations, SharedClock, SigningKey, TokenError,
+    TokenPrefetchLayer, Verifier,
+};
+use http::{Request, Response};
+use tower::util::BoxCloneService;
+use tower::{Layer, ServiceExt, service_fn};
+
+pub const ISS: &str = "https://auth.test";
+pub const AUD: &str = "api";
+/// 2026-01-01T00:00:00Z.
+pub const T0: u64 = 1_767_225_600;
+
+pub struct Fixture {
+    pub clock: ManualClock,
+    pub shared_clock: SharedClock,
+    pub ring: KeyRing,
+    pub issuer: LocalIssuer,
+    pub verifier: Verifier,
+    pub revocations: Arc<MemoryRevocations>,
+}
+
+pub fn fixture(key: SigningKey) -> Fixture {
+    let clock = ManualClock::new(Duration::from_secs(T0));
+    let shared_clock: SharedClock = Arc::new(clock.clone());
+    let ring = KeyRing::new(key, shared_clock.clone());
+    let issuer = LocalIssuer::new(ring.clone(), ISS, AUD, shared_clock.clone());
+    let revocations = Arc::new(MemoryRevocations::new(1000, shared_clock.clone()));
+    let verifier = Verifier::builder(ring.clone(), ISS, AUD)
+        .clock(shared_clock.clone())
+        .revocations(revocations.clone())
+        .build();
+    Fixture {
+        clock,
+        shared_clock,
+        ring,
+        issuer,
+        verifier,
+        revocations,
+    }
+}
+
+pub type App = BoxCloneService<Request<String>, Response<EdgeBody<String>>, Infallible>;
+
+/// The layer over an app answering 200 "ok", behind the edge error mapping.
+pub fn app(layer: &TokenPrefetchLayer) -> App {
+    let inner = service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new("ok".to_owned()))
+    });
+    let service = ErrorResponseLayer::new()
+        .classify::<TokenError>()
+        .layer(layer.layer(inner));
+    BoxCloneService::new(service)
+}
+
+pub async fn send(
+    app: &App,
+    token: Option<&str>,
+    session: Option<&str>,
+) -> Response<EdgeBody<String>> {
+    let mut request = Request::builder().uri("/");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(session) = session {
+        request = request.header("x-foresight-session", session);
+    }
+    app.clone()
+        .oneshot(request.body(String::new()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// An authentication server and a gateway (the layer over a `/api` route,
+/// plus the WebSocket endpoint), both on loopback ports.
+pub mod net {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::Router;
+    use bytes::Bytes;
+    use foresight_core::edge::ErrorResponseLayer;
+    use foresight_token::jwks::fetch_jwks;
+    use foresight_token::server::AuthServer;
+    use foresight_token::ws::WsConfig;
+    use foresight_token::{
+        IssuedToken, KeyRing, LocalIssuer, RemoteIssuer, SharedClock, SigningKey, StaticKeys,
+        TokenError, TokenHandle, TokenPrefetchLayer, Verifier,
+    };
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    use tower::Layer;
+
+    pub struct Stack {
+        pub auth_addr: SocketAddr,
+        pub gateway_addr: SocketAddr,
+        pub auth: AuthServer,
+        pub ring: KeyRing,
+        pub keys: StaticKeys,
+        pub handle: TokenHandle,
+    }
+
+    pub async fn serve(router: Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        addr
+    }
+
+    pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
+        Client::builder(TokioExecutor::new()).build_http()
+    }
+
+    pub async fn post_json(addr: SocketAddr, path: &str, body: serde_json::Value) -> (u16, Bytes) {
+        let request = http::Request::post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let response = http_client().request(request).await.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    pub async fn login(addr: SocketAddr, sub: &str) -> IssuedToken {
+        let (status, body) = post_json(addr, "/token/login", serde_json::json!({"sub": sub})).await;
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The stack; `origin` is allowed on the WebSocket endpoint; `extra`
+    /// is merged into the gateway (static pages).
+    pub async fn stack(
+        clock: SharedClock,
+        origin: Option<&str>,
+        extra: Router,
+        lifetime: Duration,
+    ) -> Stack {
+        let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
+        let issuer = LocalIssuer::new(ring.clone(), super::ISS, super::AUD, clock.clone());
+        let auth = AuthServer::new(issuer, clock.clone())
+            .client_secret("gateway-secret")
+            .login_lifetime(lifetime);
+        let auth_addr = serve(auth.router()).await;
+
+        let keys = StaticKeys::new();
+        keys.update_from_jwks(
+            &fetch_jwks(
+                format!("http://{auth_addr}/.well-known/jwks.json")
+                    .parse()
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+        );
+        let verifier = Verifier::builder(keys.clone(), super::ISS, super::AUD)
+            .clock(clock.clone())
+            .build();
+        let remote = RemoteIssuer::builder(format!("http://{auth_addr}"))
+            .client_secret("gateway-secret")
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let layer = TokenPrefetchLayer::builder(verifier, remote)
+            .token_lifetime(lifetime)
+            .refresh_margin(Duration::from_secs(2))
+            .build();
+        let api = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from("ok")))
+        });
+        let api = ErrorResponseLayer::new()
+            .classify::<TokenError>()
+            .layer(layer.layer(api));
+        let mut ws = WsConfig::default().heartbeat(Duration::from_secs(1));
+        if let Some(origin) = origin {
+            ws = ws.allow_origin(origin);
+        }
+        let router = Router::new()
+            .route_service("/api", api)
+            .merge(layer.handle().ws_router(ws))
+            .merge(extra);
+        let gateway_addr = serve(router).await;
+        Stack {
+            auth_addr,
+            gateway_addr,
+            auth,
+            ring,
+            keys,
+            handle: layer.handle().clone(),
+        }
+    }
+
+    impl Stack {
+        pub async fn refresh_jwks(&self) {
+            let uri = format!("http://{}/.well-known/jwks.json", self.auth_addr);
+            self.keys
+                .update_from_jwks(&fetch_jwks(uri.parse().unwrap()).await.unwrap());
+        }
+    }
+
+    pub fn shared(clock: &foresight_token::ManualClock) -> SharedClock {
+        Arc::new(clock.clone())
+    }
+}
