@@ -50,12 +50,55 @@ impl Flat {
 /// Uniform weights: the raw draw orders candidates.
 #[inline(always)]
 pub(crate) fn rank_uniform(hashes: &[u64], key: u64, k: usize) -> TopK<u64> {
+    if k <= 2 {
+        return rank_uniform_two(hashes, key, k);
+    }
     let mut top = TopK::new(k, 0);
     for (i, &h) in hashes.iter().enumerate() {
         let d = draw(key, h);
         if top.admits(d) {
             top.offer(i as u32, d);
         }
+    }
+    top
+}
+
+/// The usual `k` (a primary and a secondary) with the two best kept in
+/// registers: the hot loop is a multiply and one well-predicted compare per
+/// instance.
+#[inline(always)]
+fn rank_uniform_two(hashes: &[u64], key: u64, k: usize) -> TopK<u64> {
+    let mut top = TopK::new(k, 0);
+    let Some((&first, rest)) = hashes.split_first() else {
+        return top;
+    };
+    let (mut best, mut best_at) = (draw(key, first), 0u32);
+    if k == 1 {
+        for (i, &h) in rest.iter().enumerate() {
+            let d = draw(key, h);
+            if d > best {
+                (best, best_at) = (d, i as u32 + 1);
+            }
+        }
+        top.offer(best_at, best);
+        return top;
+    }
+    // Below any draw: the first real candidate replaces it.
+    let (mut second, mut second_at) = (0u64, u32::MAX);
+    for (i, &h) in rest.iter().enumerate() {
+        let d = draw(key, h);
+        if d > second {
+            if d > best {
+                (second, second_at) = (best, best_at);
+                (best, best_at) = (d, i as u32 + 1);
+            } else {
+                (second, second_at) = (d, i as u32 + 1);
+            }
+        }
+    }
+    top.offer(best_at, best);
+    if second_at != u32::MAX {
+        top.offer(second_at, second);
     }
     top
 }

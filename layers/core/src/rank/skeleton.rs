@@ -218,7 +218,19 @@ fn collect(node: &Node, key: u64, level: usize, k: usize, out: &mut Candidates) 
     let level_key = level_key(key, level);
     match node {
         Node::Branch { hashes, children } => {
-            for &c in rank_uniform(hashes, level_key, want).indices() {
+            // The best branch alone usually holds all k candidates: rank the
+            // others only when it falls short.
+            let best = rank_uniform(hashes, level_key, 1).indices()[0];
+            collect(&children[best as usize], key, level + 1, k, out);
+            if out.len() >= k || hashes.len() == 1 {
+                return;
+            }
+            let more = k - out.len() + 1;
+            for &c in rank_uniform(hashes, level_key, more)
+                .indices()
+                .iter()
+                .skip(1)
+            {
                 collect(&children[c as usize], key, level + 1, k, out);
                 if out.len() >= k {
                     return;
