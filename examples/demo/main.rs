@@ -10,15 +10,21 @@
 //!    `ShadowWriteLayer`, instances with `SessionMirrorLayer` over one
 //!    shared store; an instance is killed mid-run and no client sees an
 //!    error or loses a write.
+//! 3. Tokens: sessions with short-lived tokens through a real load peak,
+//!    reactive refresh against predictive prefetch (`TokenPrefetchLayer`),
+//!    both against the real authentication server; one client switches
+//!    to its pre-fetched token at expiry with no 401.
 //!
 //! Run with `cargo run --release --example demo`.
 
 mod sessions;
 mod sharding;
 mod support;
+mod tokens;
 
 #[tokio::main]
 async fn main() {
     sharding::run().await;
     sessions::run().await;
+    tokens::run().await;
 }

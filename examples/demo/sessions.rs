@@ -72,7 +72,10 @@ async fn run_clients(gateway: SocketAddr, done: Arc<AtomicUsize>) -> Outcome {
                 if let Some(cookie) = &cookie {
                     request = request.header("cookie", cookie);
                 }
-                match client.request(request.body(Empty::new()).expect("request")).await {
+                match client
+                    .request(request.body(Empty::new()).expect("request"))
+                    .await
+                {
                     Ok(response) if response.status().is_success() => {
                         if let Some(set) = response.headers().get("set-cookie") {
                             let pair = set.to_str().expect("ascii").split(';').next();
@@ -91,7 +94,9 @@ async fn run_clients(gateway: SocketAddr, done: Arc<AtomicUsize>) -> Outcome {
             let last = match client.request(request).await {
                 Ok(response) if response.status().is_success() => {
                     let body = response.into_body().collect().await.expect("body");
-                    String::from_utf8_lossy(&body.to_bytes()).parse::<u64>().ok()
+                    String::from_utf8_lossy(&body.to_bytes())
+                        .parse::<u64>()
+                        .ok()
                 }
                 _ => None,
             };

@@ -25,10 +25,12 @@ fn instance_app(name: &'static str, served: Arc<AtomicU64>) -> Router {
     Router::new()
         .route(
             "/hello",
-            get(|State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
-                served.fetch_add(1, Ordering::Relaxed);
-                format!("hello from {name}")
-            }),
+            get(
+                |State((name, served)): State<(&'static str, Arc<AtomicU64>)>| async move {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    format!("hello from {name}")
+                },
+            ),
         )
         .with_state((name, served))
 }
@@ -48,12 +50,21 @@ async fn run_clients(gateway: SocketAddr) -> BTreeMap<usize, String> {
                     .body(Empty::new())
                     .expect("request");
                 let response = client.request(request).await.expect("gateway reachable");
-                assert!(response.status().is_success(), "status {}", response.status());
+                assert!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
                 let instance = response.headers()["x-foresight-instance"]
                     .to_str()
                     .expect("ascii")
                     .to_owned();
-                let body = response.into_body().collect().await.expect("body").to_bytes();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
                 assert!(body.ends_with(instance.as_bytes()));
                 if let Some(previous) = seen.replace(instance.clone()) {
                     assert_eq!(previous, instance, "a session moved between requests");
@@ -135,7 +146,10 @@ pub async fn run() {
     let before = run_clients(gateway).await;
     print_table("Who serves whom (weights 1 : 1 : 2)", &before, &topology);
     for (name, counter) in &served {
-        println!("  {name} served {} requests", counter.load(Ordering::Relaxed));
+        println!(
+            "  {name} served {} requests",
+            counter.load(Ordering::Relaxed)
+        );
     }
 
     let secondary: BTreeMap<usize, String> = before

@@ -61,7 +61,10 @@ impl Drop for Instance {
 /// Serves a gateway stack on a loopback port with hyper.
 pub async fn serve_gateway<S, B>(stack: S) -> SocketAddr
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
