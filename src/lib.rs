@@ -93,10 +93,10 @@ pub mod prelude {
     pub use foresight_shard::{ShardError, ShardLayer};
     #[cfg(feature = "cache")]
     pub use foresight_store::CachedStore;
-    #[cfg(feature = "mirror")]
-    pub use foresight_store::{MemoryStore, SessionStore};
     #[cfg(feature = "redis")]
     pub use foresight_store::RedisStore;
+    #[cfg(feature = "mirror")]
+    pub use foresight_store::{MemoryStore, SessionStore};
     #[cfg(feature = "token")]
     pub use foresight_token::{TokenError, TokenPrefetchLayer};
 }

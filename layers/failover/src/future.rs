@@ -49,10 +49,6 @@ impl Attempt {
         &self.stats
     }
 
-    pub(crate) fn is_probe(&self) -> bool {
-        self.probe
-    }
-
     fn finish(mut self, outcome: Outcome) {
         self.done = true;
         let now = self.tracker.now();

@@ -148,6 +148,8 @@ pub(crate) struct InstanceStats {
     until: AtomicU64,
     ejections: AtomicU32,
     probe: AtomicBool,
+    /// Probing a Degraded (still serving) instance, not an Ejected one.
+    probing_degraded: AtomicBool,
     signal_at: AtomicU64,
 }
 
@@ -167,6 +169,7 @@ impl InstanceStats {
             until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             probe: AtomicBool::new(false),
+            probing_degraded: AtomicBool::new(false),
             signal_at: AtomicU64::new(0),
         }
     }
@@ -349,7 +352,9 @@ impl Tracker {
             match state {
                 HealthState::Healthy => unreachable!("handled above"),
                 HealthState::Degraded => {
-                    if replayable && self.try_probe_degraded(stats, now) {
+                    // A Degraded instance still serves, so any request may
+                    // probe it.
+                    if self.try_probe_degraded(stats, now) {
                         return pick(true);
                     }
                     if !self.drained(stats, route, now) {
@@ -360,7 +365,7 @@ impl Tracker {
                     }
                 }
                 HealthState::Ejected => {
-                    if replayable && self.try_probe_ejected(stats, now) {
+                    if self.try_probe_ejected(stats, replayable, now) {
                         return pick(true);
                     }
                 }
@@ -369,6 +374,10 @@ impl Tracker {
                     if replayable && stats.probe.compare_exchange(false, true, R, R).is_ok() {
                         self.counters.probes.fetch_add(1, R);
                         return pick(true);
+                    }
+                    // A Degraded instance under probe still serves.
+                    if stats.probing_degraded.load(R) && fallback.is_none() {
+                        fallback = Some(index);
                     }
                 }
             }
@@ -401,6 +410,9 @@ impl Tracker {
                     });
                 }
                 HealthState::Degraded if degraded.is_none() => degraded = Some(index),
+                HealthState::Probing if degraded.is_none() && stats.probing_degraded.load(R) => {
+                    degraded = Some(index)
+                }
                 _ => {}
             }
         }
@@ -471,6 +483,7 @@ impl Tracker {
             .slot
             .transition(HealthState::Degraded, HealthState::Probing)
         {
+            stats.probing_degraded.store(true, R);
             stats.probe.store(true, R);
             self.counters.probes.fetch_add(1, R);
             tracing::debug!(instance = %stats.id, "degraded instance probed");
@@ -479,14 +492,23 @@ impl Tracker {
         false
     }
 
-    fn try_probe_ejected(&self, stats: &InstanceStats, now: u64) -> bool {
-        if now < stats.until.load(R) {
+    /// A replayable request probes as soon as the backoff is over (its
+    /// failure is replayed). A non-replayable one only after one more base
+    /// backoff without a replayable request, so that an instance behind
+    /// non-idempotent traffic only (gRPC, say) is still readmitted.
+    fn try_probe_ejected(&self, stats: &InstanceStats, replayable: bool, now: u64) -> bool {
+        let mut due = stats.until.load(R);
+        if !replayable {
+            due = due.saturating_add(nanos(self.config.base_ejection));
+        }
+        if now < due {
             return false;
         }
         if stats
             .slot
             .transition(HealthState::Ejected, HealthState::Probing)
         {
+            stats.probing_degraded.store(false, R);
             stats.probe.store(true, R);
             self.counters.probes.fetch_add(1, R);
             tracing::debug!(instance = %stats.id, "ejected instance probed");

@@ -34,8 +34,8 @@
 //! |---|---|---|
 //! | Healthy, Degraded | Ejected | 3 consecutive failures; or 2 failures 100 ms apart with no success between; or ≥ 50 % errors over 10 s with ≥ 20 requests; or any failure within 1 s of a readmission |
 //! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
-//! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 30 s) has passed: the next replayable request is the probe |
-//! | Degraded | Probing | 1 s after degrading |
+//! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 30 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
+//! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
 //! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, and no degradation is predicted |
 //! | Probing | Degraded | the probe succeeds, but slowly or with degradation predicted |
 //! | Probing | Ejected | the probe fails (with a doubled backoff) |
@@ -51,8 +51,10 @@
 //!
 //! A Degraded instance still serves, but its keys leave it over a 250 ms
 //! drain, a growing share at a time, so the secondaries warm up instead of
-//! taking every session at once. Probes are only ever real replayable
-//! requests, so a failed probe is replayed and no client sees it.
+//! taking every session at once. Probes are real requests; a replayable
+//! probe that fails is replayed, so its client does not see the failure.
+//! While a Degraded instance is being probed it is still a last resort for
+//! its keys.
 //!
 //! # Default setup
 //!

@@ -128,11 +128,9 @@ where
             } else {
                 NoReplay::NotReplayable
             };
-            let timeout = if attempt.is_probe() {
-                shared.attempt_timeout(attempt.stats())
-            } else {
-                None
-            };
+            // No other attempt can follow, so the layer never cuts this one
+            // short.
+            let timeout = None;
             let future = self.inner.call(request.map(ReplayBody::passthrough));
             ResponseFuture::single(future, attempt, timeout, reason)
         }

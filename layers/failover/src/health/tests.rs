@@ -438,3 +438,58 @@ fn membership_changes_keep_the_figures_of_members() {
     t.topology().remove(&"a".into());
     assert!(t.instance(&"a".into()).is_none());
 }
+
+#[test]
+fn a_degraded_instance_under_probe_still_serves_as_a_last_resort() {
+    let t = tracker();
+    warm(&t, 10 * MS);
+    let degraded_at = 60 * MS;
+    for i in 0..5 {
+        ok(&t, "a", 20 * MS, degraded_at - 4 * MS + i * MS);
+    }
+    for i in 0..3 {
+        fail(&t, "b", (70 + i) * MS);
+    }
+    assert_eq!(state(&t, "b"), HealthState::Ejected);
+    let r = route(&["a", "b"]);
+    let probe = t.choose(&r, true, degraded_at + SEC).unwrap();
+    assert!(probe.probe);
+    // The probe is in flight and b is out: a still takes the request.
+    assert_eq!(
+        chosen(&t, &r, true, degraded_at + SEC),
+        Some(("a".into(), false))
+    );
+    assert_eq!(t.next_candidate(&r, 0b10).unwrap().stats.id.as_str(), "a");
+}
+
+#[test]
+fn non_replayable_traffic_alone_still_readmits() {
+    let t = tracker();
+    for i in 0..3 {
+        fail(&t, "a", (10 + i) * MS);
+    }
+    let r = route(&["a", "b"]);
+    let ejected_at = 12 * MS;
+    let due = ejected_at + 2 * SEC;
+    assert_eq!(chosen(&t, &r, false, due - MS), Some(("b".into(), false)));
+    let probe = t.choose(&r, false, due).unwrap();
+    assert!(probe.probe);
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, due, due + MS);
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+}
+
+#[test]
+fn a_degraded_instance_is_probed_by_any_request() {
+    let t = tracker();
+    warm(&t, 10 * MS);
+    let degraded_at = 60 * MS;
+    for i in 0..5 {
+        ok(&t, "a", 20 * MS, degraded_at - 4 * MS + i * MS);
+    }
+    let r = route(&["a", "b"]);
+    assert_eq!(
+        chosen(&t, &r, false, degraded_at + SEC),
+        Some(("a".into(), true))
+    );
+}
