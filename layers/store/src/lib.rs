@@ -58,6 +58,6 @@ pub use memory::MemoryStore;
 #[cfg(all(feature = "redis", feature = "cache"))]
 pub use redis::RedisBus;
 #[cfg(feature = "redis")]
-pub use redis::{DEFAULT_KEY_PREFIX, RedisStore};
+pub use redis::{DEFAULT_KEY_PREFIX, RedisStore, Unconfirmed};
 pub use store::{Expiry, SessionStore, SharedStore, StoreFuture};
 pub use version::{Version, Versioned};

@@ -49,7 +49,11 @@ pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
 /// With [`replicas(n, timeout)`](Self::replicas), every write is followed on
 /// the same connection, in the same pipeline, by `WAIT n timeout`; the write
 /// is acknowledged only when `n` replicas confirmed it, otherwise the caller
-/// gets [`StoreError::NotReplicated`].
+/// gets [`StoreError::NotReplicated`]. Reads and refused writes are fenced
+/// the same way: an answer from a node with fewer than `n` replicas in sync
+/// (a former master back from a crash, before it learns it was replaced) is
+/// [`StoreError::Unavailable`] with an [`Unconfirmed`] source, never a stale
+/// value.
 ///
 /// # Failures
 /// Every operation is bounded by a timeout (default 2 s); an unreachable
@@ -285,17 +289,43 @@ impl RedisStore {
             })
             .await?;
         if let (Some((required, _)), Some(confirmed)) = (replicas, confirmed)
-            && answer.0 == 1
             && confirmed < required
         {
-            return Err(StoreError::NotReplicated {
-                confirmed,
-                required,
-                version: Version::new(answer.1),
-            });
+            if answer.0 == 1 {
+                return Err(StoreError::NotReplicated {
+                    confirmed,
+                    required,
+                    version: Version::new(answer.1),
+                });
+            }
+            // A refusal (a conflict, say) from a node that cannot show its
+            // replicas in sync may come from a stale master: not an answer.
+            return Err(self.unconfirmed(confirmed, required));
         }
         Ok(answer)
     }
+
+    fn unconfirmed(&self, confirmed: usize, required: usize) -> StoreError {
+        StoreError::Unavailable {
+            source: Box::new(Unconfirmed {
+                confirmed,
+                required,
+            }),
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// The node that answered had fewer replicas in sync than required: it may
+/// be a former master that has not yet learnt of a failover, so what it says
+/// cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+#[error("answer not confirmed: {confirmed} of {required} replicas in sync")]
+pub struct Unconfirmed {
+    /// Replicas that confirmed.
+    pub confirmed: usize,
+    /// Replicas required.
+    pub required: usize,
 }
 
 fn is_unavailable(e: &RedisError) -> bool {
@@ -361,18 +391,33 @@ impl SessionStore for RedisStore {
     fn load(&self, id: SessionId) -> StoreFuture<'_, Option<Versioned<SessionData>>> {
         Box::pin(async move {
             let key = self.key(id);
-            let fields: Vec<Option<Vec<u8>>> = self
+            let replicas = self.replicas;
+            let (fields, confirmed): (Vec<Option<Vec<u8>>>, Option<usize>) = self
                 .run(|mut conn| async move {
-                    redis::cmd("HMGET")
-                        .arg(&key)
-                        .arg("v")
-                        .arg("a")
-                        .arg("i")
-                        .arg("d")
-                        .query_async(&mut conn)
-                        .await
+                    let mut read = redis::cmd("HMGET");
+                    read.arg(&key).arg("v").arg("a").arg("i").arg("d");
+                    match replicas {
+                        None => Ok((read.query_async(&mut conn).await?, None)),
+                        // With replicas required, a read is fenced like a
+                        // write: `WAIT` on the same connection shows that the
+                        // node still has its replicas, which a former master
+                        // back from a crash (and not yet demoted) has not.
+                        Some((n, timeout)) => {
+                            let mut pipe = redis::pipe();
+                            pipe.add_command(read);
+                            pipe.cmd("WAIT").arg(n).arg(timeout.as_millis() as u64);
+                            let (fields, confirmed): (Vec<Option<Vec<u8>>>, u64) =
+                                pipe.query_async(&mut conn).await?;
+                            Ok((fields, Some(confirmed as usize)))
+                        }
+                    }
                 })
                 .await?;
+            if let (Some((required, _)), Some(confirmed)) = (replicas, confirmed)
+                && confirmed < required
+            {
+                return Err(self.unconfirmed(confirmed, required));
+            }
             let [v, a, i, d] =
                 <[Option<Vec<u8>>; 4]>::try_from(fields).map_err(|_| corrupt_record())?;
             if v.is_none() && a.is_none() && i.is_none() && d.is_none() {
