@@ -72,17 +72,10 @@ fn rank_uniform_two(hashes: &[u64], key: u64, k: usize) -> TopK<u64> {
     let Some((&first, rest)) = hashes.split_first() else {
         return top;
     };
+    // k = 1 runs the same loop: a lone running maximum compiles to a
+    // conditional move, a loop-carried dependency that is slower than the
+    // well-predicted branch of the two-best loop.
     let (mut best, mut best_at) = (draw(key, first), 0u32);
-    if k == 1 {
-        for (i, &h) in rest.iter().enumerate() {
-            let d = draw(key, h);
-            if d > best {
-                (best, best_at) = (d, i as u32 + 1);
-            }
-        }
-        top.offer(best_at, best);
-        return top;
-    }
     // Below any draw: the first real candidate replaces it.
     let (mut second, mut second_at) = (0u64, u32::MAX);
     for (i, &h) in rest.iter().enumerate() {
