@@ -98,18 +98,13 @@ async fn save(
     } else {
         0
     };
+    // Re-applications of a blind write after a lost compare-and-set.
+    let mut blind_attempts_left = 3;
     loop {
         match config.store.save(id, &data, expected).await {
             Ok(_) => return Ok(()),
             Err(e @ StoreError::Conflict { .. }) => {
                 metrics::counter!("foresight_mirror_conflicts_total").increment(1);
-                let (Some(policy), Some(base)) = (&config.merge, &state.base) else {
-                    return Err(SessionError::from_store(e));
-                };
-                if attempts_left == 0 {
-                    return Err(SessionError::from_store(e));
-                }
-                attempts_left -= 1;
                 let Some(theirs) = config
                     .store
                     .load(id)
@@ -118,6 +113,44 @@ async fn save(
                 else {
                     return Err(SessionError::from_store(e));
                 };
+                // A blind write (the handler set keys and saw none of the
+                // data) does not depend on the version it loaded: applied
+                // after the newer one, it sets its keys over it. That is
+                // what a failover replay needs when the dead instance's
+                // first attempt, or a write behind a cache not yet
+                // invalidated, got there first. A write that read first may
+                // have computed from a stale value (two increments both
+                // writing 1): that stays a conflict, or goes to the merge
+                // policy.
+                if !state.observed {
+                    let mut ours = theirs.value.clone();
+                    for key in &state.written {
+                        if let Some(value) = state.data.get_value(key) {
+                            ours.insert_value(key, value.clone())
+                                .map_err(SessionError::from_data)?;
+                        }
+                    }
+                    if ours == theirs.value {
+                        metrics::counter!("foresight_mirror_blind_writes_already_applied_total")
+                            .increment(1);
+                        return Ok(());
+                    }
+                    if blind_attempts_left == 0 {
+                        return Err(SessionError::from_store(e));
+                    }
+                    blind_attempts_left -= 1;
+                    metrics::counter!("foresight_mirror_blind_writes_reapplied_total").increment(1);
+                    data = ours;
+                    expected = theirs.version;
+                    continue;
+                }
+                let (Some(policy), Some(base)) = (&config.merge, &state.base) else {
+                    return Err(SessionError::from_store(e));
+                };
+                if attempts_left == 0 {
+                    return Err(SessionError::from_store(e));
+                }
+                attempts_left -= 1;
                 let Some(merged) = policy.merge(base, &state.data, &theirs.value) else {
                     return Err(SessionError::from_store(e));
                 };

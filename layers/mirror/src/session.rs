@@ -43,6 +43,13 @@ pub(crate) struct State {
     pub(crate) base: Option<SessionData>,
     pub(crate) data: SessionData,
     pub(crate) dirty: bool,
+    /// Whether the handler saw any of the data (a read, a removal that
+    /// returned a value, an update closure): then its write may depend on
+    /// what it saw, and only a compare-and-set can tell whether it is stale.
+    pub(crate) observed: bool,
+    /// Keys the handler set, in order: what a blind write re-applies onto a
+    /// newer version after losing a compare-and-set.
+    pub(crate) written: Vec<String>,
     pub(crate) rotate: bool,
     pub(crate) destroy: bool,
     /// A load failure, reported in the response even if the handler
@@ -61,6 +68,8 @@ impl Session {
                 base: None,
                 data: SessionData::new(),
                 dirty: false,
+                observed: false,
+                written: Vec::new(),
                 rotate: false,
                 destroy: false,
                 failed: None,
@@ -82,16 +91,16 @@ impl Session {
 
     /// The value under `key`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        self.loaded()
-            .await?
-            .data
-            .get(key)
-            .map_err(SessionError::from_data)
+        let mut state = self.loaded().await?;
+        state.observed = true;
+        state.data.get(key).map_err(SessionError::from_data)
     }
 
     /// The raw value under `key`.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>, SessionError> {
-        Ok(self.loaded().await?.data.get_value(key).cloned())
+        let mut state = self.loaded().await?;
+        state.observed = true;
+        Ok(state.data.get_value(key).cloned())
     }
 
     /// Stores `value` under `key`; the session is saved after the handler.
@@ -107,12 +116,16 @@ impl Session {
             .insert(key, value)
             .map_err(SessionError::from_data)?;
         state.dirty = true;
+        if !state.written.iter().any(|k| k == key) {
+            state.written.push(key.to_owned());
+        }
         Ok(())
     }
 
     /// Removes `key`, returning its raw value.
     pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
         let mut state = self.loaded().await?;
+        state.observed = true;
         let old = state.data.remove(key);
         state.dirty |= old.is_some();
         Ok(old)
@@ -125,12 +138,15 @@ impl Session {
     ) -> Result<R, SessionError> {
         let mut state = self.loaded().await?;
         state.dirty = true;
+        state.observed = true;
         Ok(f(&mut state.data))
     }
 
     /// A copy of the whole data.
     pub async fn data(&self) -> Result<SessionData, SessionError> {
-        Ok(self.loaded().await?.data.clone())
+        let mut state = self.loaded().await?;
+        state.observed = true;
+        Ok(state.data.clone())
     }
 
     /// The id of the stored session, `None` for a session not saved yet.
@@ -140,7 +156,9 @@ impl Session {
 
     /// The version loaded, `None` for a session not saved yet.
     pub async fn version(&self) -> Result<Option<Version>, SessionError> {
-        Ok(self.loaded().await?.version)
+        let mut state = self.loaded().await?;
+        state.observed = true;
+        Ok(state.version)
     }
 
     /// Gives the session a new id when it is saved, e.g. after a login or

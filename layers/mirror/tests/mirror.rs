@@ -527,3 +527,108 @@ async fn reads_restart_the_idle_timeout_at_most_once_per_interval() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_replayed_blind_write_already_applied_is_not_a_conflict() {
+    let store = MemoryStore::new();
+    let mut data = SessionData::new();
+    data.insert("n", &0).unwrap();
+    let id = store.create(&data, Expiry::default()).await.unwrap();
+    let cookie = format!("__Host-session={id}");
+    // The handler sets n = 7 without reading; before it returns, the same
+    // write lands in the store by another path (a dead primary's first
+    // attempt), so the save's compare-and-set finds a newer version holding
+    // exactly the same data.
+    let concurrent = store.clone();
+    let blind = move |Extension(s): Extension<Session>| {
+        let concurrent = concurrent.clone();
+        async move {
+            s.insert("n", &7).await.map_err(fail)?;
+            let mut same = SessionData::new();
+            same.insert("n", &7).unwrap();
+            let loaded = s.id().await.map_err(fail)?.unwrap();
+            let current = concurrent.load(loaded).await.unwrap().unwrap();
+            concurrent
+                .save(loaded, &same, current.version)
+                .await
+                .unwrap();
+            Ok::<_, (StatusCode, String)>("set")
+        }
+    };
+    // The same, after reading the value: a read-modify-write that may rest
+    // on a stale read stays a conflict even when the data match.
+    let concurrent = store.clone();
+    let after_read = move |Extension(s): Extension<Session>| {
+        let concurrent = concurrent.clone();
+        async move {
+            let _: Option<u64> = s.get("n").await.map_err(fail)?;
+            s.insert("n", &7).await.map_err(fail)?;
+            let mut same = SessionData::new();
+            same.insert("n", &7).unwrap();
+            let loaded = s.id().await.map_err(fail)?.unwrap();
+            let current = concurrent.load(loaded).await.unwrap().unwrap();
+            concurrent
+                .save(loaded, &same, current.version)
+                .await
+                .unwrap();
+            Ok::<_, (StatusCode, String)>("set")
+        }
+    };
+    let app = Router::new()
+        .route("/blind", get(blind))
+        .route("/after-read", get(after_read))
+        .layer(SessionMirrorLayer::new(store.clone()));
+    let response = app
+        .clone()
+        .oneshot(request("/blind", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .oneshot(request("/after-read", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let stored = store.load(id).await.unwrap().unwrap();
+    assert_eq!(stored.value.get::<u64>("n").unwrap(), Some(7));
+}
+
+#[tokio::test]
+async fn a_blind_write_that_loses_its_compare_and_set_is_reapplied() {
+    let store = MemoryStore::new();
+    let mut data = SessionData::new();
+    data.insert("n", &0).unwrap();
+    let id = store.create(&data, Expiry::default()).await.unwrap();
+    let cookie = format!("__Host-session={id}");
+    // Between the handler's load and its save, another writer changes the
+    // session (n = 1, theme = dark): the blind write of n = 7 is applied
+    // over that newer version rather than refused, and keeps its theme.
+    let concurrent = store.clone();
+    let blind = move |Extension(s): Extension<Session>| {
+        let concurrent = concurrent.clone();
+        async move {
+            s.insert("n", &7).await.map_err(fail)?;
+            let loaded = s.id().await.map_err(fail)?.unwrap();
+            let current = concurrent.load(loaded).await.unwrap().unwrap();
+            let mut other = current.value.clone();
+            other.insert("n", &1).unwrap();
+            other.insert("theme", "dark").unwrap();
+            concurrent
+                .save(loaded, &other, current.version)
+                .await
+                .unwrap();
+            Ok::<_, (StatusCode, String)>("set")
+        }
+    };
+    let app = Router::new()
+        .route("/blind", get(blind))
+        .layer(SessionMirrorLayer::new(store.clone()));
+    let response = app.oneshot(request("/blind", Some(&cookie))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let stored = store.load(id).await.unwrap().unwrap();
+    assert_eq!(stored.value.get::<u64>("n").unwrap(), Some(7));
+    assert_eq!(
+        stored.value.get::<String>("theme").unwrap().as_deref(),
+        Some("dark")
+    );
+}
