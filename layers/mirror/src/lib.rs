@@ -5,7 +5,13 @@
 //! and saved after the handler only if it changed, as a compare-and-set on
 //! the version it was loaded at. A concurrent writer (another request, or
 //! an old primary after a failover) makes the save fail with **409**
-//! instead of overwriting, unless a [`MergePolicy`] reconciles both.
+//! instead of overwriting, unless a [`MergePolicy`] reconciles both. A
+//! *blind* write (the handler set keys without reading any of the data) does
+//! not depend on the version it loaded, so on a lost compare-and-set its keys
+//! are set again over the newer version: this is what lets a failover replay
+//! succeed when the dead primary's first attempt was applied, and a write
+//! behind a cache not yet invalidated go through. A write that read first
+//! keeps the 409: it may rest on a stale value.
 //!
 //! - A session that is only read has its idle timeout restarted with a
 //!   store `touch` at most once per interval per instance (default 60 s).
