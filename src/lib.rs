@@ -24,6 +24,8 @@
 //! ```
 //!
 //! and each instance runs `SessionMirrorLayer` in front of its handlers.
+//! [`ServiceBuilderExt`] adds one `ServiceBuilder` method per layer
+//! (`.foresight_edge().shard(…).failover(…).shadow(…)`).
 //! `cargo run --release --example demo` runs the whole picture on loopback.
 
 #![deny(missing_docs)]
@@ -46,10 +48,13 @@ pub use foresight_store as store;
 #[cfg(feature = "token")]
 pub use foresight_token as token;
 
+mod builder;
 #[cfg(feature = "client")]
 pub mod forward;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+
+pub use builder::ServiceBuilderExt;
 
 /// An [`ErrorResponseLayer`](foresight_core::edge::ErrorResponseLayer) that
 /// knows the errors of every enabled layer: put it outermost, and every
