@@ -528,49 +528,60 @@ async fn reads_restart_the_idle_timeout_at_most_once_per_interval() {
     }
 }
 
-#[tokio::test]
-async fn a_replayed_blind_write_already_applied_is_not_a_conflict() {
-    let store = MemoryStore::new();
+/// Saves `change` applied to the stored session, as another writer would
+/// between a handler's load and its save.
+async fn write_behind(
+    store: &MemoryStore,
+    session: &Session,
+    change: impl FnOnce(&mut SessionData),
+) {
+    let id = session.id().await.unwrap().unwrap();
+    let current = store.load(id).await.unwrap().unwrap();
+    let mut data = current.value.clone();
+    change(&mut data);
+    store.save(id, &data, current.version).await.unwrap();
+}
+
+/// A session holding `n = 0`, and its cookie.
+async fn session_with_zero(store: &MemoryStore) -> (SessionId, String) {
     let mut data = SessionData::new();
     data.insert("n", &0).unwrap();
     let id = store.create(&data, Expiry::default()).await.unwrap();
-    let cookie = format!("__Host-session={id}");
+    (id, format!("__Host-session={id}"))
+}
+
+#[tokio::test]
+async fn a_replayed_blind_write_already_applied_is_not_a_conflict() {
+    let store = MemoryStore::new();
+    let (id, cookie) = session_with_zero(&store).await;
     // The handler sets n = 7 without reading; before it returns, the same
     // write lands in the store by another path (a dead primary's first
     // attempt), so the save's compare-and-set finds a newer version holding
     // exactly the same data.
-    let concurrent = store.clone();
+    let behind = store.clone();
     let blind = move |Extension(s): Extension<Session>| {
-        let concurrent = concurrent.clone();
+        let behind = behind.clone();
         async move {
             s.insert("n", &7).await.map_err(fail)?;
-            let mut same = SessionData::new();
-            same.insert("n", &7).unwrap();
-            let loaded = s.id().await.map_err(fail)?.unwrap();
-            let current = concurrent.load(loaded).await.unwrap().unwrap();
-            concurrent
-                .save(loaded, &same, current.version)
-                .await
-                .unwrap();
+            write_behind(&behind, &s, |d| {
+                d.insert("n", &7).unwrap();
+            })
+            .await;
             Ok::<_, (StatusCode, String)>("set")
         }
     };
-    // The same, after reading the value: a read-modify-write that may rest
-    // on a stale read stays a conflict even when the data match.
-    let concurrent = store.clone();
+    // The same after reading the value: a read-modify-write that may rest on
+    // a stale read stays a conflict even when the data match.
+    let behind = store.clone();
     let after_read = move |Extension(s): Extension<Session>| {
-        let concurrent = concurrent.clone();
+        let behind = behind.clone();
         async move {
             let _: Option<u64> = s.get("n").await.map_err(fail)?;
             s.insert("n", &7).await.map_err(fail)?;
-            let mut same = SessionData::new();
-            same.insert("n", &7).unwrap();
-            let loaded = s.id().await.map_err(fail)?.unwrap();
-            let current = concurrent.load(loaded).await.unwrap().unwrap();
-            concurrent
-                .save(loaded, &same, current.version)
-                .await
-                .unwrap();
+            write_behind(&behind, &s, |d| {
+                d.insert("n", &7).unwrap();
+            })
+            .await;
             Ok::<_, (StatusCode, String)>("set")
         }
     };
@@ -596,27 +607,20 @@ async fn a_replayed_blind_write_already_applied_is_not_a_conflict() {
 #[tokio::test]
 async fn a_blind_write_that_loses_its_compare_and_set_is_reapplied() {
     let store = MemoryStore::new();
-    let mut data = SessionData::new();
-    data.insert("n", &0).unwrap();
-    let id = store.create(&data, Expiry::default()).await.unwrap();
-    let cookie = format!("__Host-session={id}");
+    let (id, cookie) = session_with_zero(&store).await;
     // Between the handler's load and its save, another writer changes the
     // session (n = 1, theme = dark): the blind write of n = 7 is applied
     // over that newer version rather than refused, and keeps its theme.
-    let concurrent = store.clone();
+    let behind = store.clone();
     let blind = move |Extension(s): Extension<Session>| {
-        let concurrent = concurrent.clone();
+        let behind = behind.clone();
         async move {
             s.insert("n", &7).await.map_err(fail)?;
-            let loaded = s.id().await.map_err(fail)?.unwrap();
-            let current = concurrent.load(loaded).await.unwrap().unwrap();
-            let mut other = current.value.clone();
-            other.insert("n", &1).unwrap();
-            other.insert("theme", "dark").unwrap();
-            concurrent
-                .save(loaded, &other, current.version)
-                .await
-                .unwrap();
+            write_behind(&behind, &s, |d| {
+                d.insert("n", &1).unwrap();
+                d.insert("theme", "dark").unwrap();
+            })
+            .await;
             Ok::<_, (StatusCode, String)>("set")
         }
     };
