@@ -326,11 +326,13 @@ impl Tracker {
 
     /// The target of a first attempt: the first Healthy candidate; a
     /// Degraded one whose keys are not drained yet; a due probe (only for a
-    /// replayable request, so a failed probe is replayed); else the first
-    /// Degraded candidate. `None` when every candidate is out of rotation.
+    /// replayable request, so a failed probe is replayed); else the fastest
+    /// (lowest latency average) Degraded candidate, so that a key whose
+    /// candidates are all degraded is not left on the slowest. `None` when
+    /// every candidate is out of rotation.
     pub(crate) fn choose(&self, route: &Route, replayable: bool, now: u64) -> Option<Pick> {
         let table = self.table();
-        let mut fallback = None;
+        let mut fallback = Fastest::default();
         for (index, id) in route.ranked.iter().enumerate() {
             let Some(stats) = table.map.get(id) else {
                 continue;
@@ -360,9 +362,7 @@ impl Tracker {
                     if !self.drained(stats, route, now) {
                         return pick(false);
                     }
-                    if fallback.is_none() {
-                        fallback = Some(index);
-                    }
+                    fallback.offer(index, stats);
                 }
                 HealthState::Ejected => {
                     if self.try_probe_ejected(stats, replayable, now) {
@@ -376,13 +376,13 @@ impl Tracker {
                         return pick(true);
                     }
                     // A Degraded instance under probe still serves.
-                    if stats.probing_degraded.load(R) && fallback.is_none() {
-                        fallback = Some(index);
+                    if stats.probing_degraded.load(R) {
+                        fallback.offer(index, stats);
                     }
                 }
             }
         }
-        fallback.map(|index| Pick {
+        fallback.index.map(|index| Pick {
             index,
             stats: table.map[&route.ranked[index]].clone(),
             probe: false,
@@ -390,10 +390,10 @@ impl Tracker {
     }
 
     /// The target of a replay: the first Healthy candidate not tried yet,
-    /// else the first Degraded one.
+    /// else the fastest Degraded one.
     pub(crate) fn next_candidate(&self, route: &Route, tried: u32) -> Option<Pick> {
         let table = self.table();
-        let mut degraded = None;
+        let mut degraded = Fastest::default();
         for (index, id) in route.ranked.iter().enumerate() {
             if index >= 32 || tried & (1 << index) != 0 {
                 continue;
@@ -409,14 +409,14 @@ impl Tracker {
                         probe: false,
                     });
                 }
-                HealthState::Degraded if degraded.is_none() => degraded = Some(index),
-                HealthState::Probing if degraded.is_none() && stats.probing_degraded.load(R) => {
-                    degraded = Some(index)
+                HealthState::Degraded => degraded.offer(index, stats),
+                HealthState::Probing if stats.probing_degraded.load(R) => {
+                    degraded.offer(index, stats)
                 }
                 _ => {}
             }
         }
-        degraded.map(|index| Pick {
+        degraded.index.map(|index| Pick {
             index,
             stats: table.map[&route.ranked[index]].clone(),
             probe: false,
@@ -752,6 +752,24 @@ impl Tracker {
         metrics::counter!("foresight_failover_ejections_total").increment(1);
         tracing::warn!(instance = %stats.id, ?reason, ?backoff, "instance ejected");
         true
+    }
+}
+
+/// The candidate with the lowest latency average among those offered; the
+/// first offered on ties (rank order).
+#[derive(Default)]
+struct Fastest {
+    index: Option<usize>,
+    latency: f64,
+}
+
+impl Fastest {
+    fn offer(&mut self, index: usize, stats: &InstanceStats) {
+        let latency = stats.latency();
+        if self.index.is_none() || latency < self.latency {
+            self.index = Some(index);
+            self.latency = latency;
+        }
     }
 }
 

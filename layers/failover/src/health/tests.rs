@@ -493,3 +493,27 @@ fn a_degraded_instance_is_probed_by_any_request() {
         Some(("a".into(), true))
     );
 }
+
+#[test]
+fn when_every_candidate_is_degraded_the_fastest_serves() {
+    let t = tracker();
+    warm(&t, 10 * MS);
+    // a degrades very slow, then b degrades less slow (the extra load, say).
+    for i in 0..5 {
+        ok(&t, "a", 80 * MS, 200 * MS + i * MS);
+    }
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+    for i in 0..5 {
+        ok(&t, "b", 20 * MS, 210 * MS + i * MS);
+    }
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    assert!(stats(&t, "b").latency() < stats(&t, "a").latency());
+    // Both drained: whatever the rank order, the faster one serves.
+    let now = 700 * MS;
+    for ranked in [["a", "b"], ["b", "a"]] {
+        for k in 0..50 {
+            let r = keyed_route(k.to_string(), &ranked);
+            assert_eq!(chosen(&t, &r, false, now).unwrap().0, "b", "{ranked:?}");
+        }
+    }
+}
