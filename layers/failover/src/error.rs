@@ -35,17 +35,6 @@ impl std::fmt::Display for NoReplay {
     }
 }
 
-/// An attempt that took longer than its
-/// [`AttemptTimeout`](crate::AttemptTimeout).
-#[derive(Debug, thiserror::Error)]
-#[error("instance {instance} did not answer within {after:?}")]
-pub struct AttemptTimedOut {
-    /// The instance of the attempt.
-    pub instance: InstanceId,
-    /// How long the attempt waited.
-    pub after: Duration,
-}
-
 /// Errors of [`HealthFailover`](crate::HealthFailover).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

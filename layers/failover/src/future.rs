@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::Replayed;
 use crate::body::{ReplayBody, ReplaySource};
-use crate::error::{AttemptTimedOut, FailoverError, NoReplay};
+use crate::error::{FailoverError, NoReplay};
 use crate::health::{InstanceStats, Outcome, Pick, Tracker};
 
 /// One attempt on one instance. Recorded when it ends, or, if it is
@@ -326,40 +326,40 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { future, timer } => {
+                StateProj::Calling { future, mut timer } => {
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
-                            let after = ready!(timer.poll_expired(cx));
+                            let after = ready!(timer.as_mut().poll_expired(cx));
                             let Some(attempt) = this.attempt.as_ref() else {
                                 return Poll::Pending;
                             };
                             let instance = attempt.stats.id.clone();
-                            let counters = &attempt.tracker.counters;
-                            counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                            let tracker = attempt.tracker.clone();
+                            tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
                             metrics::counter!("foresight_failover_timeouts_total").increment(1);
-                            tracing::debug!(%instance, ?after, "attempt timed out");
-                            match end_attempt(
-                                this.attempt,
-                                this.replay,
-                                *this.no_replay,
-                                Outcome::Failure,
-                            ) {
-                                Ok(()) => {
-                                    // Dropping the attempt's future abandons it.
-                                    this.state.set(State::Readying);
-                                    continue;
-                                }
-                                Err((reason, _)) => {
-                                    this.state.set(State::Done);
-                                    return Poll::Ready(Err(FailoverError::Failed {
-                                        instance: instance.clone(),
-                                        reason,
-                                        source: AttemptTimedOut { instance, after }.into(),
-                                    }
-                                    .into()));
-                                }
+                            // A slow answer beats an error: the attempt is
+                            // abandoned only for a replay that can start; with
+                            // no candidate left, no budget or a body past the
+                            // cap, the attempt goes on (its latency is still
+                            // recorded, which is what degrades a slow
+                            // instance).
+                            let replay_ready = this
+                                .replay
+                                .as_mut()
+                                .is_some_and(|replay| replay.prepare(&tracker).is_ok());
+                            if !replay_ready {
+                                tracing::debug!(%instance, ?after, "attempt slow, nowhere to replay: waiting");
+                                timer.set(Timer::Off);
+                                return Poll::Pending;
                             }
+                            tracing::debug!(%instance, ?after, "attempt timed out, replaying");
+                            if let Some(attempt) = this.attempt.take() {
+                                // Dropping the attempt's future abandons it.
+                                attempt.finish(Outcome::Failure);
+                            }
+                            this.state.set(State::Readying);
+                            continue;
                         }
                     };
                     let failed = match (&result, this.attempt.as_ref()) {

@@ -21,7 +21,10 @@
 //!    `idempotency-key` header), the body stayed within the cap, and the
 //!    **retry budget** allows it, replays it on the next live candidate. The
 //!    client sees one response. A replay carries a [`Replayed`] extension so
-//!    the layers below (shadowing) can tell it from a first attempt.
+//!    the layers below (shadowing) can tell it from a first attempt. A slow
+//!    attempt is abandoned at its timeout only for a replay that can start:
+//!    with no live candidate left, no budget or a body past the cap, it goes
+//!    on, and its late answer beats an error.
 //!
 //! # Health
 //!
@@ -163,7 +166,7 @@ mod service;
 mod stats;
 
 pub use body::{ReplayBody, Superseded};
-pub use error::{AttemptTimedOut, FailoverError, NoReplay};
+pub use error::{FailoverError, NoReplay};
 pub use layer::{
     AttemptTimeout, DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES,
     DEFAULT_DEGRADE_RATIO, DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO,

@@ -184,6 +184,32 @@ async fn an_attempt_that_hangs_times_out_and_is_replayed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_attempt_with_nowhere_to_replay_is_waited_for() {
+    let layer = HealthFailoverLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(10);
+    let task = send(&mut service, get(&["a", "b"])).await;
+    let (first, slow) = handle.next_request().await.unwrap();
+    assert_eq!(target(&first).0, "a");
+    // While a is slow, b (the only other candidate) goes out of rotation.
+    for _ in 0..3 {
+        let failing = send(&mut service, get(&["b"])).await;
+        let (_, reply) = handle.next_request().await.unwrap();
+        reply.send_error("connection refused");
+        assert!(failing.await.unwrap().is_err());
+    }
+    assert_eq!(layer.stats().ejections, 1);
+    // Past the attempt timeout there is nowhere to replay: the attempt is
+    // not abandoned, and its late answer reaches the client.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!task.is_finished());
+    assert_eq!(layer.stats().timeouts, 1);
+    slow.send_response(Response::new("slow but fine"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "slow but fine");
+    assert_eq!(layer.stats().replays, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_non_replayable_attempt_is_never_timed_out_by_the_layer() {
     let layer = HealthFailoverLayer::new(topology());
     let (mut service, mut handle) = setup(&layer);
