@@ -6,8 +6,6 @@
 //! connections vanish at once). Counted: client-visible errors, and
 //! acknowledged session writes missing afterwards.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,10 +21,10 @@ use foresight::prelude::*;
 use foresight::shadow::ShadowBody;
 use foresight_store::RedisStore;
 use foresight_testkit::RedisServer;
+use foresight_testkit::http::{Instance, serve_gateway};
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use support::{KillableInstance, serve_gateway};
 use tower::ServiceBuilder;
 
 const SESSIONS: usize = 200;
@@ -49,7 +47,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let mut instances: Vec<KillableInstance> = ["alpha", "beta", "gamma"]
+    let mut instances: Vec<Instance> = ["alpha", "beta", "gamma"]
         .into_iter()
         .map(|name| {
             // A store (and connection) of its own per instance, as separate
@@ -60,7 +58,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
                 .route("/n/{n}", put(write))
                 .route("/n", get(read))
                 .layer(SessionMirrorLayer::new(cached));
-            KillableInstance::start(name, app)
+            Instance::start(name, app)
         })
         .collect();
     let topology = Topology::from_instances(

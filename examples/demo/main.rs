@@ -19,7 +19,6 @@
 
 mod sessions;
 mod sharding;
-mod support;
 mod tokens;
 
 #[tokio::main]

@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use tower::ServiceBuilder;
 
-use crate::support::{Instance, serve_gateway};
+use foresight_testkit::http::{Instance, serve_gateway};
 
 const CLIENTS: usize = 200;
 const WRITES: u64 = 20;

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use tower::ServiceBuilder;
 
-use crate::support::{Instance, serve_gateway};
+use foresight_testkit::http::{Instance, serve_gateway};
 
 const CLIENTS: usize = 300;
 const REQUESTS_PER_CLIENT: usize = 4;

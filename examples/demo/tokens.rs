@@ -46,7 +46,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
-use crate::support::serve_gateway;
+use foresight_testkit::http::serve_gateway;
 
 /// The load shape, reused from the token crate's simulation.
 const TRACE: &str = include_str!(concat!(

@@ -6,6 +6,8 @@
 //!   `redis-cli --cluster create`, ready when returned, with helpers to find
 //!   a key's master, kill it and wait for its replica to take over.
 //! - [`linearizability`]: a Wing–Gong checker for recorded histories.
+//! - [`http`]: axum instances that can be killed like a process, and a hyper
+//!   server for gateway stacks, on loopback ports.
 //!
 //! Tests never touch a Redis they did not start: ports are picked free,
 //! never 6379. `redis-server` and `redis-cli` must be on `PATH`.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+pub mod http;
 pub mod linearizability;
 mod port;
 mod server;

@@ -1,10 +1,10 @@
-//! Instances and a gateway on loopback for the demo.
+//! HTTP instances and gateways on loopback ports.
 
 use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::net::SocketAddr;
 
 use axum::Router;
-use foresight::core::BoxError;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -12,21 +12,34 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tower::Service;
+use tower_service::Service;
 
-/// An instance server with a runtime of its own, so that killing it drops
-/// every connection at once, as a crashed process would.
+/// An axum instance server with a Tokio runtime of its own: [`kill`]
+/// drops the runtime, so the listener and every open connection vanish at
+/// once, as they do when a process is killed.
+///
+/// [`kill`]: Instance::kill
+#[derive(Debug)]
 pub struct Instance {
+    /// The instance's name.
     pub name: &'static str,
+    /// Where it listens.
     pub addr: SocketAddr,
     runtime: Option<Runtime>,
 }
 
 impl Instance {
+    /// Serves `app` on a free loopback port, on one worker thread.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port or runtime can be had.
     pub fn start(name: &'static str, app: Router) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let addr = listener.local_addr().expect("addr");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local address");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(name)
@@ -58,7 +71,12 @@ impl Drop for Instance {
     }
 }
 
-/// Serves a gateway stack on a loopback port with hyper.
+/// Serves a gateway stack (HTTP/1 and HTTP/2) with hyper on a free loopback
+/// port, on the current runtime; returns its address.
+///
+/// # Panics
+///
+/// When no loopback port can be had.
 pub async fn serve_gateway<S, B>(stack: S) -> SocketAddr
 where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -68,10 +86,12 @@ where
     S::Future: Send + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
-    B::Error: Into<BoxError>,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
