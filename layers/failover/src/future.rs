@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use foresight_core::{BoxError, Role, Route};
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -72,10 +72,57 @@ impl Drop for Attempt {
     }
 }
 
+/// The request head a replay is rebuilt from.
+///
+/// Copied for every replayable request, so it avoids what a plain
+/// `Parts::clone` pays for: the [`Route`] is kept as a value rather than
+/// inside a cloned extension map, and the other extensions are cloned only
+/// when there are any (behind a gateway's `ShardLayer` the route is usually
+/// the only one).
+pub(crate) struct ReplayHead {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    route: Option<Route>,
+    extensions: Option<Extensions>,
+}
+
+impl ReplayHead {
+    pub(crate) fn copy(parts: &Parts) -> Self {
+        let route = parts.extensions.get::<Route>().cloned();
+        let others = parts.extensions.len() - usize::from(route.is_some());
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            route,
+            extensions: (others > 0).then(|| parts.extensions.clone()),
+        }
+    }
+
+    /// The head of a new attempt: the original request's, with `route`.
+    fn to_parts(&self, route: Option<Route>) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = self.method.clone();
+        parts.uri = self.uri.clone();
+        parts.version = self.version;
+        parts.headers = self.headers.clone();
+        if let Some(extensions) = &self.extensions {
+            parts.extensions = extensions.clone();
+        }
+        if let Some(route) = route {
+            parts.extensions.insert(route);
+        }
+        parts
+    }
+}
+
 /// What a replayable request keeps for its next attempts.
 pub(crate) struct Replay<S, B> {
     service: S,
-    parts: Parts,
+    head: ReplayHead,
     source: ReplaySource<B>,
     tried: u32,
     candidates: usize,
@@ -86,14 +133,14 @@ pub(crate) struct Replay<S, B> {
 impl<S, B: Body> Replay<S, B> {
     pub(crate) fn new(
         service: S,
-        parts: Parts,
+        head: ReplayHead,
         source: ReplaySource<B>,
         first: usize,
         candidates: usize,
     ) -> Self {
         Self {
             service,
-            parts,
+            head,
             source,
             tried: 1u32.checked_shl(first as u32).unwrap_or(0),
             candidates,
@@ -104,11 +151,7 @@ impl<S, B: Body> Replay<S, B> {
 
     /// Prepares the next attempt, or says why there is none.
     fn prepare(&mut self, tracker: &Arc<Tracker>) -> Result<(), NoReplay> {
-        let route = self
-            .parts
-            .extensions
-            .get::<Route>()
-            .ok_or(NoReplay::Exhausted)?;
+        let route = self.head.route.as_ref().ok_or(NoReplay::Exhausted)?;
         let next = tracker
             .next_candidate(route, self.tried)
             .ok_or(NoReplay::Exhausted)?;
@@ -131,15 +174,13 @@ impl<S, B: Body> Replay<S, B> {
         let body = self.source.replay().ok_or(NoReplay::BodyTooLarge)?;
         self.tried |= 1u32.checked_shl(next.index as u32).unwrap_or(0);
         self.attempts = self.attempts.saturating_add(1);
-        let mut parts = self.parts.clone();
-        if let Some(route) = parts.extensions.get_mut::<Route>() {
-            route.target = next.stats.id.clone();
-            route.role = if next.index == 0 {
-                Role::Primary
-            } else {
-                Role::Secondary
-            };
-        }
+        let role = if next.index == 0 {
+            Role::Primary
+        } else {
+            Role::Secondary
+        };
+        let route = route.retarget(next.stats.id.clone(), role);
+        let mut parts = self.head.to_parts(Some(route));
         parts.extensions.insert(Replayed {
             attempt: self.attempts,
         });

@@ -541,8 +541,15 @@ impl Tracker {
         let epoch = now / (nanos(self.config.error_window) / ERROR_SLOTS as u64).max(1) + 1;
         match outcome {
             Outcome::Success => {
-                stats.failures.store(0, R);
-                stats.streak_start.store(0, R);
+                // Loads before stores: on the common path nothing changes,
+                // and cores serving the same instance need not pass its
+                // cache line back and forth.
+                if stats.failures.load(R) != 0 {
+                    stats.failures.store(0, R);
+                }
+                if stats.streak_start.load(R) != 0 {
+                    stats.streak_start.store(0, R);
+                }
                 stats.window.record(epoch, false);
                 if stats.slot.error_ratio() > 0.0 {
                     self.publish_error_ratio(stats, epoch);
@@ -556,7 +563,7 @@ impl Tracker {
                     if slow >= self.config.slow_samples {
                         self.degrade(stats, now, Reason::Latency);
                     }
-                } else {
+                } else if stats.slow.load(R) != 0 {
                     stats.slow.store(0, R);
                 }
             }

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::body::{ReplayBody, ReplaySource};
 use crate::error::{FailoverError, NoReplay};
-use crate::future::{Attempt, Replay, ResponseFuture};
+use crate::future::{Attempt, Replay, ReplayHead, ResponseFuture};
 use crate::health::Tracker;
 
 /// Service of [`HealthFailoverLayer`](crate::HealthFailoverLayer).
@@ -114,13 +114,13 @@ where
             let timeout = shared.attempt_timeout(attempt.stats());
             let (parts, body) = request.into_parts();
             let (first, source) = ReplaySource::new(body, shared.config.body_cap);
-            let replay_parts = parts.clone();
+            let head = ReplayHead::copy(&parts);
             // The readied service serves this attempt and is kept for the
             // replays; a fresh clone takes its place for the next call.
             let mut service = self.inner.clone();
             std::mem::swap(&mut service, &mut self.inner);
             let future = service.call(Request::from_parts(parts, first));
-            let replay = Replay::new(service, replay_parts, source, index, candidates);
+            let replay = Replay::new(service, head, source, index, candidates);
             ResponseFuture::replayable(future, attempt, timeout, replay)
         } else {
             let reason = if replayable {

@@ -370,3 +370,53 @@ async fn a_request_without_a_route_passes_through() {
     reply.send_response(Response::new("ok"));
     task.await.unwrap().unwrap();
 }
+
+#[derive(Clone, Debug, PartialEq)]
+struct Caller(&'static str);
+
+#[tokio::test]
+async fn a_replay_carries_the_whole_head_and_every_extension() {
+    let layer = HealthFailoverLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(10);
+    let mut request = get(&["a", "b"]);
+    *request.uri_mut() = "/profile?tab=2".parse().unwrap();
+    request
+        .headers_mut()
+        .insert("x-trace", "t-1".parse().unwrap());
+    request.extensions_mut().insert(Caller("alice"));
+    let task = send(&mut service, request).await;
+    let (first, reply) = handle.next_request().await.unwrap();
+    reply.send_error("connection refused");
+    let (second, reply) = handle.next_request().await.unwrap();
+    for attempt in [&first, &second] {
+        assert_eq!(attempt.uri(), "/profile?tab=2");
+        assert_eq!(attempt.method(), Method::GET);
+        assert_eq!(attempt.headers()["x-trace"], "t-1");
+        assert_eq!(attempt.extensions().get(), Some(&Caller("alice")));
+    }
+    assert_eq!(target(&second), ("b".into(), Role::Secondary, Some(1)));
+    reply.send_response(Response::new("from b"));
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_replay_without_other_extensions_carries_only_its_route() {
+    let layer = HealthFailoverLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(10);
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, reply) = handle.next_request().await.unwrap();
+    reply.send_error("connection refused");
+    let (second, reply) = handle.next_request().await.unwrap();
+    // The route and the replay marker.
+    assert_eq!(second.extensions().len(), 2);
+    let route = second.extensions().get::<Route>().unwrap();
+    assert_eq!(route.key, ClientKey::from("k"));
+    assert_eq!(route.ranked.len(), 3);
+    reply.send_error("connection refused");
+    let (third, reply) = handle.next_request().await.unwrap();
+    assert_eq!(target(&third), ("c".into(), Role::Secondary, Some(2)));
+    reply.send_response(Response::new("from c"));
+    task.await.unwrap().unwrap();
+}
