@@ -150,6 +150,18 @@ impl<B: Body> ReplaySource<B> {
         }
     }
 
+    /// Whether the whole body is held (or there is none), so that a second
+    /// attempt can send it while the first one goes on: a hedge.
+    pub(crate) fn complete(&self) -> bool {
+        match self {
+            ReplaySource::Empty => true,
+            ReplaySource::Shared(shared) => {
+                let state = lock(shared);
+                state.ended && !state.capped
+            }
+        }
+    }
+
     /// A body for the next attempt, superseding the previous one; `None`
     /// when the body outgrew the cap.
     pub(crate) fn replay(&self) -> Option<ReplayBody<B>> {
@@ -185,6 +197,11 @@ where
 {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut state = lock(&self.shared);
+        if state.ended && self.trailers_sent && self.pos >= state.chunks.len() {
+            // A reader that has sent everything has nothing to supersede
+            // (a hedge may have started beside it).
+            return Poll::Ready(None);
+        }
         if self.generation != state.active {
             return Poll::Ready(Some(Err(Superseded.into())));
         }

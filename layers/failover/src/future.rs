@@ -149,8 +149,9 @@ impl<S, B: Body> Replay<S, B> {
         }
     }
 
-    /// Prepares the next attempt, or says why there is none.
-    fn prepare(&mut self, tracker: &Arc<Tracker>) -> Result<(), NoReplay> {
+    /// Prepares the next attempt (a replay, or a `hedge` racing the current
+    /// one), or says why there is none.
+    fn prepare(&mut self, tracker: &Arc<Tracker>, hedge: bool) -> Result<(), NoReplay> {
         let route = self.head.route.as_ref().ok_or(NoReplay::Exhausted)?;
         let next = tracker
             .next_candidate(route, self.tried)
@@ -184,9 +185,15 @@ impl<S, B: Body> Replay<S, B> {
         parts.extensions.insert(Replayed {
             attempt: self.attempts,
         });
-        tracker.counters.replays.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("foresight_failover_replays_total").increment(1);
-        tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "replaying");
+        if hedge {
+            tracker.counters.hedges.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("foresight_failover_hedges_total").increment(1);
+            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "hedging");
+        } else {
+            tracker.counters.replays.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("foresight_failover_replays_total").increment(1);
+            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "replaying");
+        }
         self.next = Some((Request::from_parts(parts, body), next, tracker.clone()));
         Ok(())
     }
@@ -196,39 +203,68 @@ impl<S, B: Body> Replay<S, B> {
     }
 }
 
+/// What a timer's expiry means.
+#[derive(Clone, Copy, Debug)]
+enum Expiry {
+    /// Time to hedge; the attempt timeout, if any, is `then` later.
+    Hedge { then: Option<Duration> },
+    /// The attempt timed out.
+    Timeout,
+}
+
 pin_project! {
     #[project = TimerProj]
     enum Timer {
         Off,
         // Armed on the first pending poll, so an attempt that completes at
         // once never touches the timer wheel.
-        Idle { after: Duration },
-        Armed { #[pin] sleep: Sleep, after: Duration },
+        Idle { after: Duration, expiry: Expiry },
+        Armed { #[pin] sleep: Sleep, after: Duration, expiry: Expiry },
     }
 }
 
 impl Timer {
-    fn new(after: Option<Duration>) -> Self {
-        match after {
-            Some(after) => Timer::Idle { after },
-            None => Timer::Off,
+    /// A timer for an attempt with an optional `hedge` delay and an
+    /// optional `timeout`: it first expires at whichever comes first.
+    fn new(timeout: Option<Duration>, hedge: Option<Duration>) -> Self {
+        match (hedge, timeout) {
+            (Some(hedge), Some(timeout)) if hedge < timeout => Timer::Idle {
+                after: hedge,
+                expiry: Expiry::Hedge {
+                    then: Some(timeout - hedge),
+                },
+            },
+            (Some(hedge), None) => Timer::Idle {
+                after: hedge,
+                expiry: Expiry::Hedge { then: None },
+            },
+            (_, Some(timeout)) => Timer::Idle {
+                after: timeout,
+                expiry: Expiry::Timeout,
+            },
+            (_, None) => Timer::Off,
         }
     }
 
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Duration> {
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Duration, Expiry)> {
         loop {
             match self.as_mut().project() {
                 TimerProj::Off => return Poll::Pending,
-                TimerProj::Idle { after } => {
-                    let after = *after;
+                TimerProj::Idle { after, expiry } => {
+                    let (after, expiry) = (*after, *expiry);
                     self.set(Timer::Armed {
                         sleep: tokio::time::sleep(after),
                         after,
+                        expiry,
                     });
                 }
-                TimerProj::Armed { sleep, after } => {
+                TimerProj::Armed {
+                    sleep,
+                    after,
+                    expiry,
+                } => {
                     ready!(sleep.poll(cx));
-                    return Poll::Ready(*after);
+                    return Poll::Ready((*after, *expiry));
                 }
             }
         }
@@ -236,12 +272,41 @@ impl Timer {
 }
 
 pin_project! {
+    /// The second attempt of a hedged request, racing the first.
+    #[project = HedgeProj]
+    enum Hedge<F> {
+        Off,
+        // Prepared (the request waits in `Replay::next`), waiting for the
+        // service to be ready.
+        Readying,
+        Running { #[pin] future: F, attempt: Option<Attempt> },
+    }
+}
+
+pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Calling { #[pin] future: F, #[pin] timer: Timer },
+        Calling {
+            #[pin] future: F,
+            #[pin] timer: Timer,
+            #[pin] hedge: Hedge<F>,
+            // The first attempt failed while its hedge runs on.
+            first_failed: bool,
+        },
         Readying,
         Failed { error: Option<FailoverError> },
         Done,
+    }
+}
+
+impl<F> State<F> {
+    fn calling(future: F, timer: Timer) -> Self {
+        State::Calling {
+            future,
+            timer,
+            hedge: Hedge::Off,
+            first_failed: false,
+        }
     }
 }
 
@@ -278,10 +343,7 @@ where
 {
     pub(crate) fn passthrough(future: S::Future) -> Self {
         Self {
-            state: State::Calling {
-                future,
-                timer: Timer::Off,
-            },
+            state: State::calling(future, Timer::Off),
             attempt: None,
             replay: None,
             no_replay: NoReplay::NotReplayable,
@@ -304,10 +366,7 @@ where
         no_replay: NoReplay,
     ) -> Self {
         Self {
-            state: State::Calling {
-                future,
-                timer: Timer::new(timeout),
-            },
+            state: State::calling(future, Timer::new(timeout, None)),
             attempt: Some(attempt),
             replay: None,
             no_replay,
@@ -318,13 +377,11 @@ where
         future: S::Future,
         attempt: Attempt,
         timeout: Option<Duration>,
+        hedge: Option<Duration>,
         replay: Replay<S, B>,
     ) -> Self {
         Self {
-            state: State::Calling {
-                future,
-                timer: Timer::new(timeout),
-            },
+            state: State::calling(future, Timer::new(timeout, hedge)),
             attempt: Some(attempt),
             replay: Some(replay),
             no_replay: NoReplay::Exhausted,
@@ -348,9 +405,17 @@ fn end_attempt<S, B: Body>(
     current.finish(outcome);
     match (tracker, replay.as_mut()) {
         (Some(tracker), Some(replay)) => replay
-            .prepare(&tracker)
+            .prepare(&tracker, false)
             .map_err(|reason| (reason, Some(instance))),
         _ => Err((no_replay, Some(instance))),
+    }
+}
+
+/// Whether an attempt's result is a failure, for health and replay.
+fn is_failure<RB, E>(result: &Result<Response<RB>, E>, attempt: &Attempt) -> bool {
+    match result {
+        Ok(response) => (attempt.tracker.config.failure_status)(response.status()),
+        Err(_) => true,
     }
 }
 
@@ -367,58 +432,163 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { future, mut timer } => {
-                    let result = match future.poll(cx) {
-                        Poll::Ready(result) => result,
-                        Poll::Pending => {
-                            let after = ready!(timer.as_mut().poll_expired(cx));
-                            let Some(attempt) = this.attempt.as_ref() else {
-                                return Poll::Pending;
-                            };
-                            let instance = attempt.stats.id.clone();
-                            let tracker = attempt.tracker.clone();
-                            tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("foresight_failover_timeouts_total").increment(1);
-                            // A slow answer beats an error: the attempt is
-                            // abandoned only for a replay that can start; with
-                            // no candidate left, no budget or a body past the
-                            // cap, the attempt goes on (its latency is still
-                            // recorded, which is what degrades a slow
-                            // instance).
-                            let replay_ready = this
-                                .replay
-                                .as_mut()
-                                .is_some_and(|replay| replay.prepare(&tracker).is_ok());
-                            if !replay_ready {
-                                tracing::debug!(%instance, ?after, "attempt slow, nowhere to replay: waiting");
-                                timer.set(Timer::Off);
-                                return Poll::Pending;
+                StateProj::Calling {
+                    future,
+                    mut timer,
+                    mut hedge,
+                    first_failed,
+                } => {
+                    // The hedge, when one races the first attempt.
+                    let mut both_failed = None;
+                    match hedge.as_mut().project() {
+                        HedgeProj::Off => {}
+                        HedgeProj::Readying => {
+                            let replay = this.replay.as_mut().expect("hedging without a replay");
+                            match replay.service.poll_ready(cx) {
+                                Poll::Pending => {}
+                                Poll::Ready(Err(_)) => {
+                                    // No hedge after all; the first attempt
+                                    // goes on alone.
+                                    replay.next = None;
+                                    hedge.set(Hedge::Off);
+                                }
+                                Poll::Ready(Ok(())) => {
+                                    let (request, pick, tracker) =
+                                        replay.next.take().expect("hedging without a request");
+                                    let future = replay.service.call(request);
+                                    let now = tracker.now();
+                                    hedge.set(Hedge::Running {
+                                        future,
+                                        attempt: Some(Attempt::start(tracker, pick, now)),
+                                    });
+                                    continue;
+                                }
                             }
-                            tracing::debug!(%instance, ?after, "attempt timed out, replaying");
-                            if let Some(attempt) = this.attempt.take() {
-                                // Dropping the attempt's future abandons it.
-                                attempt.finish(Outcome::Failure);
-                            }
-                            this.state.set(State::Readying);
-                            continue;
                         }
+                        HedgeProj::Running {
+                            future: hedged,
+                            attempt: hedge_attempt,
+                        } => {
+                            if let Poll::Ready(result) = hedged.poll(cx) {
+                                let current = hedge_attempt.take().expect("a running hedge");
+                                if !is_failure(&result, &current) {
+                                    let tracker = current.tracker.clone();
+                                    current.finish(Outcome::Success);
+                                    tracker.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
+                                    metrics::counter!("foresight_failover_hedge_wins_total")
+                                        .increment(1);
+                                    // The first attempt, if it still runs, is
+                                    // cancelled (and recorded so) with it.
+                                    this.attempt.take();
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(result.map_err(Into::into));
+                                }
+                                if *first_failed {
+                                    // Both failed: the hedge's failure is
+                                    // handled as the last attempt's.
+                                    *this.attempt = Some(current);
+                                    both_failed = Some(result);
+                                } else {
+                                    // The first attempt goes on alone, under
+                                    // a fresh timeout.
+                                    let timeout = current.tracker.attempt_timeout(&current.stats);
+                                    current.finish(Outcome::Failure);
+                                    hedge.set(Hedge::Off);
+                                    timer.set(Timer::new(timeout, None));
+                                }
+                            }
+                        }
+                    }
+                    let result = match both_failed {
+                        Some(result) => result,
+                        // The first attempt failed; its hedge runs on.
+                        None if *first_failed => return Poll::Pending,
+                        None => match future.poll(cx) {
+                            Poll::Ready(result) => result,
+                            Poll::Pending => {
+                                if !matches!(*hedge, Hedge::Off) {
+                                    return Poll::Pending;
+                                }
+                                let (after, expiry) = ready!(timer.as_mut().poll_expired(cx));
+                                let Some(attempt) = this.attempt.as_ref() else {
+                                    return Poll::Pending;
+                                };
+                                let instance = attempt.stats.id.clone();
+                                let tracker = attempt.tracker.clone();
+                                if let Expiry::Hedge { then } = expiry {
+                                    let hedged = this.replay.as_mut().is_some_and(|replay| {
+                                        replay.source.complete()
+                                            && replay.prepare(&tracker, true).is_ok()
+                                    });
+                                    if hedged {
+                                        tracing::debug!(%instance, ?after, "attempt slow: hedging");
+                                        timer.set(Timer::Off);
+                                        hedge.set(Hedge::Readying);
+                                    } else {
+                                        timer.set(Timer::new(then, None));
+                                    }
+                                    continue;
+                                }
+                                tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                                metrics::counter!("foresight_failover_timeouts_total").increment(1);
+                                // A slow answer beats an error: the attempt is
+                                // abandoned only for a replay that can start;
+                                // with no candidate left, no budget or a body
+                                // past the cap, the attempt goes on (its
+                                // latency is still recorded, which is what
+                                // degrades a slow instance).
+                                let replay_ready = this
+                                    .replay
+                                    .as_mut()
+                                    .is_some_and(|replay| replay.prepare(&tracker, false).is_ok());
+                                if !replay_ready {
+                                    tracing::debug!(%instance, ?after, "attempt slow, nowhere to replay: waiting");
+                                    timer.set(Timer::Off);
+                                    return Poll::Pending;
+                                }
+                                tracing::debug!(%instance, ?after, "attempt timed out, replaying");
+                                if let Some(attempt) = this.attempt.take() {
+                                    // Dropping the attempt's future abandons it.
+                                    attempt.finish(Outcome::Failure);
+                                }
+                                this.state.set(State::Readying);
+                                continue;
+                            }
+                        },
                     };
-                    let failed = match (&result, this.attempt.as_ref()) {
-                        (_, None) => {
+                    let failed = match this.attempt.as_ref() {
+                        None => {
                             this.state.set(State::Done);
                             return Poll::Ready(result.map_err(Into::into));
                         }
-                        (Ok(response), Some(attempt)) => {
-                            (attempt.tracker.config.failure_status)(response.status())
-                        }
-                        (Err(_), Some(_)) => true,
+                        Some(attempt) => is_failure(&result, attempt),
                     };
                     if !failed {
                         if let Some(attempt) = this.attempt.take() {
                             attempt.finish(Outcome::Success);
                         }
+                        // A hedge still running is cancelled with the state.
                         this.state.set(State::Done);
                         return Poll::Ready(result.map_err(Into::into));
+                    }
+                    match hedge.as_mut().project() {
+                        HedgeProj::Running { .. } => {
+                            // The hedge may still answer.
+                            if let Some(attempt) = this.attempt.take() {
+                                attempt.finish(Outcome::Failure);
+                            }
+                            *first_failed = true;
+                            return Poll::Pending;
+                        }
+                        HedgeProj::Readying => {
+                            // The prepared hedge becomes the replay.
+                            if let Some(attempt) = this.attempt.take() {
+                                attempt.finish(Outcome::Failure);
+                            }
+                            this.state.set(State::Readying);
+                            continue;
+                        }
+                        HedgeProj::Off => {}
                     }
                     match end_attempt(this.attempt, this.replay, *this.no_replay, Outcome::Failure)
                     {
@@ -456,10 +626,8 @@ where
                     let future = replay.service.call(request);
                     let now = tracker.now();
                     *this.attempt = Some(Attempt::start(tracker, pick, now));
-                    this.state.set(State::Calling {
-                        future,
-                        timer: Timer::new(timeout),
-                    });
+                    this.state
+                        .set(State::calling(future, Timer::new(timeout, None)));
                 }
                 StateProj::Failed { error } => {
                     let error = error.take().expect("polled after completion");

@@ -18,6 +18,7 @@ use arc_swap::{ArcSwap, Guard};
 use foresight_core::{HealthSlot, HealthState, InstanceId, Route, Topology};
 use tokio::time::Instant;
 
+use self::quantile::LatencyQuantiles;
 use crate::budget::ReplayBudget;
 use crate::layer::Config;
 use crate::stats::{Counters, FailoverStats};
@@ -26,6 +27,9 @@ const R: Ordering = Ordering::Relaxed;
 const ERROR_SLOTS: usize = 10;
 /// How often the fleet latency baseline is recomputed.
 const BASELINE_REFRESH: u64 = 100_000_000;
+/// How often (ns) an instance's hedge delay is recomputed from its latency
+/// histogram.
+const HEDGE_REFRESH: u64 = 20_000_000;
 /// Seed of the key hash that orders keys during a drain.
 const DRAIN_SEED: u64 = 0x6472_6169_6e21;
 
@@ -151,6 +155,11 @@ pub(crate) struct InstanceStats {
     /// Probing a Degraded (still serving) instance, not an Ejected one.
     probing_degraded: AtomicBool,
     signal_at: AtomicU64,
+    /// Latency histogram, filled only when hedging is on.
+    latencies: LatencyQuantiles,
+    /// The hedge delay last computed (ns, 0 = none) and when.
+    hedge_nanos: AtomicU64,
+    hedge_at: AtomicU64,
 }
 
 impl InstanceStats {
@@ -171,6 +180,9 @@ impl InstanceStats {
             probe: AtomicBool::new(false),
             probing_degraded: AtomicBool::new(false),
             signal_at: AtomicU64::new(0),
+            latencies: LatencyQuantiles::default(),
+            hedge_nanos: AtomicU64::new(0),
+            hedge_at: AtomicU64::new(0),
         }
     }
 
@@ -522,6 +534,29 @@ impl Tracker {
         self.config.attempt_timeout.for_latency(stats.latency())
     }
 
+    /// How long an attempt on `stats` runs before it is hedged, when
+    /// hedging is on and the instance has enough latency samples. Read from
+    /// a figure recomputed at most every [`HEDGE_REFRESH`].
+    pub(crate) fn hedge_delay(&self, stats: &InstanceStats, now: u64) -> Option<Duration> {
+        let hedging = self.config.hedging.as_ref()?;
+        let at = stats.hedge_at.load(R);
+        if (at == 0 || now.saturating_sub(at) >= HEDGE_REFRESH)
+            && stats.hedge_at.compare_exchange(at, now, R, R).is_ok()
+        {
+            let delay = match stats.latencies.quantile(hedging.quantile) {
+                Some((quantile, samples)) if samples >= hedging.min_samples => {
+                    quantile.max(nanos(hedging.min_delay)).max(1)
+                }
+                _ => 0,
+            };
+            stats.hedge_nanos.store(delay, R);
+        }
+        match stats.hedge_nanos.load(R) {
+            0 => None,
+            delay => Some(Duration::from_nanos(delay)),
+        }
+    }
+
     pub(crate) fn start(&self, stats: &InstanceStats) {
         stats.in_flight.fetch_add(1, R);
     }
@@ -537,6 +572,14 @@ impl Tracker {
     ) {
         stats.in_flight.fetch_sub(1, R);
         let latency = now.saturating_sub(started);
+        if let Some(hedging) = &self.config.hedging
+            && outcome != Outcome::Failure
+        {
+            // A cancelled attempt (a hedge won, or the client left) adds
+            // what it had waited: a lower bound, which keeps the quantile
+            // from drifting down as hedges cancel the slow attempts.
+            stats.latencies.record(latency, now, nanos(hedging.window));
+        }
         let seconds = latency as f64 / 1e9;
         let epoch = now / (nanos(self.config.error_window) / ERROR_SLOTS as u64).max(1) + 1;
         match outcome {
@@ -779,6 +822,7 @@ impl Fastest {
         }
     }
 }
+mod quantile;
 
 #[cfg(test)]
 mod tests;

@@ -106,6 +106,75 @@ impl Default for AttemptTimeout {
     }
 }
 
+/// Hedging: when an attempt has taken longer than a latency quantile of its
+/// instance, the same request also goes to the next live candidate, both
+/// race, and the first success answers (the other is cancelled). Off by
+/// default.
+///
+/// Only replayable requests are hedged, and only once their body has been
+/// read in full (a `GET` has none), so both attempts send the same bytes.
+/// Hedges are replays for the retry budget: under an outage they stop with
+/// the replays. A hedge is not shadowed.
+///
+/// ```
+/// use std::time::Duration;
+/// use foresight_failover::Hedging;
+///
+/// // Hedge past each instance's p95, never before 2 ms, once 200 responses
+/// // of the last 10–20 s are known.
+/// let hedging = Hedging::after_quantile(0.95)
+///     .with_min_delay(Duration::from_millis(2))
+///     .with_min_samples(200);
+/// # let _ = hedging;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Hedging {
+    /// Latency quantile of the attempt's instance after which a hedge goes
+    /// out (say 0.95).
+    pub quantile: f64,
+    /// Never hedge before this (default 1 ms).
+    pub min_delay: Duration,
+    /// Responses an instance must have in its latency window before its
+    /// quantile is trusted; no hedge before that (default 100).
+    pub min_samples: u64,
+    /// Length of each of the two latency windows the quantile is read from
+    /// (default 10 s).
+    pub window: Duration,
+}
+
+impl Hedging {
+    /// Hedges past the `quantile` latency of each instance (clamped to
+    /// 0.5–0.999), with the defaults above.
+    pub fn after_quantile(quantile: f64) -> Self {
+        Self {
+            quantile: quantile.clamp(0.5, 0.999),
+            min_delay: Duration::from_millis(1),
+            min_samples: 100,
+            window: Duration::from_secs(10),
+        }
+    }
+
+    /// Never hedge before `delay`.
+    pub fn with_min_delay(mut self, delay: Duration) -> Self {
+        self.min_delay = delay;
+        self
+    }
+
+    /// Responses needed before an instance's quantile is trusted (at least
+    /// 1).
+    pub fn with_min_samples(mut self, samples: u64) -> Self {
+        self.min_samples = samples.max(1);
+        self
+    }
+
+    /// Length of each latency window (at least 100 ms).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window.max(Duration::from_millis(100));
+        self
+    }
+}
+
 fn default_failure_status(status: StatusCode) -> bool {
     status.is_server_error()
 }
@@ -128,6 +197,7 @@ pub(crate) struct Config {
     pub(crate) drain: Duration,
     pub(crate) degraded_probe_interval: Duration,
     pub(crate) attempt_timeout: AttemptTimeout,
+    pub(crate) hedging: Option<Hedging>,
     pub(crate) body_cap: usize,
     pub(crate) idempotency_header: Option<HeaderName>,
     pub(crate) failure_status: fn(StatusCode) -> bool,
@@ -158,6 +228,7 @@ impl Default for Config {
             drain: DEFAULT_DRAIN,
             degraded_probe_interval: DEFAULT_DEGRADED_PROBE_INTERVAL,
             attempt_timeout: AttemptTimeout::DEFAULT,
+            hedging: None,
             body_cap: DEFAULT_BODY_CAP,
             idempotency_header: Some(DEFAULT_IDEMPOTENCY_HEADER),
             failure_status: default_failure_status,
@@ -185,6 +256,7 @@ impl fmt::Debug for Config {
             .field("recover_ratio", &self.recover_ratio)
             .field("latency_floor", &self.latency_floor)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field("hedging", &self.hedging)
             .field("body_cap", &self.body_cap)
             .field("signal", &self.signal.is_some())
             .finish_non_exhaustive()
@@ -333,6 +405,11 @@ impl HealthFailoverLayer {
     /// Timeout of replayable attempts (default [`AttemptTimeout::DEFAULT`]).
     pub fn with_attempt_timeout(self, timeout: AttemptTimeout) -> Self {
         self.with(|c| c.attempt_timeout = timeout)
+    }
+
+    /// Hedges slow replayable attempts (default: off; see [`Hedging`]).
+    pub fn with_hedging(self, hedging: Hedging) -> Self {
+        self.with(|c| c.hedging = Some(hedging))
     }
 
     /// Bytes of request body kept for a replay; a larger body is streamed

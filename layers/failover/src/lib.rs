@@ -26,6 +26,17 @@
 //!    with no live candidate left, no budget or a body past the cap, it goes
 //!    on, and its late answer beats an error.
 //!
+//! # Hedging
+//!
+//! Optional ([`HealthFailoverLayer::with_hedging`]): when a replayable
+//! attempt has run longer than a latency quantile of its instance (say the
+//! p95 over the last 10–20 s, kept in a lock-free histogram per instance),
+//! the request also goes to the next live candidate; both race and the
+//! first success answers, the other attempt is cancelled. A failure of
+//! either waits for the other; if both fail, the request is replayed on the
+//! next candidate as usual. Hedges spend the retry budget, so an overloaded
+//! fleet is not hedged into an outage, and are never shadowed.
+//!
 //! # Health
 //!
 //! Every attempt is recorded when it ends, or from a drop guard when it is
@@ -172,7 +183,7 @@ pub use layer::{
     DEFAULT_DEGRADE_RATIO, DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO,
     DEFAULT_ERROR_WINDOW, DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER,
     DEFAULT_LATENCY_FLOOR, DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS,
-    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, HealthFailoverLayer,
+    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, HealthFailoverLayer, Hedging,
 };
 pub use service::HealthFailover;
 pub use stats::FailoverStats;

@@ -112,6 +112,7 @@ where
         let attempt = Attempt::start(shared.clone(), pick, now);
         if replayable && candidates > 1 {
             let timeout = shared.attempt_timeout(attempt.stats());
+            let hedge = shared.hedge_delay(attempt.stats(), now);
             let (parts, body) = request.into_parts();
             let (first, source) = ReplaySource::new(body, shared.config.body_cap);
             let head = ReplayHead::copy(&parts);
@@ -121,7 +122,7 @@ where
             std::mem::swap(&mut service, &mut self.inner);
             let future = service.call(Request::from_parts(parts, first));
             let replay = Replay::new(service, head, source, index, candidates);
-            ResponseFuture::replayable(future, attempt, timeout, replay)
+            ResponseFuture::replayable(future, attempt, timeout, hedge, replay)
         } else {
             let reason = if replayable {
                 NoReplay::Exhausted

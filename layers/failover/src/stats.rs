@@ -31,6 +31,11 @@ pub struct FailoverStats {
     pub probes: u64,
     /// Instances readmitted after a successful probe.
     pub readmissions: u64,
+    /// Hedges sent: a second attempt racing a slow first one (see
+    /// [`Hedging`](crate::Hedging)).
+    pub hedges: u64,
+    /// Requests answered by their hedge rather than their first attempt.
+    pub hedge_wins: u64,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +51,8 @@ pub(crate) struct Counters {
     pub(crate) degradations: AtomicU64,
     pub(crate) probes: AtomicU64,
     pub(crate) readmissions: AtomicU64,
+    pub(crate) hedges: AtomicU64,
+    pub(crate) hedge_wins: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +70,8 @@ impl Counters {
             degradations: r(&self.degradations),
             probes: r(&self.probes),
             readmissions: r(&self.readmissions),
+            hedges: r(&self.hedges),
+            hedge_wins: r(&self.hedge_wins),
         }
     }
 }

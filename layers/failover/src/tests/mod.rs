@@ -420,3 +420,5 @@ async fn a_replay_without_other_extensions_carries_only_its_route() {
     reply.send_response(Response::new("from c"));
     task.await.unwrap().unwrap();
 }
+
+mod hedging;

@@ -1,0 +1,160 @@
+//! Hedging over a `tower-test` mock, on a paused clock: a slow first
+//! attempt races a second one on the next candidate.
+
+use std::time::Duration;
+
+use http::{Method, Response, StatusCode};
+use tower::Layer;
+use tower_test::mock;
+
+use super::*;
+
+const TYPICAL: Duration = Duration::from_millis(10);
+
+/// A layer that hedges past the p90 once 10 responses are known, with 10
+/// responses of `a` at 10 ms behind it.
+async fn warmed_up(layer: HealthFailoverLayer) -> (HealthFailoverLayer, Service, Handle) {
+    let layer = layer.with_hedging(
+        Hedging::after_quantile(0.9)
+            .with_min_samples(10)
+            .with_min_delay(Duration::from_millis(1)),
+    );
+    let (mock, mut handle) = mock::pair();
+    let mut service = layer.layer(mock);
+    handle.allow(100);
+    for _ in 0..12 {
+        let task = send(&mut service, get(&["a", "b", "c"])).await;
+        let (_, reply) = handle.next_request().await.unwrap();
+        tokio::time::sleep(TYPICAL).await;
+        reply.send_response(Response::new("from a"));
+        task.await.unwrap().unwrap();
+    }
+    // Past the hedge delay's refresh interval.
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    assert_eq!(layer.stats().hedges, 0, "fast answers are never hedged");
+    (layer, service, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_attempt_is_hedged_and_the_hedge_answers() {
+    let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (first, slow) = handle.next_request().await.unwrap();
+    assert_eq!(target(&first), ("a".into(), Role::Primary, None));
+    // Past a's p90 (10 ms, one bucket up at most), the hedge goes to b.
+    let (second, reply) = handle.next_request().await.unwrap();
+    assert_eq!(target(&second), ("b".into(), Role::Secondary, Some(1)));
+    assert!(!task.is_finished());
+    reply.send_response(Response::new("from b"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from b");
+    let stats = layer.stats();
+    assert_eq!((stats.hedges, stats.hedge_wins, stats.replays), (1, 1, 0));
+    // The slow first attempt was cancelled, not counted as a failure.
+    assert_eq!(layer.in_flight(&"a".into()), Some(0));
+    assert_eq!(stats.ejections, 0);
+    drop(slow);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_attempt_still_wins_if_it_answers_first() {
+    let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    let (_, hedge) = handle.next_request().await.unwrap();
+    slow.send_response(Response::new("from a, late"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from a, late");
+    let stats = layer.stats();
+    assert_eq!((stats.hedges, stats.hedge_wins), (1, 0));
+    assert_eq!(
+        layer.in_flight(&"b".into()),
+        Some(0),
+        "the hedge was cancelled"
+    );
+    drop(hedge);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_first_attempt_fails_the_hedge_still_answers() {
+    let (_layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    let (_, hedge) = handle.next_request().await.unwrap();
+    slow.send_error("connection reset");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!task.is_finished(), "the failure waits for the hedge");
+    hedge.send_response(Response::new("from b"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_hedge_fails_the_first_attempt_still_answers() {
+    let (_layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    let (_, hedge) = handle.next_request().await.unwrap();
+    let mut unavailable = Response::new("busy");
+    *unavailable.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    hedge.send_response(unavailable);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!task.is_finished());
+    slow.send_response(Response::new("from a, late"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from a, late");
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_both_fail_the_request_is_replayed_on_the_third_candidate() {
+    let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    let (_, hedge) = handle.next_request().await.unwrap();
+    hedge.send_error("refused");
+    slow.send_error("reset");
+    let (third, reply) = handle.next_request().await.unwrap();
+    assert_eq!(target(&third), ("c".into(), Role::Secondary, Some(2)));
+    reply.send_response(Response::new("from c"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from c");
+    let stats = layer.stats();
+    assert_eq!((stats.hedges, stats.replays), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_that_cannot_be_replayed_are_never_hedged() {
+    let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, request(Method::POST, "x", &["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    slow.send_response(Response::new("late"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "late");
+    assert_eq!(layer.stats().hedges, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedges_spend_the_replay_budget() {
+    let layer =
+        HealthFailoverLayer::new(topology()).with_replay_budget(Duration::from_secs(1), 0, 0.0);
+    let (layer, mut service, mut handle) = warmed_up(layer).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    // No budget, so no hedge; past the attempt timeout (100 ms floor) no
+    // replay either: the attempt is waited for.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.send_response(Response::new("late"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "late");
+    let stats = layer.stats();
+    assert_eq!((stats.hedges, stats.replays), (0, 0));
+    assert!(stats.budget_denied >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_enough_samples_nothing_is_hedged() {
+    let layer = HealthFailoverLayer::new(topology())
+        .with_hedging(Hedging::after_quantile(0.9).with_min_samples(1_000));
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(10);
+    let task = send(&mut service, get(&["a", "b"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    slow.send_response(Response::new("from a"));
+    task.await.unwrap().unwrap();
+    assert_eq!(layer.stats().hedges, 0);
+}
