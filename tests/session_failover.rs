@@ -1,10 +1,21 @@
-//! Sessions on Redis survive the death of their primary: the whole stack
-//! (ShardLayer → HealthFailoverLayer → ShadowWriteLayer → Pool) in front of
-//! three instances running SessionMirrorLayer over one RedisStore (each
-//! behind its own cache, invalidated through Redis pub/sub). Closed-loop
-//! load; one instance is killed mid-run (its runtime dropped: listener and
-//! connections vanish at once). Counted: client-visible errors, and
-//! acknowledged session writes missing afterwards.
+//! Sessions on Redis survive the SIGKILL of their primary.
+//!
+//! Three instances run as separate OS processes on loopback ports (this
+//! test binary run again as [`instance_process`], see
+//! `foresight_testkit::process`), each with SessionMirrorLayer over a
+//! RedisStore of its own behind a CachedStore invalidated through Redis
+//! pub/sub, all on one `redis-server`. In this process, the whole routing
+//! stack (edge → ShardLayer → HealthFailoverLayer → ShadowWriteLayer → Pool
+//! of `Forward`) routes each of 200 sessions by its `x-user` header; the
+//! users are chosen so that exactly half of them have the victim as their
+//! primary. The session itself is the mirror's cookie.
+//!
+//! Each session overwrites its counter (`PUT /n/{n}`, idempotent) in a
+//! closed loop with no think time; the victim process is SIGKILLed mid-run,
+//! so its listener and connections vanish at once. Counted: client-visible
+//! errors, and acknowledged writes missing afterwards (every session's
+//! counter read back through the gateway). The achieved rate is printed,
+//! never asserted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,21 +25,26 @@ use axum::Router;
 use axum::extract::{Extension, Path};
 use axum::routing::{get, put};
 use bytes::Bytes;
-use foresight::core::key::MissingKeyPolicy;
+use foresight::core::HealthState;
 use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
 use foresight::shadow::ShadowBody;
+use foresight::shard::DEFAULT_SEED;
 use foresight_store::RedisStore;
 use foresight_testkit::RedisServer;
-use foresight_testkit::http::{Instance, serve_gateway};
+use foresight_testkit::http::serve_gateway;
+use foresight_testkit::process::{self, InstanceProcess};
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use tower::ServiceBuilder;
 
 const SESSIONS: usize = 200;
-const COOKIE: &str = "__Host-session";
+const USER_HEADER: &str = "x-user";
+const REDIS_URL_ENV: &str = "FORESIGHT_SESSION_REDIS_URL";
+/// Per-session request bound, on top of the time bound.
+const MAX_PER_SESSION: u64 = 10_000;
 
 async fn write(Extension(session): Extension<Session>, Path(n): Path<u64>) -> StatusCode {
     match session.insert("n", &n).await {
@@ -42,41 +58,109 @@ async fn read(Extension(session): Extension<Session>) -> String {
     n.to_string()
 }
 
+/// The instance server, when this binary runs as an instance process; a
+/// no-op in a normal test run.
+#[test]
+fn instance_process() {
+    if process::instance_name().is_none() {
+        return;
+    }
+    let url = std::env::var(REDIS_URL_ENV).expect("the Redis URL of the instance");
+    process::serve_axum_instance(async move || {
+        let store = RedisStore::standalone(&url).unwrap();
+        let bus = store.invalidation_bus();
+        let cached = CachedStore::new(store.clone()).with_bus(bus.clone());
+        // The cache is bypassed while the bus is down: wait for it, so that
+        // the run goes through the caches from the first request.
+        bus.wait_connected(Duration::from_secs(5)).await;
+        Router::new()
+            .route("/n/{n}", put(write))
+            .route("/n", get(read))
+            .layer(SessionMirrorLayer::new(cached))
+    });
+}
+
+/// 200 user keys: the first half with `victim` as their primary under the
+/// seed ShardLayer uses, the second half with another primary.
+fn users(topology: &Topology, victim: &str) -> Vec<String> {
+    let (mut on_victim, mut others) = (Vec::new(), Vec::new());
+    for n in 0..100_000 {
+        let key = format!("user-{n}");
+        let primary = topology.rank(&ClientKey::from(key.as_str()), DEFAULT_SEED, 2)[0].clone();
+        if primary.as_str() == victim {
+            if on_victim.len() < SESSIONS / 2 {
+                on_victim.push(key);
+            }
+        } else if others.len() < SESSIONS / 2 {
+            others.push(key);
+        }
+        if on_victim.len() + others.len() == SESSIONS {
+            break;
+        }
+    }
+    assert_eq!(on_victim.len() + others.len(), SESSIONS, "not enough users");
+    on_victim.extend(others);
+    on_victim
+}
+
+/// Every change of an instance's health state, polled each millisecond
+/// until `stop`: (ms since `start`, instance, new state).
+async fn watch_health(
+    topology: Topology,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<(u128, String, HealthState)> {
+    let slots: Vec<_> = topology
+        .load()
+        .iter()
+        .map(|i| (i.id().to_string(), i.health().clone()))
+        .collect();
+    let mut last: Vec<_> = slots.iter().map(|(_, slot)| slot.state()).collect();
+    let mut transitions = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        for ((id, slot), last) in slots.iter().zip(&mut last) {
+            let state = slot.state();
+            if state != *last {
+                transitions.push((start.elapsed().as_millis(), id.clone(), state));
+                *last = state;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    transitions
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let mut instances: Vec<Instance> = ["alpha", "beta", "gamma"]
-        .into_iter()
-        .map(|name| {
-            // A store (and connection) of its own per instance, as separate
-            // processes would have.
-            let store = RedisStore::standalone(&redis.url()).unwrap();
-            let cached = CachedStore::new(store.clone()).with_bus(store.invalidation_bus());
-            let app = Router::new()
-                .route("/n/{n}", put(write))
-                .route("/n", get(read))
-                .layer(SessionMirrorLayer::new(cached));
-            Instance::start(name, app)
-        })
-        .collect();
+    let (_redis, mut instances) = tokio::task::spawn_blocking(|| {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let instances: Vec<_> = ["alpha", "beta", "gamma"]
+            .into_iter()
+            .map(|name| InstanceProcess::spawn("instance_process", name, &[(REDIS_URL_ENV, &url)]))
+            .collect();
+        (redis, instances)
+    })
+    .await
+    .unwrap();
     let topology = Topology::from_instances(
         instances
             .iter()
-            .map(|i| InstanceSpec::new(i.name).with_addr(i.addr)),
+            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
     )
     .unwrap();
+    let victim = instances[1].name.clone();
+    let users = users(&topology, &victim);
     let client = http_client::<ShadowBody<ReplayBody<Incoming>>>();
     let failover = HealthFailoverLayer::new(topology.clone());
     let shadow = ShadowWriteLayer::new(topology.clone());
     let gateway = serve_gateway(
         ServiceBuilder::new()
             .layer(foresight::edge())
-            .layer(
-                ShardLayer::new(topology.clone(), CookieKey::new(COOKIE))
-                    .with_missing_key(MissingKeyPolicy::SpreadRandomly),
-            )
+            .layer(ShardLayer::new(
+                topology.clone(),
+                HeaderKey::new(USER_HEADER),
+            ))
             .layer(failover.clone())
             .layer(shadow.clone())
             .service(Pool::new(topology.clone(), move |i| {
@@ -91,14 +175,15 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     let sent = Arc::new(AtomicUsize::new(0));
     let web = http_client::<Empty<Bytes>>();
     let mut tasks = Vec::new();
-    for _ in 0..SESSIONS {
+    for user in users.clone() {
         let (web, stop, sent) = (web.clone(), stop.clone(), sent.clone());
         tasks.push(tokio::spawn(async move {
             let (mut cookie, mut acknowledged, mut errors) = (String::new(), 0u64, 0usize);
             let mut n = 0;
-            while !stop.load(Ordering::Relaxed) && n < 10_000 {
+            while !stop.load(Ordering::Relaxed) && n < MAX_PER_SESSION {
                 n += 1;
                 let request = http::Request::put(format!("http://{gateway}/n/{n}"))
+                    .header(USER_HEADER, &user)
                     .header("cookie", &cookie)
                     .body(Empty::new())
                     .unwrap();
@@ -113,11 +198,11 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
                     Ok(response) => {
                         let status = response.status();
                         let body = response.into_body().collect().await.map(|b| b.to_bytes());
-                        eprintln!("client-visible status {status}: {body:?}");
+                        eprintln!("{user}: client-visible status {status}: {body:?}");
                         errors += 1;
                     }
                     Err(error) => {
-                        eprintln!("client-visible error {error}");
+                        eprintln!("{user}: client-visible error {error}");
                         errors += 1;
                     }
                 }
@@ -127,9 +212,13 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     }
 
     let started = Instant::now();
+    let transitions = tokio::spawn(watch_health(topology.clone(), started, stop.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before_kill = sent.load(Ordering::Relaxed);
+    let stats_before_kill = failover.stats();
+    // SIGKILL.
     instances[1].kill();
+    let killed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
     let mut results = Vec::new();
@@ -138,6 +227,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     }
     let elapsed = started.elapsed();
     let total = sent.load(Ordering::Relaxed);
+    let transitions = transitions.await.unwrap();
 
     let stats = failover.stats();
     let states: Vec<_> = topology
@@ -145,10 +235,16 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
         .iter()
         .map(|i| (i.id().to_string(), i.health().state()))
         .collect();
+    eprintln!("before the kill: {stats_before_kill:?}");
     eprintln!("after the run: {stats:?}; states {states:?}");
+    eprintln!(
+        "health transitions (ms from the start, victim {victim} killed at {killed:?}): {transitions:?}"
+    );
+    let victim_state = topology.health(&victim.as_str().into()).unwrap().state();
     let mut missing = 0;
-    for (cookie, acknowledged, _) in &results {
+    for ((cookie, acknowledged, _), user) in results.iter().zip(&users) {
         let request = http::Request::get(format!("http://{gateway}/n"))
+            .header(USER_HEADER, user)
             .header("cookie", cookie)
             .body(Empty::new())
             .unwrap();
@@ -159,13 +255,16 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
         // PUT sets the value, so a replay may apply one write twice but never
         // an older one over a newer one: the store holds the last write.
         if stored != *acknowledged {
+            eprintln!("{user}: acknowledged {acknowledged}, stored {stored}");
             missing += 1;
         }
     }
     let errors: usize = results.iter().map(|r| r.2).sum();
+    let victim_errors: usize = results[..SESSIONS / 2].iter().map(|r| r.2).sum();
     eprintln!(
         "{total} requests in {elapsed:?} ({:.0} req/s), {before_kill} before the kill; \
-         client-visible errors: {errors}; acknowledged writes missing: {missing} of {SESSIONS} sessions; \
+         client-visible errors: {errors} ({victim_errors} on the victim's sessions); \
+         acknowledged writes missing: {missing} of {SESSIONS} sessions; \
          replays: {}, ejections: {}, shadows sent: {}",
         total as f64 / elapsed.as_secs_f64(),
         stats.replays,
@@ -175,4 +274,8 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     assert_eq!(errors, 0, "no client-visible error");
     assert_eq!(missing, 0, "no acknowledged write lost");
     assert!(stats.ejections >= 1, "the dead instance was ejected");
+    assert!(
+        matches!(victim_state, HealthState::Ejected | HealthState::Probing),
+        "the dead instance is out of rotation, not {victim_state:?}"
+    );
 }

@@ -29,6 +29,8 @@ pub(crate) struct Attempt {
     tracker: Arc<Tracker>,
     stats: Arc<InstanceStats>,
     probe: bool,
+    /// The instance had answered before this attempt started.
+    warm: bool,
     started: u64,
     done: bool,
 }
@@ -37,6 +39,7 @@ impl Attempt {
     pub(crate) fn start(tracker: Arc<Tracker>, pick: Pick, now: u64) -> Self {
         tracker.start(&pick.stats);
         Self {
+            warm: pick.stats.latency() > 0.0,
             tracker,
             stats: pick.stats,
             probe: pick.probe,
@@ -548,8 +551,20 @@ where
                                 }
                                 tracing::debug!(%instance, ?after, "attempt timed out, replaying");
                                 if let Some(attempt) = this.attempt.take() {
-                                    // Dropping the attempt's future abandons it.
-                                    attempt.finish(Outcome::Failure);
+                                    // Dropping the attempt's future abandons
+                                    // it. On an instance that had not answered
+                                    // once when the attempt started (a cold
+                                    // start under a burst) the attempt had
+                                    // only the timeout's floor to meet:
+                                    // its wait is recorded as latency, which
+                                    // lengthens its next timeouts, not as a
+                                    // failure that could eject it.
+                                    let outcome = if attempt.warm {
+                                        Outcome::Failure
+                                    } else {
+                                        Outcome::Cancelled
+                                    };
+                                    attempt.finish(outcome);
                                 }
                                 this.state.set(State::Readying);
                                 continue;

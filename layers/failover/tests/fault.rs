@@ -1,7 +1,7 @@
 //! Fault tests with three instances as separate OS processes on loopback.
 //!
-//! The instance processes are this test binary run again with
-//! `FORESIGHT_FAULT_INSTANCE` set (see [`instance_process`]): a small hyper
+//! The instance processes are this test binary run again as
+//! [`instance_process`] (see `foresight_testkit::process`): a small hyper
 //! server that answers after a configurable delay. The tests drive a
 //! closed-loop load of 200 sessions through Shard → Failover → Shadow →
 //! Pool (a hyper-util client per instance), then kill, stop or slow down the
@@ -9,9 +9,6 @@
 //! is bounded in count and time; nothing listens beyond 127.0.0.1.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,9 +18,10 @@ use foresight_core::key::HeaderKey;
 use foresight_core::{
     BoxError, ClientKey, HealthState, InstanceId, InstanceSpec, Pool, ServedBy, Topology,
 };
-use foresight_failover::{FailoverStats, HealthFailoverLayer};
+use foresight_failover::{FailoverStats, HealthFailoverLayer, Hedging};
 use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::ShardLayer;
+use foresight_testkit::process::{self, InstanceProcess, Signal};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -37,8 +35,9 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 /// cores shared by two scenarios would measure each other.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const INSTANCE_ENV: &str = "FORESIGHT_FAULT_INSTANCE";
 const DELAY_ENV: &str = "FORESIGHT_FAULT_DELAY_US";
+/// `<every>,<us>`: one request in `every` takes `us` more (a pause).
+const STALL_ENV: &str = "FORESIGHT_FAULT_STALL";
 const SESSIONS: usize = 200;
 const THINK: Duration = Duration::from_millis(50);
 /// Per-session request bound, on top of the time bound.
@@ -48,28 +47,40 @@ const MAX_PER_SESSION: usize = 2_000;
 /// no-op in a normal test run.
 #[test]
 fn instance_process() {
-    let Ok(id) = std::env::var(INSTANCE_ENV) else {
+    let Some(id) = process::instance_name() else {
         return;
     };
     let delay_us: u64 = std::env::var(DELAY_ENV)
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(0);
+    let stall = std::env::var(STALL_ENV).ok().and_then(|s| {
+        let (every, us) = s.split_once(',')?;
+        Some(Stall {
+            every: every.parse().ok()?,
+            extra: Duration::from_micros(us.parse().ok()?),
+        })
+    });
+    let listener = process::listen();
+    listener.set_nonblocking(true).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(serve(id, delay_us));
+    runtime.block_on(serve(listener, id, delay_us, stall));
 }
 
-async fn serve(id: String, delay_us: u64) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "LISTENING {port}").unwrap();
-        out.flush().unwrap();
-    }
+/// One request in `every` takes `extra` longer: a pause in an otherwise
+/// healthy instance.
+#[derive(Clone, Copy)]
+struct Stall {
+    every: u64,
+    extra: Duration,
+}
+
+async fn serve(listener: std::net::TcpListener, id: String, delay_us: u64, stall: Option<Stall>) {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let served = Arc::new(AtomicU64::new(0));
     let delay = Arc::new(AtomicU64::new(delay_us));
     let id = Bytes::from(id);
     loop {
@@ -78,10 +89,12 @@ async fn serve(id: String, delay_us: u64) {
         };
         let _ = stream.set_nodelay(true);
         let delay = delay.clone();
+        let served = served.clone();
         let id = id.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let delay = delay.clone();
+                let served = served.clone();
                 let id = id.clone();
                 async move {
                     if request.uri().path() == "/admin/delay" {
@@ -95,9 +108,15 @@ async fn serve(id: String, delay_us: u64) {
                         return Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))));
                     }
                     let _ = request.into_body().collect().await;
-                    let us = delay.load(Ordering::Relaxed);
-                    if us > 0 {
-                        tokio::time::sleep(Duration::from_micros(us)).await;
+                    let mut wait = Duration::from_micros(delay.load(Ordering::Relaxed));
+                    let n = served.fetch_add(1, Ordering::Relaxed);
+                    if let Some(stall) = stall
+                        && n % stall.every == stall.every - 1
+                    {
+                        wait += stall.extra;
+                    }
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
                     }
                     Ok(Response::new(Full::new(id)))
                 }
@@ -109,79 +128,30 @@ async fn serve(id: String, delay_us: u64) {
     }
 }
 
-/// An instance process; killed when dropped.
-struct Instance {
-    id: String,
-    addr: SocketAddr,
-    child: Child,
+fn spawn_instances(delay_us: u64) -> Vec<InstanceProcess> {
+    spawn_stalling_instances(delay_us, "")
 }
 
-impl Instance {
-    fn spawn(id: &str, delay_us: u64) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "instance_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(INSTANCE_ENV, id)
-            .env(DELAY_ENV, delay_us.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let port = BufReader::new(stdout)
-            .lines()
-            .take(50)
-            .map_while(Result::ok)
-            .find_map(|line| {
-                // libtest may print its own progress on the same line.
-                let at = line.find("LISTENING ")?;
-                line[at + "LISTENING ".len()..].trim().parse::<u16>().ok()
-            })
-            .expect("instance did not report its port");
-        Self {
-            id: id.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_instances(delay_us: u64) -> Vec<Instance> {
+/// Instances that also stall as `stall` (`<every>,<us>`, or empty) says.
+fn spawn_stalling_instances(delay_us: u64, stall: &str) -> Vec<InstanceProcess> {
+    let delay_us = delay_us.to_string();
     ["i0", "i1", "i2"]
         .iter()
-        .map(|id| Instance::spawn(id, delay_us))
+        .map(|id| {
+            InstanceProcess::spawn(
+                "instance_process",
+                id,
+                &[(DELAY_ENV, &delay_us), (STALL_ENV, stall)],
+            )
+        })
         .collect()
 }
 
-fn topology(instances: &[Instance]) -> Topology {
+fn topology(instances: &[InstanceProcess]) -> Topology {
     Topology::from_instances(
         instances
             .iter()
-            .map(|i| InstanceSpec::new(i.id.as_str()).with_addr(i.addr)),
+            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
     )
     .unwrap()
 }
@@ -314,6 +284,7 @@ struct Summary {
     requests: usize,
     errors: usize,
     rate: f64,
+    p50: Duration,
     p99: Duration,
 }
 
@@ -324,6 +295,10 @@ fn summarise(samples: &[Sample], run: Duration) -> Summary {
         requests: samples.len(),
         errors: samples.iter().filter(|s| !s.ok).count(),
         rate: samples.len() as f64 / run.as_secs_f64(),
+        p50: latencies
+            .get(latencies.len() / 2)
+            .copied()
+            .unwrap_or_default(),
         p99: latencies
             .get(latencies.len() * 99 / 100)
             .copied()
@@ -405,7 +380,7 @@ async fn killing_a_primary_loses_no_idempotent_request() {
     const KILL_AT: Duration = Duration::from_millis(1_000);
     let mut instances = spawn_instances(1_000);
     let topology = topology(&instances);
-    let victim = instances[0].id.clone();
+    let victim = instances[0].name.clone();
     let keys = sessions(&topology, &victim);
     let failover = HealthFailoverLayer::new(topology.clone());
     let shadow = ShadowWriteLayer::new(topology.clone());
@@ -447,7 +422,7 @@ async fn killing_a_primary_loses_no_idempotent_request() {
     // The same run without the failover layer, for comparison.
     let mut instances = spawn_instances(1_000);
     let topology = self::topology(&instances);
-    let keys = sessions(&topology, &instances[0].id);
+    let keys = sessions(&topology, &instances[0].name);
     let bare = ServiceBuilder::new()
         .layer(ShardLayer::new(
             topology.clone(),
@@ -478,7 +453,7 @@ async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
     const SETTLED: Duration = Duration::from_millis(3_200);
     let instances = spawn_instances(1_000);
     let topology = topology(&instances);
-    let victim = instances[0].id.clone();
+    let victim = instances[0].name.clone();
     let keys = sessions(&topology, &victim);
     let failover = HealthFailoverLayer::new(topology.clone())
         .with_ejection_backoff(Duration::from_millis(300), Duration::from_secs(2));
@@ -488,14 +463,14 @@ async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
     let start = Instant::now();
     let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
     tokio::time::sleep_until(start + STOP_AT).await;
-    instances[0].signal("STOP");
+    instances[0].signal(Signal::Stop);
     let stopped = start.elapsed();
     let ejected = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
         s != HealthState::Healthy
     })
     .await;
     tokio::time::sleep_until(start + CONT_AT).await;
-    instances[0].signal("CONT");
+    instances[0].signal(Signal::Cont);
     let resumed = start.elapsed();
     let readmitted = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
         s == HealthState::Healthy
@@ -545,13 +520,13 @@ async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_primary_is_degraded_and_drained_before_any_error() {
     let _serial = SERIAL.lock().await;
-    const RUN: Duration = Duration::from_millis(3_000);
+    const RUN: Duration = Duration::from_millis(4_000);
     const SLOW_AT: Duration = Duration::from_millis(1_000);
     // 5 ms of work per request, so that scheduling noise on a loaded
     // machine stays well under the injected 10x.
     let instances = spawn_instances(5_000);
     let topology = topology(&instances);
-    let victim = instances[0].id.clone();
+    let victim = instances[0].name.clone();
     let keys = sessions(&topology, &victim);
     // Probed two seconds after degrading, so the window checked below
     // holds no probe.
@@ -563,6 +538,14 @@ async fn a_slow_primary_is_degraded_and_drained_before_any_error() {
     let start = Instant::now();
     let load = tokio::spawn(drive(service, keys, start, RUN));
     tokio::time::sleep_until(start + SLOW_AT).await;
+    // The start of the run (200 sessions at once on a shared machine) may
+    // have slowed the victim already; the slowdown is injected into a
+    // Healthy victim, so that what follows measures the injection alone.
+    let healthy = watch(&topology, &victim, start, Duration::from_secs(3), |s| {
+        s == HealthState::Healthy
+    })
+    .await;
+    assert!(healthy.is_some(), "the victim never became Healthy");
     // Ten times the latency on the victim.
     let admin: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
@@ -705,9 +688,9 @@ async fn a_stalled_secondary_does_not_slow_the_primary() {
     const RUN: Duration = Duration::from_millis(1_000);
     let instances = spawn_instances(1_000);
     let topology = topology(&instances);
-    let stalled = instances[2].id.clone();
+    let stalled = instances[2].name.clone();
     let keys = sessions_with_secondary(&topology, &stalled);
-    instances[2].signal("STOP");
+    instances[2].signal(Signal::Stop);
 
     let mut runs = [Vec::new(), Vec::new()];
     // Alternating short runs, so that drift on a shared machine hits both.
@@ -751,5 +734,71 @@ async fn a_stalled_secondary_does_not_slow_the_primary() {
         "stalled secondary: median primary p99 {without:?} without shadows, {with:?} with ({:+.1} %)",
         (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0
     );
-    instances[2].signal("CONT");
+    instances[2].signal(Signal::Cont);
+}
+
+/// Tail latency of instances that pause now and then (one request in 50
+/// takes 50 ms more, on every instance), with and without hedging at the
+/// p95. Three alternating runs of each; the medians are printed. Asserted:
+/// no client errors, and hedges were sent and won; the latencies are
+/// reported, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedging_cuts_the_tail_of_instances_that_pause() {
+    let _serial = SERIAL.lock().await;
+    const RUN: Duration = Duration::from_millis(1_500);
+    let instances = spawn_stalling_instances(1_000, "50,50000");
+    let topology = topology(&instances);
+    let keys = sessions(&topology, &instances[0].name);
+    let (mut plain, mut hedged) = (Vec::new(), Vec::new());
+    for _round in 0..3 {
+        for hedging in [false, true] {
+            let failover = HealthFailoverLayer::new(topology.clone());
+            let failover = if hedging {
+                failover.with_hedging(Hedging::after_quantile(0.95))
+            } else {
+                failover
+            };
+            let shadow = ShadowWriteLayer::new(topology.clone()).with_sampling(0.0);
+            let service = stack(&topology, &failover, &shadow);
+            let samples = drive(service, keys.clone(), Instant::now(), RUN).await;
+            let summary = summarise(&samples, RUN);
+            let stats = failover.stats();
+            print_stats(
+                if hedging {
+                    "pausing, hedged"
+                } else {
+                    "pausing, not hedged"
+                },
+                &summary,
+                stats,
+            );
+            assert_eq!(summary.errors, 0, "client-visible errors");
+            if hedging {
+                assert!(stats.hedges > 0 && stats.hedge_wins > 0, "{stats:?}");
+                hedged.push((summary, stats));
+            } else {
+                assert_eq!(stats.hedges, 0);
+                plain.push((summary, stats));
+            }
+        }
+    }
+    let median = |runs: &[(Summary, FailoverStats)], f: &dyn Fn(&Summary) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(|(s, _)| f(s)).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let extra: Vec<f64> = hedged
+        .iter()
+        .map(|(s, stats)| stats.hedges as f64 / s.requests as f64 * 100.0)
+        .collect();
+    eprintln!(
+        "pausing instances, median of 3: p50 {:.2} ms / {:.2} ms, p99 {:.2} ms / {:.2} ms \
+         (not hedged / hedged); hedges {:.1} % of requests",
+        median(&plain, &|s| ms(s.p50)),
+        median(&hedged, &|s| ms(s.p50)),
+        median(&plain, &|s| ms(s.p99)),
+        median(&hedged, &|s| ms(s.p99)),
+        extra.iter().sum::<f64>() / extra.len() as f64,
+    );
 }

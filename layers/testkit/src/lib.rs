@@ -8,6 +8,8 @@
 //! - [`linearizability`]: a Wing–Gong checker for recorded histories.
 //! - [`http`]: axum instances that can be killed like a process, and a hyper
 //!   server for gateway stacks, on loopback ports.
+//! - [`process`]: instances as separate OS processes (the test binary run
+//!   again), with SIGSTOP / SIGCONT / SIGKILL, that exit with their test.
 //!
 //! Tests never touch a Redis they did not start: ports are picked free,
 //! never 6379. `redis-server` and `redis-cli` must be on `PATH`.
@@ -33,6 +35,7 @@ mod cluster;
 pub mod http;
 pub mod linearizability;
 mod port;
+pub mod process;
 mod server;
 
 pub use cluster::{ClusterNode, RedisCluster};

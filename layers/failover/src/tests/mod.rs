@@ -422,3 +422,70 @@ async fn a_replay_without_other_extensions_carries_only_its_route() {
 }
 
 mod hedging;
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_on_a_cold_instance_lengthen_its_timeout_instead_of_ejecting_it() {
+    let layer = HealthFailoverLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(100);
+    // A burst before `a` has ever answered: every attempt outlives the
+    // 100 ms floor and is replayed on `b`.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        tasks.push(send(&mut service, get(&["a", "b"])).await);
+    }
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        assert_eq!(target(&request).0, "a");
+        slow.push(reply);
+    }
+    for _ in 0..5 {
+        let (request, reply) = handle.next_request().await.unwrap();
+        assert_eq!(target(&request).0, "b");
+        reply.send_response(Response::new("from b"));
+    }
+    for task in tasks {
+        assert_eq!(*task.await.unwrap().unwrap().body(), "from b");
+    }
+    assert_eq!(layer.stats().timeouts, 5);
+    assert_eq!(layer.stats().ejections, 0, "a cold instance is not ejected");
+    // Its timeout now follows the wait it showed: an answer after 300 ms
+    // is waited for.
+    let task = send(&mut service, get(&["a", "b"])).await;
+    let (request, reply) = handle.next_request().await.unwrap();
+    assert_eq!(target(&request).0, "a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reply.send_response(Response::new("from a"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from a");
+    assert_eq!(layer.stats().timeouts, 5);
+    drop(slow);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_on_a_warm_instance_eject_it() {
+    let layer = HealthFailoverLayer::new(topology());
+    let (mut service, mut handle) = setup(&layer);
+    handle.allow(100);
+    let task = send(&mut service, get(&["a", "b"])).await;
+    let (_, reply) = handle.next_request().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    reply.send_response(Response::new("from a"));
+    task.await.unwrap().unwrap();
+    // Now `a` hangs: its timed-out attempts are failures, and it is ejected
+    // (two failures 100 ms apart with no success between).
+    let mut hung = Vec::new();
+    for _ in 0..2 {
+        let task = send(&mut service, get(&["a", "b"])).await;
+        let (request, reply) = handle.next_request().await.unwrap();
+        assert_eq!(target(&request).0, "a");
+        hung.push(reply);
+        let (request, reply) = handle.next_request().await.unwrap();
+        assert_eq!(target(&request).0, "b");
+        reply.send_response(Response::new("from b"));
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(layer.stats().timeouts, 2);
+    assert_eq!(layer.stats().ejections, 1);
+    drop(hung);
+}
