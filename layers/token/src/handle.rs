@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::claims::Claims;
 use crate::error::{RevocationError, TokenError};
 use crate::issuer::{IssuedToken, TokenIssuer, TokenRequest};
 use crate::revoke::Revocation;
-use crate::sessions::{Observation, Push, SessionTable};
+use crate::sessions::{Observation, PrefetchTurn, Push, SessionTable};
 use crate::verify::Verifier;
 
 /// When tokens are refreshed.
@@ -41,7 +41,10 @@ pub enum RefreshMode {
 /// scans the forecast forward (in `scan_step`s, at most `max_extension` past
 /// `T`) for the end of the peak `E`, and selects the tracked sessions whose
 /// tokens all expire before `E`. Their refreshes are spread evenly over
-/// `[max(now, T − lead), T)` with jitter inside each slot (earliest expiry
+/// `[max(now, T − lead), T − tick)` with jitter inside each slot, where
+/// `tick` is the period of the driver started by
+/// [`TokenHandle::spawn_driver`] (a refresh runs at the first tick after it
+/// is due, so the last one still runs before `T`) (earliest expiry
 /// first, at most `max_issue_rate` per second; a token that expires before
 /// its slot is kept alive by reactive refreshes until then), and the new
 /// tokens expire at `E +
@@ -146,6 +149,8 @@ pub(crate) struct Shared {
     reactive_permits: Semaphore,
     bucket: Mutex<(f64, u64)>,
     last_plan: Mutex<Option<u64>>,
+    /// Period of the prefetch driver, in microseconds (0: none started).
+    driver_tick_micros: AtomicU64,
 }
 
 /// Shared handle of a [`TokenPrefetchLayer`](crate::TokenPrefetchLayer):
@@ -200,6 +205,7 @@ impl TokenHandle {
                 reactive_permits: Semaphore::new(max_reactive_in_flight),
                 bucket: Mutex::new((0.0, 0)),
                 last_plan: Mutex::new(None),
+                driver_tick_micros: AtomicU64::new(0),
             }),
         }
     }
@@ -381,12 +387,12 @@ impl TokenHandle {
         }
         candidates.sort_by_key(|c| c.exp);
         let start = peak_start.saturating_sub(policy.lead).max(now);
-        let window = peak_start.saturating_sub(start);
+        // A refresh runs at the first driver tick after it is due: the
+        // window ends one tick before the peak, so that tick is still before
+        // it.
+        let tick = Duration::from_micros(self.shared.driver_tick_micros.load(Ordering::Relaxed));
+        let end = peak_start.saturating_sub(tick).max(start);
         let n = candidates.len() as u32;
-        let mut slot = window / n;
-        if policy.max_issue_rate > 0.0 {
-            slot = slot.max(Duration::from_secs_f64(1.0 / policy.max_issue_rate));
-        }
         let lifetime = self.shared.lifetime;
         let max_lifetime = lifetime + policy.max_extension;
         let mut schedule = self
@@ -394,10 +400,28 @@ impl TokenHandle {
             .schedule
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for (i, c) in candidates.into_iter().enumerate() {
+        // Into the gaps left by the refreshes already scheduled, so the
+        // whole schedule stays even however the sessions trickle in; the
+        // issue rate is held by the driver's token bucket.
+        let dues = crate::spread::spread(
+            micros(start),
+            micros(end),
+            schedule.iter().map(|Reverse(s)| s.due_micros),
+            candidates.len(),
+            |len| {
+                let bound = i64::try_from(len / 8).unwrap_or(i64::MAX);
+                if bound == 0 {
+                    0
+                } else {
+                    rand::random_range(-bound..=bound)
+                }
+            },
+        );
+        for (c, due) in candidates.into_iter().zip(dues) {
             // Tokens expiring before their slot are kept alive by reactive
-            // refreshes until then.
-            let due = (start + slot * i as u32 + slot.mul_f64(rand::random::<f64>())).max(now);
+            // refreshes until then; the earliest expiries get the earliest
+            // slots.
+            let due = Duration::from_micros(due).max(now);
             let target_exp =
                 peak_end + policy.after_peak + policy.jitter.mul_f64(rand::random::<f64>());
             let lifetime = target_exp.saturating_sub(due).clamp(lifetime, max_lifetime);
@@ -405,7 +429,7 @@ impl TokenHandle {
                 .sessions
                 .set_planned(&c.sid, (due + lifetime).as_secs(), start.as_secs());
             schedule.push(Reverse(Scheduled {
-                due_micros: due.as_micros() as u64,
+                due_micros: micros(due),
                 seq: self.shared.seq.fetch_add(1, Ordering::Relaxed) as u64,
                 sid: c.sid,
                 subject: c.subject,
@@ -444,17 +468,29 @@ impl TokenHandle {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let mut due = Vec::new();
+            let mut later = Vec::new();
             while bucket.0 >= 1.0 {
                 match schedule.peek() {
                     Some(Reverse(s)) if s.due_micros <= now_micros => {}
                     _ => break,
                 }
-                if let Some(Reverse(s)) = schedule.pop()
-                    && self.shared.sessions.still_needs_prefetch(&s.sid, s.cutoff)
-                {
-                    bucket.0 -= 1.0;
-                    due.push(s);
+                let Some(Reverse(s)) = schedule.pop() else {
+                    break;
+                };
+                match self.shared.sessions.prefetch_turn(&s.sid, s.cutoff) {
+                    PrefetchTurn::Run => {
+                        bucket.0 -= 1.0;
+                        due.push(s);
+                    }
+                    PrefetchTurn::Skip => {}
+                    PrefetchTurn::Later => later.push(s),
                 }
+            }
+            // Asked again a second from now, after the session's reactive
+            // refresh has likely landed.
+            for mut s in later {
+                s.due_micros = now_micros + 1_000_000;
+                schedule.push(Reverse(s));
             }
             due
         };
@@ -501,6 +537,10 @@ impl TokenHandle {
     /// service is dropped.
     pub fn spawn_driver(&self, period: Duration) -> tokio::task::JoinHandle<()> {
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        self.shared.driver_tick_micros.store(
+            u64::try_from(period.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -636,4 +676,9 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
             let (k, v) = pair.split_at_checked(name.len())?;
             (k == name.as_bytes() && v.first() == Some(&b'=')).then(|| &v[1..])
         })
+}
+
+/// A clock reading in whole microseconds.
+fn micros(at: Duration) -> u64 {
+    u64::try_from(at.as_micros()).unwrap_or(u64::MAX)
 }

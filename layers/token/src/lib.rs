@@ -117,6 +117,7 @@ pub mod revoke;
 pub mod server;
 mod service;
 mod sessions;
+mod spread;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod verify;

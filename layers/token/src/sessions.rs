@@ -32,6 +32,8 @@ pub(crate) struct Entry {
     pending: bool,
     /// A prefetch is scheduled or in flight.
     scheduled: bool,
+    /// A prefetch is in flight: no reactive refresh starts meanwhile.
+    prefetching: bool,
     /// Expiry planned for the prefetched token and the start of the
     /// spreading window, for a refresh that runs before the scheduled one.
     planned: Option<(u64, u64)>,
@@ -49,6 +51,15 @@ impl Entry {
         self.channel.as_ref().is_none_or(|c| c.is_closed())
             && (self.effective_exp() <= now || self.last_seen + idle_ttl <= now)
     }
+}
+
+/// What the driver does with a scheduled prefetch that is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PrefetchTurn {
+    Run,
+    Skip,
+    /// A reactive refresh of the session is in flight: ask again shortly.
+    Later,
 }
 
 /// What the request path learned from tracking one request.
@@ -123,6 +134,7 @@ impl SessionTable {
                     last_seen: now,
                     pending: false,
                     scheduled: false,
+                    prefetching: false,
                     planned: None,
                     channel: None,
                 },
@@ -147,6 +159,7 @@ impl SessionTable {
         let refresh = match margin {
             Some(margin)
                 if !entry.pending
+                    && !entry.prefetching
                     && entry.next.is_none()
                     && entry.active_exp <= now.saturating_add(margin) =>
             {
@@ -177,6 +190,7 @@ impl SessionTable {
         let entry = shard.get_mut(sid)?;
         if prefetch {
             entry.scheduled = false;
+            entry.prefetching = false;
             entry.planned = None;
         } else {
             entry.pending = false;
@@ -195,19 +209,27 @@ impl SessionTable {
         }
     }
 
-    /// Whether a scheduled prefetch is still needed: the session's tokens
-    /// all expire before `cutoff`. If not, the schedule mark is cleared.
-    pub(crate) fn still_needs_prefetch(&self, sid: &str, cutoff: u64) -> bool {
+    /// Whether a scheduled prefetch runs now. Not when the session's
+    /// tokens already outlast `cutoff` (the schedule mark is then cleared);
+    /// later when a reactive refresh is in flight (it may be the merged,
+    /// long one); otherwise it runs, and no reactive refresh starts until it
+    /// completes. One refresh at a time per session, so a session never
+    /// gets two long-lived tokens for one peak.
+    pub(crate) fn prefetch_turn(&self, sid: &str, cutoff: u64) -> PrefetchTurn {
         let mut shard = self.shard(sid);
         let Some(entry) = shard.get_mut(sid) else {
-            return false;
+            return PrefetchTurn::Skip;
         };
-        if entry.effective_exp() < cutoff {
-            return true;
+        if entry.effective_exp() >= cutoff {
+            entry.scheduled = false;
+            entry.planned = None;
+            return PrefetchTurn::Skip;
         }
-        entry.scheduled = false;
-        entry.planned = None;
-        false
+        if entry.pending {
+            return PrefetchTurn::Later;
+        }
+        entry.prefetching = true;
+        PrefetchTurn::Run
     }
 
     /// Clears the pending mark of a refresh that was not run.
@@ -264,6 +286,7 @@ impl SessionTable {
             last_seen: now,
             pending: false,
             scheduled: false,
+            prefetching: false,
             planned: None,
             channel: None,
         });
