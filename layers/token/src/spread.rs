@@ -10,7 +10,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// A gap between two scheduled times (or a window edge), by weight.
+/// A gap between two scheduled times (or a window edge), with the number of
+/// new refreshes it gets.
 #[derive(Clone, Copy, Debug)]
 struct Gap {
     from: u64,
@@ -19,29 +20,45 @@ struct Gap {
     /// on that side.
     open_start: bool,
     open_end: bool,
+    count: u64,
 }
 
 impl Gap {
-    /// An edge gap counts double: evenly spread refreshes sit in the middle
-    /// of their slots, half a slot from the edges.
-    fn weight(&self) -> u64 {
-        let len = self.to - self.from;
-        if self.open_start != self.open_end {
-            len.saturating_mul(2)
+    fn edge(&self) -> bool {
+        self.open_start != self.open_end
+    }
+
+    /// Twice the spacing of the refreshes in this gap with its current
+    /// count: `count` new refreshes split a gap between two scheduled ones
+    /// into `count + 1` equal parts; at a window edge the first sits half a
+    /// spacing from the edge, as in even slots.
+    fn spacing2(&self) -> u64 {
+        let len2 = (self.to - self.from).saturating_mul(2);
+        if self.edge() {
+            len2 / (2 * self.count + 1)
         } else {
-            len
+            len2 / (2 * self.count + 2)
         }
     }
 
-    /// Where a new refresh goes in this gap: the middle of a gap between
-    /// two refreshes; a third of the way from the window's edge in an edge
-    /// gap, which leaves the two new gaps of equal weight.
-    fn split_at(&self) -> u64 {
+    /// The times of its new refreshes, evenly spaced.
+    fn times(&self, jitter: &mut impl FnMut(u64) -> i64, out: &mut Vec<u64>) {
         let len = self.to - self.from;
-        match (self.open_start, self.open_end) {
-            (true, false) => self.from + len / 3,
-            (false, true) => self.to - len / 3,
-            _ => self.from + len / 2,
+        let spacing = self.spacing2() / 2;
+        let bound = i64::try_from(spacing / 8).unwrap_or(i64::MAX);
+        for j in 1..=self.count {
+            let at = if self.open_start && !self.open_end {
+                // Counted back from the scheduled refresh that ends the gap.
+                self.to - (len * 2 * j) / (2 * self.count + 1)
+            } else if self.open_end && !self.open_start {
+                self.from + (len * 2 * j) / (2 * self.count + 1)
+            } else {
+                self.from + (len * j) / (self.count + 1)
+            };
+            let at = at
+                .saturating_add_signed(jitter(spacing).clamp(-bound, bound))
+                .clamp(self.from, self.to.saturating_sub(1).max(self.from));
+            out.push(at);
         }
     }
 }
@@ -62,22 +79,26 @@ impl PartialOrd for Gap {
 
 impl Ord for Gap {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Largest weight first; among equals a gap between two refreshes
+        // Widest spacing first; among equals a gap between two refreshes
         // before an edge gap, then the earliest, so that ties resolve the
         // same way every time.
-        let interior = |g: &Gap| !g.open_start && !g.open_end;
-        self.weight()
-            .cmp(&other.weight())
-            .then_with(|| interior(self).cmp(&interior(other)))
+        self.spacing2()
+            .cmp(&other.spacing2())
+            .then_with(|| other.edge().cmp(&self.edge()))
             .then_with(|| other.from.cmp(&self.from))
     }
 }
 
 /// `count` times in `[start, end)` for new refreshes, given the times
 /// `taken` by refreshes already scheduled (any order; those outside the
-/// window are ignored), returned in increasing order. Each goes into the
-/// largest remaining gap, moved by `jitter(gap_len)` (which must stay within
-/// `±gap_len / 8`) so that planners do not all pick the same instants.
+/// window are ignored), returned in increasing order.
+///
+/// The new refreshes go where the schedule is sparsest: each in turn is
+/// given to the gap whose spacing is widest, and each gap's share is then
+/// spread evenly inside it, so the widest spacing left is as small as it
+/// can be without moving what is already scheduled. Each time is moved by
+/// `jitter(spacing)` (clamped to `±spacing / 8`) so that planners do not all
+/// pick the same instants.
 pub(crate) fn spread(
     start: u64,
     end: u64,
@@ -95,22 +116,25 @@ pub(crate) fn spread(
         .into_iter()
         .filter(|t| (start..end).contains(t))
         .collect();
+    let mut out = Vec::with_capacity(count);
     if points.is_empty() {
-        // Nothing scheduled yet: even slots, each refresh near its slot's
+        // Nothing scheduled yet: even slots, each refresh in its slot's
         // middle.
-        let slot = (end - start) / count as u64;
-        return (0..count as u64)
-            .map(|i| {
-                let middle = start + slot * i + slot / 2;
-                let bound = i64::try_from(slot / 8).unwrap_or(i64::MAX);
+        let (len, n) = (end - start, count as u64);
+        let slot = len / n;
+        let bound = i64::try_from(slot / 8).unwrap_or(i64::MAX);
+        for i in 0..n {
+            let middle = start + (len * (2 * i + 1)) / (2 * n);
+            out.push(
                 middle
                     .saturating_add_signed(jitter(slot).clamp(-bound, bound))
-                    .clamp(start, end - 1)
-            })
-            .collect();
+                    .clamp(start, end - 1),
+            );
+        }
+        return out;
     }
     points.sort_unstable();
-    let mut gaps = BinaryHeap::with_capacity(points.len() + count + 1);
+    let mut gaps = BinaryHeap::with_capacity(points.len() + 1);
     let mut from = start;
     let mut open_start = true;
     for &point in &points {
@@ -119,6 +143,7 @@ pub(crate) fn spread(
             to: point,
             open_start,
             open_end: false,
+            count: 0,
         });
         from = point;
         open_start = false;
@@ -128,29 +153,15 @@ pub(crate) fn spread(
         to: end,
         open_start,
         open_end: true,
+        count: 0,
     });
-    let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        let gap = gaps.pop().expect("there is always a gap");
-        let len = gap.to - gap.from;
-        let bound = i64::try_from(len / 8).unwrap_or(i64::MAX);
-        let at = gap
-            .split_at()
-            .saturating_add_signed(jitter(len).clamp(-bound, bound))
-            .clamp(gap.from, gap.to.saturating_sub(1).max(gap.from));
-        out.push(at);
-        gaps.push(Gap {
-            from: gap.from,
-            to: at,
-            open_start: gap.open_start,
-            open_end: false,
-        });
-        gaps.push(Gap {
-            from: at,
-            to: gap.to,
-            open_start: false,
-            open_end: gap.open_end,
-        });
+        let mut gap = gaps.pop().expect("there is always a gap");
+        gap.count += 1;
+        gaps.push(gap);
+    }
+    for gap in gaps.iter().filter(|g| g.count > 0) {
+        gap.times(&mut jitter, &mut out);
     }
     out.sort_unstable();
     out
