@@ -145,8 +145,9 @@ pub struct Hedging {
 
 impl Hedging {
     /// Hedges past the `quantile` latency of each instance (clamped to
-    /// 0.5–0.999), with the defaults above.
+    /// 0.5–0.999; NaN means 0.95), with the defaults above.
     pub fn after_quantile(quantile: f64) -> Self {
+        let quantile = if quantile.is_nan() { 0.95 } else { quantile };
         Self {
             quantile: quantile.clamp(0.5, 0.999),
             min_delay: Duration::from_millis(1),

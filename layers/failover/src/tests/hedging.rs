@@ -158,3 +158,16 @@ async fn without_enough_samples_nothing_is_hedged() {
     task.await.unwrap().unwrap();
     assert_eq!(layer.stats().hedges, 0);
 }
+
+#[test]
+fn out_of_range_settings_are_clamped() {
+    assert_eq!(Hedging::after_quantile(f64::NAN).quantile, 0.95);
+    assert_eq!(Hedging::after_quantile(-3.0).quantile, 0.5);
+    assert_eq!(Hedging::after_quantile(7.0).quantile, 0.999);
+    assert_eq!(Hedging::after_quantile(f64::INFINITY).quantile, 0.999);
+    let hedging = Hedging::after_quantile(0.9)
+        .with_min_samples(0)
+        .with_window(Duration::ZERO);
+    assert_eq!(hedging.min_samples, 1);
+    assert_eq!(hedging.window, Duration::from_millis(100));
+}
