@@ -34,6 +34,7 @@ use foresight::shard::DEFAULT_SEED;
 use foresight_store::RedisStore;
 use foresight_testkit::RedisServer;
 use foresight_testkit::http::serve_gateway;
+use foresight_testkit::keys::half_on_victim;
 use foresight_testkit::process::{self, InstanceProcess};
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
@@ -78,29 +79,6 @@ fn instance_process() {
             .route("/n", get(read))
             .layer(SessionMirrorLayer::new(cached))
     });
-}
-
-/// 200 user keys: the first half with `victim` as their primary under the
-/// seed ShardLayer uses, the second half with another primary.
-fn users(topology: &Topology, victim: &str) -> Vec<String> {
-    let (mut on_victim, mut others) = (Vec::new(), Vec::new());
-    for n in 0..100_000 {
-        let key = format!("user-{n}");
-        let primary = topology.rank(&ClientKey::from(key.as_str()), DEFAULT_SEED, 2)[0].clone();
-        if primary.as_str() == victim {
-            if on_victim.len() < SESSIONS / 2 {
-                on_victim.push(key);
-            }
-        } else if others.len() < SESSIONS / 2 {
-            others.push(key);
-        }
-        if on_victim.len() + others.len() == SESSIONS {
-            break;
-        }
-    }
-    assert_eq!(on_victim.len() + others.len(), SESSIONS, "not enough users");
-    on_victim.extend(others);
-    on_victim
 }
 
 /// Every change of an instance's health state, polled each millisecond
@@ -150,7 +128,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     )
     .unwrap();
     let victim = instances[1].name.clone();
-    let users = users(&topology, &victim);
+    let users = half_on_victim(&topology, &victim, "user", DEFAULT_SEED, SESSIONS);
     let client = http_client::<ShadowBody<ReplayBody<Incoming>>>();
     let failover = HealthFailoverLayer::new(topology.clone());
     let shadow = ShadowWriteLayer::new(topology.clone());

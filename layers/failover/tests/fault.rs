@@ -20,7 +20,8 @@ use foresight_core::{
 };
 use foresight_failover::{FailoverStats, HealthFailoverLayer, Hedging};
 use foresight_shadow::ShadowWriteLayer;
-use foresight_shard::ShardLayer;
+use foresight_shard::{DEFAULT_SEED, ShardLayer};
+use foresight_testkit::keys;
 use foresight_testkit::process::{self, InstanceProcess, Signal};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
@@ -197,23 +198,7 @@ where
 
 /// 200 session keys: half of them with `victim` as their primary.
 fn sessions(topology: &Topology, victim: &str) -> Vec<String> {
-    let (mut on_victim, mut others) = (Vec::new(), Vec::new());
-    for n in 0..100_000 {
-        let key = format!("session-{n}");
-        let primary = topology.rank(&ClientKey::from(key.as_str()), 0, 2)[0].clone();
-        if primary.as_str() == victim {
-            if on_victim.len() < SESSIONS / 2 {
-                on_victim.push(key);
-            }
-        } else if others.len() < SESSIONS / 2 {
-            others.push(key);
-        }
-        if on_victim.len() + others.len() == SESSIONS {
-            break;
-        }
-    }
-    on_victim.extend(others);
-    on_victim
+    keys::half_on_victim(topology, victim, "session", DEFAULT_SEED, SESSIONS)
 }
 
 #[derive(Clone, Debug)]
@@ -326,6 +311,18 @@ fn write_timeline(name: &str, samples: &[Sample], marks: &[(&str, Duration)]) {
         csv.push_str(&format!("# {mark} at {:.3} ms\n", at.as_secs_f64() * 1e3));
     }
     std::fs::write(format!("{dir}/{name}.csv"), csv).unwrap();
+}
+
+/// Waits (at most 3 s) until `victim` is Healthy. The start of a run (200
+/// sessions at once on a shared machine) may have slowed it already; a
+/// fault is injected into a Healthy victim, so that what follows measures
+/// the fault alone.
+async fn until_healthy(topology: &Topology, victim: &str, start: Instant) {
+    let healthy = watch(topology, victim, start, Duration::from_secs(3), |s| {
+        s == HealthState::Healthy
+    })
+    .await;
+    assert!(healthy.is_some(), "the victim never became Healthy");
 }
 
 /// Polls `victim`'s state every millisecond until `done` (bounded by
@@ -463,13 +460,7 @@ async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
     let start = Instant::now();
     let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
     tokio::time::sleep_until(start + STOP_AT).await;
-    // As in the slow-primary test: the stop hits a Healthy victim, whatever
-    // the start of the run did to it.
-    let healthy = watch(&topology, &victim, start, Duration::from_secs(3), |s| {
-        s == HealthState::Healthy
-    })
-    .await;
-    assert!(healthy.is_some(), "the victim never became Healthy");
+    until_healthy(&topology, &victim, start).await;
     instances[0].signal(Signal::Stop);
     let stopped = start.elapsed();
     let ejected = watch(&topology, &victim, start, Duration::from_secs(1), |s| {
@@ -545,14 +536,7 @@ async fn a_slow_primary_is_degraded_and_drained_before_any_error() {
     let start = Instant::now();
     let load = tokio::spawn(drive(service, keys, start, RUN));
     tokio::time::sleep_until(start + SLOW_AT).await;
-    // The start of the run (200 sessions at once on a shared machine) may
-    // have slowed the victim already; the slowdown is injected into a
-    // Healthy victim, so that what follows measures the injection alone.
-    let healthy = watch(&topology, &victim, start, Duration::from_secs(3), |s| {
-        s == HealthState::Healthy
-    })
-    .await;
-    assert!(healthy.is_some(), "the victim never became Healthy");
+    until_healthy(&topology, &victim, start).await;
     // Ten times the latency on the victim.
     let admin: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
@@ -682,7 +666,7 @@ fn sessions_with_secondary(topology: &Topology, secondary: &str) -> Vec<String> 
     (0..1_000_000)
         .map(|n| format!("session-{n}"))
         .filter(|key| {
-            let ranked = topology.rank(&ClientKey::from(key.as_str()), 0, 2);
+            let ranked = topology.rank(&ClientKey::from(key.as_str()), DEFAULT_SEED, 2);
             ranked[1].as_str() == secondary
         })
         .take(SESSIONS)

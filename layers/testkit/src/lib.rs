@@ -10,6 +10,7 @@
 //!   server for gateway stacks, on loopback ports.
 //! - [`process`]: instances as separate OS processes (the test binary run
 //!   again), with SIGSTOP / SIGCONT / SIGKILL, that exit with their test.
+//! - [`keys`]: client keys half of which route to a chosen victim.
 //!
 //! Tests never touch a Redis they did not start: ports are picked free,
 //! never 6379. `redis-server` and `redis-cli` must be on `PATH`.
@@ -33,6 +34,7 @@
 
 mod cluster;
 pub mod http;
+pub mod keys;
 pub mod linearizability;
 mod port;
 pub mod process;
