@@ -106,7 +106,7 @@ impl ReplayHead {
     }
 
     /// The head of a new attempt: the original request's, with `route`.
-    fn to_parts(&self, route: Option<Route>) -> Parts {
+    fn to_parts(&self, route: Route) -> Parts {
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = self.method.clone();
         parts.uri = self.uri.clone();
@@ -115,9 +115,7 @@ impl ReplayHead {
         if let Some(extensions) = &self.extensions {
             parts.extensions = extensions.clone();
         }
-        if let Some(route) = route {
-            parts.extensions.insert(route);
-        }
+        parts.extensions.insert(route);
         parts
     }
 }
@@ -184,7 +182,7 @@ impl<S, B: Body> Replay<S, B> {
             Role::Secondary
         };
         let route = route.retarget(next.stats.id.clone(), role);
-        let mut parts = self.head.to_parts(Some(route));
+        let mut parts = self.head.to_parts(route);
         parts.extensions.insert(Replayed {
             attempt: self.attempts,
         });

@@ -57,6 +57,14 @@ impl Hasher for IdHasher {
 
 type IdMap<V> = HashMap<InstanceId, V, BuildHasherDefault<IdHasher>>;
 
+/// Whether the caller should recompute a figure stamped `stamp` (0: never
+/// computed): true for exactly one caller once `every` has passed since the
+/// stamp, which moves to `now`. Readers of the figure never wait.
+fn claim_refresh(stamp: &AtomicU64, now: u64, every: u64) -> bool {
+    let at = stamp.load(R);
+    (at == 0 || now.saturating_sub(at) >= every) && stamp.compare_exchange(at, now, R, R).is_ok()
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -273,7 +281,7 @@ impl Tracker {
             eject: Mutex::new(()),
             origin: Instant::now(),
             baseline_bits: AtomicU64::new(0f64.to_bits()),
-            baseline_at: AtomicU64::new(u64::MAX),
+            baseline_at: AtomicU64::new(0),
             budget,
             counters: Counters::default(),
         };
@@ -455,11 +463,7 @@ impl Tracker {
         let Some(signal) = &self.config.signal else {
             return false;
         };
-        let at = stats.signal_at.load(R);
-        if at != 0 && now.saturating_sub(at) < nanos(self.config.signal_interval) {
-            return false;
-        }
-        if stats.signal_at.compare_exchange(at, now, R, R).is_err() {
+        if !claim_refresh(&stats.signal_at, now, nanos(self.config.signal_interval)) {
             return false;
         }
         if signal
@@ -539,10 +543,7 @@ impl Tracker {
     /// a figure recomputed at most every [`HEDGE_REFRESH`].
     pub(crate) fn hedge_delay(&self, stats: &InstanceStats, now: u64) -> Option<Duration> {
         let hedging = self.config.hedging.as_ref()?;
-        let at = stats.hedge_at.load(R);
-        if (at == 0 || now.saturating_sub(at) >= HEDGE_REFRESH)
-            && stats.hedge_at.compare_exchange(at, now, R, R).is_ok()
-        {
+        if claim_refresh(&stats.hedge_at, now, HEDGE_REFRESH) {
             let delay = match stats.latencies.quantile(hedging.quantile) {
                 Some((quantile, samples)) if samples >= hedging.min_samples => {
                     quantile.max(nanos(hedging.min_delay)).max(1)
@@ -692,10 +693,7 @@ impl Tracker {
     /// The fleet's latency baseline: the lowest peak-EWMA latency of the
     /// Healthy instances that have one, refreshed every 100 ms.
     fn baseline(&self, now: u64) -> Option<f64> {
-        let at = self.baseline_at.load(R);
-        if (at == u64::MAX || now.saturating_sub(at) >= BASELINE_REFRESH)
-            && self.baseline_at.compare_exchange(at, now, R, R).is_ok()
-        {
+        if claim_refresh(&self.baseline_at, now, BASELINE_REFRESH) {
             let baseline = self
                 .table()
                 .map

@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use http::{Method, Response, StatusCode};
-use tower::Layer;
-use tower_test::mock;
 
 use super::*;
 
@@ -19,8 +17,7 @@ async fn warmed_up(layer: HealthFailoverLayer) -> (HealthFailoverLayer, Service,
             .with_min_samples(10)
             .with_min_delay(Duration::from_millis(1)),
     );
-    let (mock, mut handle) = mock::pair();
-    let mut service = layer.layer(mock);
+    let (mut service, mut handle) = setup(&layer);
     handle.allow(100);
     for _ in 0..12 {
         let task = send(&mut service, get(&["a", "b", "c"])).await;
