@@ -457,7 +457,7 @@ impl TokenHandle {
         };
         let due = {
             let mut bucket = self.shared.bucket.lock().unwrap_or_else(|e| e.into_inner());
-            let now_micros = now.as_micros() as u64;
+            let now_micros = micros(now);
             let elapsed = now_micros.saturating_sub(bucket.1) as f64 / 1e6;
             let burst = rate.max(1.0);
             bucket.0 = (bucket.0 + elapsed * rate).min(burst);
