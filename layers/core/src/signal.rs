@@ -37,6 +37,25 @@ pub trait HealthSignal: Send + Sync + 'static {
     fn predicted_degradation(&self, instance: &InstanceId, within: Duration) -> Option<Duration>;
 }
 
+/// Where a layer reports what it observed of each instance, so that a
+/// forecaster can learn from live traffic what it later predicts through
+/// [`HealthSignal`].
+///
+/// Implementations run on the request path: they must not block and should
+/// not allocate.
+pub trait HealthRecorder: Send + Sync + 'static {
+    /// One attempt on `instance` finished after `latency`; `failed` is true
+    /// only when the instance caused the failure (connect error, reset,
+    /// timeout, 5xx), never for a client's bad request.
+    fn record_attempt(&self, instance: &InstanceId, latency: Duration, failed: bool);
+}
+
+impl<T: HealthRecorder + ?Sized> HealthRecorder for std::sync::Arc<T> {
+    fn record_attempt(&self, instance: &InstanceId, latency: Duration, failed: bool) {
+        (**self).record_attempt(instance, latency, failed)
+    }
+}
+
 impl<T: LoadSignal + ?Sized> LoadSignal for std::sync::Arc<T> {
     fn forecast(&self, horizon: Duration) -> Option<Forecast> {
         (**self).forecast(horizon)

@@ -235,6 +235,14 @@ impl Forecaster {
         self.inner.series[signal.index()].push(value, self.inner.shape, self.inner.clock.now());
     }
 
+    /// Appends one sample of `signal` taken at `unix_secs` (seconds since
+    /// the Unix epoch), bypassing per-step aggregation and the forecaster's
+    /// clock: for importing history or replaying a recorded trace whose
+    /// timestamps are not now.
+    pub fn push_at(&self, signal: Signal, unix_secs: f64, value: f64) {
+        self.inner.series[signal.index()].push(value, self.inner.shape, unix_secs);
+    }
+
     /// Retrains every series in `spawn_blocking` and publishes the models;
     /// reads keep being answered from the previous snapshot meanwhile.
     pub async fn retrain(&self) -> Result<(), ForecastError> {

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use foresight_core::instance::InstanceId;
+use foresight_core::signal::HealthRecorder;
 use tokio::time::Instant;
 
 use crate::{Forecaster, Signal};
@@ -57,11 +58,7 @@ impl Drop for RequestGuard {
             f.record(Signal::Errors, 1.0);
         }
         if let Some(instance) = &self.instance {
-            match f.inner.health_signal {
-                Signal::Errors if self.failed => f.record_instance(instance, 1.0),
-                Signal::Errors => {}
-                _ => f.record_instance(instance, latency),
-            }
+            f.record_attempt(instance, self.started.elapsed(), self.failed);
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use foresight_core::instance::InstanceId;
-use foresight_core::signal::{Forecast, HealthSignal, LoadSignal};
+use foresight_core::signal::{Forecast, HealthRecorder, HealthSignal, LoadSignal};
 
 use crate::{Forecaster, Signal};
 
@@ -44,5 +44,63 @@ impl LoadSignal for SignalHandle {
 impl HealthSignal for Forecaster {
     fn predicted_degradation(&self, instance: &InstanceId, within: Duration) -> Option<Duration> {
         self.instance_will_degrade(instance, within)
+    }
+}
+
+/// Live attempts as the per-instance health signal: latency in seconds by
+/// default, or one error per failed attempt when the health signal is
+/// [`Signal::Errors`] (see
+/// [`ForecasterBuilder::with_health`](crate::ForecasterBuilder::with_health)).
+impl HealthRecorder for Forecaster {
+    fn record_attempt(&self, instance: &InstanceId, latency: Duration, failed: bool) {
+        match self.inner.health_signal {
+            Signal::Errors if failed => self.record_instance(instance, 1.0),
+            Signal::Errors => {}
+            _ => self.record_instance(instance, latency.as_secs_f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forecaster(health: Signal, threshold: f64) -> Forecaster {
+        Forecaster::builder()
+            .with_step(Duration::from_secs(1))
+            .with_system_sampler(false)
+            .with_health(health, threshold)
+            .build()
+            .expect("valid settings")
+    }
+
+    #[test]
+    fn attempts_feed_the_instance_latency() {
+        let f = forecaster(Signal::Latency, 0.05);
+        let a = InstanceId::from("a");
+        f.record_attempt(&a, Duration::from_millis(40), false);
+        f.record_attempt(&a, Duration::from_millis(60), true);
+        f.tick();
+        let now = f.instance_forecast(&a, Duration::ZERO).expect("a sample");
+        assert!((now.mean - 0.05).abs() < 1e-9, "{now:?}");
+        assert_eq!(f.predicted_degradation(&a, Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn with_errors_as_health_only_failed_attempts_count() {
+        let f = forecaster(Signal::Errors, 0.5);
+        let a = InstanceId::from("a");
+        f.record_attempt(&a, Duration::from_millis(40), true);
+        f.tick();
+        assert_eq!(
+            f.instance_forecast(&a, Duration::ZERO).map(|x| x.mean),
+            Some(1.0)
+        );
+        f.record_attempt(&a, Duration::from_millis(40), false);
+        f.tick();
+        assert_eq!(
+            f.instance_forecast(&a, Duration::ZERO).map(|x| x.mean),
+            Some(0.0)
+        );
     }
 }
