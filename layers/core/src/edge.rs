@@ -170,15 +170,41 @@ impl<S> Layer<S> for ErrorResponseLayer {
         ErrorResponseService {
             inner,
             layer: self.clone(),
+            readiness_error: None,
         }
     }
 }
 
 /// Service of [`ErrorResponseLayer`].
-#[derive(Clone, Debug)]
+///
+/// An inner readiness error is kept, not dropped: `poll_ready` reports the
+/// service ready, and the next `call` answers with that error's response
+/// without touching the inner service (which is not ready and must not be
+/// called). The call after that polls the inner service again.
 pub struct ErrorResponseService<S> {
     inner: S,
     layer: ErrorResponseLayer,
+    readiness_error: Option<BoxError>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for ErrorResponseService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponseService")
+            .field("inner", &self.inner)
+            .field("readiness_error", &self.readiness_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Clone> Clone for ErrorResponseService<S> {
+    /// A clone has not been polled ready, so it holds no readiness error.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+            readiness_error: None,
+        }
+    }
 }
 
 impl<S, Req, B> Service<Req> for ErrorResponseService<S>
@@ -191,17 +217,26 @@ where
     type Future = ErrorResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // An inner service that fails readiness is not usable; report it on
-        // the next call instead of hanging or panicking.
-        match self.inner.poll_ready(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(_) => Poll::Ready(Ok(())),
+        if self.readiness_error.is_some() {
+            return Poll::Ready(Ok(()));
         }
+        // An inner service that fails readiness is not usable: keep its
+        // error for the next call, which answers with it.
+        if let Err(error) = ready!(self.inner.poll_ready(cx)) {
+            self.readiness_error = Some(error.into());
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let state = match self.readiness_error.take() {
+            Some(error) => State::NotReady { error: Some(error) },
+            None => State::Called {
+                inner: self.inner.call(request),
+            },
+        };
         ErrorResponseFuture {
-            inner: self.inner.call(request),
+            state,
             layer: self.layer.clone(),
         }
     }
@@ -211,8 +246,23 @@ pin_project! {
     /// Response future of [`ErrorResponseService`].
     pub struct ErrorResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
         layer: ErrorResponseLayer,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] inner: F },
+        NotReady { error: Option<BoxError> },
+    }
+}
+
+impl<F> fmt::Debug for ErrorResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,13 +275,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        Poll::Ready(Ok(match ready!(this.inner.poll(cx)) {
-            Ok(response) => response.map(Either::Left),
-            Err(error) => {
-                let error: BoxError = error.into();
-                into_response(this.layer.response_for(&error)).map(Either::Right)
-            }
-        }))
+        let error: BoxError = match this.state.project() {
+            StateProj::Called { inner } => match ready!(inner.poll(cx)) {
+                Ok(response) => return Poll::Ready(Ok(response.map(Either::Left))),
+                Err(error) => error.into(),
+            },
+            StateProj::NotReady { error } => error
+                .take()
+                .unwrap_or_else(|| "response future polled after completion".into()),
+        };
+        Poll::Ready(Ok(
+            into_response(this.layer.response_for(&error)).map(Either::Right)
+        ))
     }
 }
 
@@ -266,6 +321,40 @@ mod tests {
         let response = layer.response_for(&error);
         assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!response.message.contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_readiness_error_answers_the_next_call_without_calling_the_inner_service() {
+        use tower::limit::ConcurrencyLimit;
+        use tower::{Layer as _, ServiceExt as _};
+        use tower_test::mock;
+
+        let (inner, mut handle) = mock::pair::<http::Request<()>, Response<Full<Bytes>>>();
+        let service = ErrorResponseLayer::new()
+            .classify::<PoolError>()
+            .layer(ConcurrencyLimit::new(inner, 1));
+        let mut service = tower_test::mock::Spawn::new(service);
+
+        handle.send_error(PoolError::UnknownTarget("a".into()));
+        assert!(service.poll_ready().is_ready());
+        let response = service.call(http::Request::new(())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        // The inner service was not called: no request reached the mock.
+        assert!(handle.poll_request().is_pending());
+
+        // The next call polls the inner service again and reaches it, with
+        // the concurrency permit still available.
+        handle.allow(1);
+        let mut service = service.into_inner();
+        let ready = service.ready().await.unwrap();
+        let pending = ready.call(http::Request::new(()));
+        let (_, send) = handle
+            .next_request()
+            .await
+            .expect("the request reaches the inner service");
+        send.send_response(Response::new(Full::new(Bytes::from_static(b"ok"))));
+        assert_eq!(pending.await.unwrap().status(), StatusCode::OK);
     }
 
     #[test]
