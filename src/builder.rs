@@ -81,6 +81,32 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         self,
         topology: Topology,
     ) -> ServiceBuilder<Stack<foresight_shadow::ShadowWriteLayer, L>>;
+
+    /// [`TokenPrefetchLayer::builder`](foresight_token::TokenPrefetchLayer::builder)
+    /// with its defaults (reactive refresh): `verifier` authenticates,
+    /// `issuer` refreshes. Build the layer yourself for a load signal.
+    #[cfg(feature = "token")]
+    fn token_prefetch(
+        self,
+        verifier: foresight_token::Verifier,
+        issuer: impl foresight_token::TokenIssuer,
+    ) -> ServiceBuilder<Stack<foresight_token::TokenPrefetchLayer, L>>;
+
+    /// [`SessionMirrorLayer::new`](foresight_mirror::SessionMirrorLayer::new):
+    /// an instance's sessions in `store`.
+    #[cfg(feature = "mirror")]
+    fn session_mirror(
+        self,
+        store: impl foresight_store::SessionStore,
+    ) -> ServiceBuilder<Stack<foresight_mirror::SessionMirrorLayer, L>>;
+
+    /// The whole routing tier of a [`Foresight`](crate::stack::Foresight)
+    /// (see [`crate::stack`]).
+    #[cfg(feature = "stack")]
+    fn foresight<K: foresight_core::KeyExtractor + Clone>(
+        self,
+        foresight: &crate::stack::Foresight<K>,
+    ) -> ServiceBuilder<Stack<crate::stack::RoutingLayer<K>, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -111,5 +137,30 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         topology: Topology,
     ) -> ServiceBuilder<Stack<foresight_shadow::ShadowWriteLayer, L>> {
         self.layer(foresight_shadow::ShadowWriteLayer::new(topology))
+    }
+
+    #[cfg(feature = "token")]
+    fn token_prefetch(
+        self,
+        verifier: foresight_token::Verifier,
+        issuer: impl foresight_token::TokenIssuer,
+    ) -> ServiceBuilder<Stack<foresight_token::TokenPrefetchLayer, L>> {
+        self.layer(foresight_token::TokenPrefetchLayer::builder(verifier, issuer).build())
+    }
+
+    #[cfg(feature = "mirror")]
+    fn session_mirror(
+        self,
+        store: impl foresight_store::SessionStore,
+    ) -> ServiceBuilder<Stack<foresight_mirror::SessionMirrorLayer, L>> {
+        self.layer(foresight_mirror::SessionMirrorLayer::new(store))
+    }
+
+    #[cfg(feature = "stack")]
+    fn foresight<K: foresight_core::KeyExtractor + Clone>(
+        self,
+        foresight: &crate::stack::Foresight<K>,
+    ) -> ServiceBuilder<Stack<crate::stack::RoutingLayer<K>, L>> {
+        self.layer(foresight.routing_layer())
     }
 }

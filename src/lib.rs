@@ -53,8 +53,12 @@ mod builder;
 pub mod forward;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "stack")]
+pub mod stack;
 
 pub use builder::ServiceBuilderExt;
+#[cfg(feature = "stack")]
+pub use stack::Foresight;
 
 /// An [`ErrorResponseLayer`](foresight_core::edge::ErrorResponseLayer) that
 /// knows the errors of every enabled layer: put it outermost, and every

@@ -1,0 +1,290 @@
+//! [`ForesightBuilder`]: a default for every part, each replaceable or
+//! turned off by one method.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use foresight_core::Topology;
+use foresight_core::key::{
+    CookieKey, JwtSubjectKey, KeyExtractor, KeyExtractorExt, MissingKeyPolicy, Or,
+};
+use foresight_failover::{DEFAULT_SIGNAL_LEAD, HealthFailoverLayer};
+use foresight_forecast::{Forecaster, Signal};
+use foresight_mirror::SessionMirrorLayer;
+use foresight_shadow::ShadowWriteLayer;
+use foresight_shard::ShardLayer;
+use foresight_store::{MemoryStore, SessionStore, SharedStore};
+use foresight_token::{
+    KeyRing, LocalIssuer, PrefetchPolicy, SigningKey, TokenIssuer, TokenPrefetchLayer, TokioClock,
+    Verifier,
+};
+
+use super::{BuildError, Foresight, RecordLoadLayer, RoutingLayer, Tokens};
+
+/// The default client key: the `sub` of the bearer token, or else the
+/// instance tier's session cookie.
+pub type DefaultKey = Or<JwtSubjectKey, CookieKey>;
+
+/// Issuer and audience of the tokens of the default local issuer.
+pub const DEFAULT_TOKEN_ISSUER: &str = "foresight";
+/// How often the token driver plans and runs prefetches.
+pub const DEFAULT_TOKEN_DRIVER_PERIOD: Duration = Duration::from_secs(1);
+
+enum TokenSetting {
+    LocalWithGeneratedKey,
+    Custom {
+        verifier: Verifier,
+        issuer: Arc<dyn TokenIssuer>,
+    },
+    Off,
+}
+
+enum ForecastSetting {
+    BuiltIn,
+    Custom(Forecaster),
+    Off,
+}
+
+/// Builder of [`Foresight`]; see the [module docs](super) for examples.
+///
+/// Defaults, each replaced by a `with_*` method or turned off by a
+/// `without_*` method:
+/// - client key: [`DefaultKey`] (JWT `sub`, else the session cookie); a
+///   request with neither is spread by a fresh random key
+///   ([`MissingKeyPolicy::SpreadRandomly`]);
+/// - store: a [`MemoryStore`];
+/// - tokens: a [`LocalIssuer`] signing with a freshly generated Ed25519 key,
+///   verified by TokenPrefetchLayer, its driver running every second;
+/// - prediction: a [`Forecaster`] on the built-in samplers (host CPU,
+///   memory and network, plus the request rate, latency and errors the
+///   routing tier records), shared by TokenPrefetchLayer (its request-rate
+///   forecast decides prefetches) and HealthFailoverLayer (predicted
+///   degradation of an instance moves its sessions ahead of time);
+/// - HealthFailoverLayer and ShadowWriteLayer with their own defaults.
+#[must_use]
+pub struct ForesightBuilder<K> {
+    topology: Topology,
+    key: K,
+    missing_key: MissingKeyPolicy,
+    store: Option<SharedStore>,
+    tokens: TokenSetting,
+    forecast: ForecastSetting,
+    prefetch: Option<PrefetchPolicy>,
+    failover: Option<HealthFailoverLayer>,
+    shadow: Option<ShadowWriteLayer>,
+    health_lead: Duration,
+}
+
+impl<K> fmt::Debug for ForesightBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForesightBuilder")
+            .field("topology", &self.topology)
+            .field("missing_key", &self.missing_key)
+            .field("tokens", &!matches!(self.tokens, TokenSetting::Off))
+            .field(
+                "prediction",
+                &!matches!(self.forecast, ForecastSetting::Off),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForesightBuilder<DefaultKey> {
+    pub(super) fn new(topology: Topology) -> Self {
+        Self {
+            topology,
+            key: JwtSubjectKey::new().or(CookieKey::new("__Host-session")),
+            missing_key: MissingKeyPolicy::SpreadRandomly,
+            store: None,
+            tokens: TokenSetting::LocalWithGeneratedKey,
+            forecast: ForecastSetting::BuiltIn,
+            prefetch: None,
+            failover: None,
+            shadow: None,
+            health_lead: DEFAULT_SIGNAL_LEAD,
+        }
+    }
+}
+
+impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
+    /// The client key the routing tier shards by.
+    pub fn with_key<K2: KeyExtractor + Clone>(self, key: K2) -> ForesightBuilder<K2> {
+        ForesightBuilder {
+            topology: self.topology,
+            key,
+            missing_key: self.missing_key,
+            store: self.store,
+            tokens: self.tokens,
+            forecast: self.forecast,
+            prefetch: self.prefetch,
+            failover: self.failover,
+            shadow: self.shadow,
+            health_lead: self.health_lead,
+        }
+    }
+
+    /// What to do with a request that has no key (default: spread it by a
+    /// fresh random key).
+    pub fn with_missing_key(mut self, policy: MissingKeyPolicy) -> Self {
+        self.missing_key = policy;
+        self
+    }
+
+    /// The session store of the instance tier (default: a [`MemoryStore`],
+    /// which only suits instances in one process).
+    pub fn with_store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Tokens verified by `verifier` and refreshed through `issuer` (a
+    /// [`LocalIssuer`], or a `RemoteIssuer` of an authentication server).
+    pub fn with_tokens(mut self, verifier: Verifier, issuer: impl TokenIssuer) -> Self {
+        self.tokens = TokenSetting::Custom {
+            verifier,
+            issuer: Arc::new(issuer),
+        };
+        self
+    }
+
+    /// No TokenPrefetchLayer: requests are not authenticated by the routing
+    /// tier.
+    pub fn without_tokens(mut self) -> Self {
+        self.tokens = TokenSetting::Off;
+        self
+    }
+
+    /// The forecaster shared by the layers (default: one on the built-in
+    /// samplers, spawned by [`build`](Self::build)).
+    pub fn with_forecaster(mut self, forecaster: Forecaster) -> Self {
+        self.forecast = ForecastSetting::Custom(forecaster);
+        self
+    }
+
+    /// No prediction: token refreshes are reactive and failover acts on
+    /// observed health only.
+    pub fn without_prediction(mut self) -> Self {
+        self.forecast = ForecastSetting::Off;
+        self
+    }
+
+    /// The prefetch policy of TokenPrefetchLayer (threshold in requests per
+    /// second of the forecast request rate, lead, bounds).
+    pub fn with_prefetch_policy(mut self, policy: PrefetchPolicy) -> Self {
+        self.prefetch = Some(policy);
+        self
+    }
+
+    /// How far ahead a predicted degradation moves an instance's sessions
+    /// (default [`DEFAULT_SIGNAL_LEAD`]).
+    pub fn with_health_lead(mut self, lead: Duration) -> Self {
+        self.health_lead = lead;
+        self
+    }
+
+    /// A customised HealthFailoverLayer over the same topology; the
+    /// builder still gives it the forecaster unless prediction is off.
+    pub fn with_failover(mut self, layer: HealthFailoverLayer) -> Self {
+        self.failover = Some(layer);
+        self
+    }
+
+    /// A customised ShadowWriteLayer over the same topology.
+    pub fn with_shadow(mut self, layer: ShadowWriteLayer) -> Self {
+        self.shadow = Some(layer);
+        self
+    }
+
+    /// No shadow copies: the ShadowWriteLayer stays in the stack (so the
+    /// stack's type does not change) but only strips role headers.
+    pub fn without_shadow(mut self) -> Self {
+        self.shadow = Some(ShadowWriteLayer::new(self.topology.clone()).with_sampling(0.0));
+        self
+    }
+
+    /// Builds both tiers. Call it inside a Tokio runtime: the built-in
+    /// forecaster and the token driver run as background tasks.
+    pub fn build(self) -> Result<Foresight<K>, BuildError> {
+        let forecaster = match &self.forecast {
+            ForecastSetting::BuiltIn => Some(Forecaster::builder().spawn()?),
+            ForecastSetting::Custom(forecaster) => Some(forecaster.clone()),
+            ForecastSetting::Off => None,
+        };
+        let tokens = self.tokens_for(forecaster.as_ref())?;
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+
+        let shard =
+            ShardLayer::new(self.topology.clone(), self.key).with_missing_key(self.missing_key);
+        let failover = self
+            .failover
+            .unwrap_or_else(|| HealthFailoverLayer::new(self.topology.clone()));
+        let failover = match &forecaster {
+            Some(f) => failover.with_health_signal(f.clone(), self.health_lead),
+            None => failover,
+        };
+        let shadow = self
+            .shadow
+            .unwrap_or_else(|| ShadowWriteLayer::new(self.topology.clone()));
+        let routing = RoutingLayer::new(
+            forecaster.clone().map(RecordLoadLayer::new),
+            tokens.as_ref().map(|t| t.layer.clone()),
+            shard,
+            failover,
+            shadow,
+        );
+        Ok(Foresight {
+            topology: self.topology,
+            routing,
+            instance: SessionMirrorLayer::new(store.clone()),
+            store,
+            forecaster,
+            tokens,
+        })
+    }
+
+    fn tokens_for(&self, forecaster: Option<&Forecaster>) -> Result<Option<Tokens>, BuildError> {
+        let (verifier, issuer, local) = match &self.tokens {
+            TokenSetting::Off => return Ok(None),
+            TokenSetting::Custom { verifier, issuer } => (verifier.clone(), issuer.clone(), None),
+            TokenSetting::LocalWithGeneratedKey => {
+                let clock = TokioClock::shared();
+                let ring =
+                    KeyRing::new(SigningKey::generate_ed25519("foresight-1")?, clock.clone());
+                let issuer = LocalIssuer::new(
+                    ring.clone(),
+                    DEFAULT_TOKEN_ISSUER,
+                    DEFAULT_TOKEN_ISSUER,
+                    clock.clone(),
+                );
+                let verifier = Verifier::builder(ring, DEFAULT_TOKEN_ISSUER, DEFAULT_TOKEN_ISSUER)
+                    .clock(clock)
+                    .build();
+                let issuer = Arc::new(issuer);
+                (
+                    verifier,
+                    issuer.clone() as Arc<dyn TokenIssuer>,
+                    Some(issuer),
+                )
+            }
+        };
+        let mut builder = TokenPrefetchLayer::builder(verifier.clone(), issuer.clone());
+        if let Some(policy) = &self.prefetch {
+            builder = builder.policy(policy.clone());
+        }
+        if let Some(f) = forecaster {
+            builder = builder.load_signal(f.signal(Signal::RequestRate));
+        }
+        let layer = builder.build();
+        if forecaster.is_some() {
+            tokio::runtime::Handle::try_current().map_err(BuildError::NoRuntime)?;
+            layer.handle().spawn_driver(DEFAULT_TOKEN_DRIVER_PERIOD);
+        }
+        Ok(Some(Tokens {
+            layer,
+            issuer,
+            local,
+            verifier,
+        }))
+    }
+}
