@@ -142,7 +142,12 @@ impl Skeleton {
     ) -> Self {
         let mut shares = vec![0.0; hashes.len()];
         let all: Vec<(u32, usize)> = (0..hashes.len()).map(|i| (i as u32, leaf_of(i))).collect();
-        let root = build(layout, 0, 0, &all, hashes, weights, 1.0, &mut shares);
+        let members = Members {
+            layout,
+            hashes,
+            weights,
+        };
+        let root = members.build(0, 0, &all, 1.0, &mut shares);
         Self { root, shares }
     }
 
@@ -158,58 +163,67 @@ impl Skeleton {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    layout: &SkeletonLayout,
-    level: usize,
-    node: usize,
-    members: &[(u32, usize)],
-    hashes: &[u64],
-    weights: &[f64],
-    share: f64,
-    shares: &mut [f64],
-) -> Node {
-    if level == layout.depth {
-        let member_weights: Vec<f64> = members.iter().map(|&(i, _)| weights[i as usize]).collect();
-        let total: f64 = member_weights.iter().sum();
-        for (&(i, _), w) in members.iter().zip(&member_weights) {
-            shares[i as usize] = share * w / total;
-        }
-        let uniform = member_weights.windows(2).all(|w| w[0] == w[1]);
-        return Node::Leaf(Leaf {
-            members: members.iter().map(|&(i, _)| i).collect(),
-            hashes: members.iter().map(|&(i, _)| hashes[i as usize]).collect(),
-            weights: (!uniform).then_some(member_weights),
-        });
-    }
-    let span = layout.fanout.pow((layout.depth - 1 - level) as u32);
-    let mut by_child: Vec<Vec<(u32, usize)>> = vec![Vec::new(); layout.fanout];
-    for &(i, leaf) in members {
-        by_child[(leaf / span) % layout.fanout].push((i, leaf));
-    }
-    let non_empty = by_child.iter().filter(|c| !c.is_empty()).count();
-    let mut child_hashes = Vec::with_capacity(non_empty);
-    let mut children = Vec::with_capacity(non_empty);
-    for (c, child_members) in by_child.iter().enumerate() {
-        if child_members.is_empty() {
-            continue;
-        }
-        let child = node * layout.fanout + c;
-        child_hashes.push(node_hash(&format!("foresight-skeleton-{level}-{child}")));
-        children.push(build(
+/// What every level of the tree is built from.
+struct Members<'a> {
+    layout: &'a SkeletonLayout,
+    hashes: &'a [u64],
+    weights: &'a [f64],
+}
+
+impl Members<'_> {
+    fn build(
+        &self,
+        level: usize,
+        node: usize,
+        members: &[(u32, usize)],
+        share: f64,
+        shares: &mut [f64],
+    ) -> Node {
+        let Members {
             layout,
-            level + 1,
-            child,
-            child_members,
             hashes,
             weights,
-            share / non_empty as f64,
-            shares,
-        ));
-    }
-    Node::Branch {
-        hashes: child_hashes,
-        children,
+        } = *self;
+        if level == layout.depth {
+            let member_weights: Vec<f64> =
+                members.iter().map(|&(i, _)| weights[i as usize]).collect();
+            let total: f64 = member_weights.iter().sum();
+            for (&(i, _), w) in members.iter().zip(&member_weights) {
+                shares[i as usize] = share * w / total;
+            }
+            let uniform = member_weights.windows(2).all(|w| w[0] == w[1]);
+            return Node::Leaf(Leaf {
+                members: members.iter().map(|&(i, _)| i).collect(),
+                hashes: members.iter().map(|&(i, _)| hashes[i as usize]).collect(),
+                weights: (!uniform).then_some(member_weights),
+            });
+        }
+        let span = layout.fanout.pow((layout.depth - 1 - level) as u32);
+        let mut by_child: Vec<Vec<(u32, usize)>> = vec![Vec::new(); layout.fanout];
+        for &(i, leaf) in members {
+            by_child[(leaf / span) % layout.fanout].push((i, leaf));
+        }
+        let non_empty = by_child.iter().filter(|c| !c.is_empty()).count();
+        let mut child_hashes = Vec::with_capacity(non_empty);
+        let mut children = Vec::with_capacity(non_empty);
+        for (c, child_members) in by_child.iter().enumerate() {
+            if child_members.is_empty() {
+                continue;
+            }
+            let child = node * layout.fanout + c;
+            child_hashes.push(node_hash(&format!("foresight-skeleton-{level}-{child}")));
+            children.push(self.build(
+                level + 1,
+                child,
+                child_members,
+                share / non_empty as f64,
+                shares,
+            ));
+        }
+        Node::Branch {
+            hashes: child_hashes,
+            children,
+        }
     }
 }
 

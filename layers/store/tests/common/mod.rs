@@ -3,6 +3,8 @@
 //! `conformance(store)` runs every check in sequence (so that a store backed
 //! by a Redis Cluster is started once), naming each check as it goes.
 //! `concurrent_rmw_trials` is the lost-update test.
+// Each test binary uses a part of this module, and its items are `pub` for
+// them, not for a public API.
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
