@@ -262,13 +262,13 @@ pub struct TopologyBuilder {
 
 impl TopologyBuilder {
     /// How instances are ranked (default [`Ranking::Auto`]).
-    pub fn ranking(mut self, ranking: Ranking) -> Self {
+    pub fn with_ranking(mut self, ranking: Ranking) -> Self {
         self.ranking = ranking;
         self
     }
 
     /// The initial instances.
-    pub fn instances(mut self, instances: impl IntoIterator<Item = InstanceSpec>) -> Self {
+    pub fn with_instances(mut self, instances: impl IntoIterator<Item = InstanceSpec>) -> Self {
         self.instances.extend(instances);
         self
     }
@@ -320,7 +320,7 @@ impl Topology {
     pub fn from_instances(
         instances: impl IntoIterator<Item = InstanceSpec>,
     ) -> Result<Self, TopologyError> {
-        Self::builder().instances(instances).build()
+        Self::builder().with_instances(instances).build()
     }
 
     /// The current snapshot, without a lock or a reference-count increment.

@@ -87,7 +87,7 @@ async fn cas_histories_stay_linearizable_across_a_master_failover() {
     // them, so a promotion cannot lose them.
     let store = RedisStore::cluster(cluster.urls())
         .unwrap()
-        .replicas(1, Duration::from_millis(500))
+        .with_replicas(1, Duration::from_millis(500))
         .with_op_timeout(Duration::from_millis(1500));
 
     // Sessions on the master that will be killed.

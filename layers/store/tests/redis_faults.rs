@@ -239,7 +239,7 @@ async fn killed_mid_traffic_and_restarted() {
     drop(server);
 }
 
-/// `replicas(1)` with `min-replicas-to-write 1`: writers run, the master is
+/// `with_replicas(1)` with `min-replicas-to-write 1`: writers run, the master is
 /// killed right after acknowledged writes, the replica is promoted, and
 /// every acknowledged write must be on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +264,7 @@ async fn acknowledged_writes_survive_replica_promotion() {
         }
         let store = RedisStore::standalone(&master.url())
             .unwrap()
-            .replicas(1, Duration::from_millis(1000))
+            .with_replicas(1, Duration::from_millis(1000))
             .with_op_timeout(Duration::from_secs(3));
         let mut ids = Vec::new();
         for _ in 0..8 {

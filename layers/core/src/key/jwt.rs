@@ -36,7 +36,7 @@ impl JwtSubjectKey {
 
     /// Reads the bearer token from another header.
     #[must_use]
-    pub fn from_header(mut self, header: HeaderName) -> Self {
+    pub fn with_header(mut self, header: HeaderName) -> Self {
         self.header = header;
         self
     }

@@ -12,8 +12,8 @@ const SEED: u64 = 0x5eed;
 
 fn topology(ranking: Ranking, specs: impl IntoIterator<Item = InstanceSpec>) -> Topology {
     Topology::builder()
-        .ranking(ranking)
-        .instances(specs)
+        .with_ranking(ranking)
+        .with_instances(specs)
         .build()
         .unwrap()
 }

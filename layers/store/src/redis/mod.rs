@@ -46,7 +46,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
 /// [`StoreError::Corrupt`], and no script ever overwrites it.
 ///
 /// # Durability
-/// With [`replicas(n, timeout)`](Self::replicas), every write is followed on
+/// With [`with_replicas(n, timeout)`](Self::with_replicas), every write is followed on
 /// the same connection, in the same pipeline, by `WAIT n timeout`; the write
 /// is acknowledged only when `n` replicas confirmed it, otherwise the caller
 /// gets [`StoreError::NotReplicated`]. Reads and refused writes are fenced
@@ -68,7 +68,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
 /// # async fn demo() -> Result<(), foresight_store::StoreError> {
 /// let standalone = RedisStore::standalone("redis://127.0.0.1:6379")?;
 /// let cluster = RedisStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])?
-///     .replicas(1, Duration::from_millis(100))
+///     .with_replicas(1, Duration::from_millis(100))
 ///     .with_key_prefix("app:session:");
 /// # Ok(()) }
 /// ```
@@ -148,7 +148,7 @@ impl RedisStore {
     /// Acknowledges a write only after `n` replicas confirmed it (`WAIT n
     /// timeout`). `n = 0` turns this off (the default).
     #[must_use]
-    pub fn replicas(mut self, n: usize, timeout: Duration) -> Self {
+    pub fn with_replicas(mut self, n: usize, timeout: Duration) -> Self {
         self.replicas = (n > 0).then_some((n, timeout));
         self
     }
