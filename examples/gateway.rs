@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Every request is routed by its key (`--cookie NAME`, `--header NAME`, or
-//! the JWT subject with `--jwt`) through `edge → ShardLayer →
-//! HealthFailoverLayer → ShadowWriteLayer → Pool` to the instances, over a
-//! hyper-util client. The gateway answers two paths itself:
+//! the JWT subject with `--jwt`) through the routing tier of
+//! `Foresight::builder()` (`edge → ShardLayer → HealthFailoverLayer →
+//! ShadowWriteLayer → Pool`, with one forecaster that learns from the
+//! routed requests and predicts each instance's degradation) to the
+//! instances, over a hyper-util client. A request without a key is spread
+//! by a fresh random key. The gateway answers two paths itself:
 //! `/foresight/metrics` (Prometheus text: routes, failovers, shadows, pool
 //! errors…) and `/foresight/instances` (each instance's health state,
 //! latency average, error ratio and exact key share). `--instance
@@ -27,6 +30,7 @@ use foresight::core::key::KeyExtractor;
 use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
+use foresight::stack::{BuildError, Foresight};
 use foresight::shadow::ShadowBody;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
@@ -93,18 +97,22 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     })
 }
 
-fn gateway<K: KeyExtractor>(topology: &Topology, key: K) -> Router {
+/// The routing tier from `Foresight::builder()`: edge, request recording
+/// into the shared forecaster, Shard, HealthFailover (reading the
+/// forecaster's predicted degradation of each instance) and ShadowWrite, in
+/// front of a pool of HTTP forwarders. The gateway does not authenticate:
+/// the instances do.
+fn gateway<K: KeyExtractor + Clone>(topology: &Topology, key: K) -> Result<Router, BuildError> {
+    let foresight = Foresight::builder(topology.clone())
+        .with_key(key)
+        .without_tokens()
+        .build()?;
     let client = http_client::<ShadowBody<ReplayBody<Body>>>();
-    let stack = ServiceBuilder::new()
-        .foresight_edge()
-        .shard(topology.clone(), key)
-        .failover(topology.clone())
-        .shadow(topology.clone())
-        .service(
-            Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
-                .with_instance_header(true),
-        );
-    Router::new().fallback_service(stack)
+    let stack = ServiceBuilder::new().foresight(&foresight).service(
+        Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
+            .with_instance_header(true),
+    );
+    Ok(Router::new().fallback_service(stack))
 }
 
 fn instances_report(topology: &Topology) -> String {
@@ -163,6 +171,13 @@ async fn main() -> ExitCode {
         Key::Cookie(name) => gateway(&topology, CookieKey::new(name)),
         Key::Header(name) => gateway(&topology, HeaderKey::from_name(name)),
         Key::Jwt => gateway(&topology, JwtSubjectKey::new()),
+    };
+    let proxied = match proxied {
+        Ok(router) => router,
+        Err(error) => {
+            eprintln!("gateway: {error}");
+            return ExitCode::FAILURE;
+        }
     };
     let report = topology.clone();
     let app = Router::new()
