@@ -1,32 +1,37 @@
 //! Foresight inside an axum gateway.
 //!
 //! The gateway is an axum `Router` that answers `/healthz` itself and hands
-//! everything under `/api` to the Foresight stack (`foresight::edge()` →
-//! `ShardLayer` → `Pool` of `Forward` services), nested with
-//! `Router::nest_service`. Three axum instance servers run in the same
-//! process on loopback ports. The client key is the `sub` claim of the bearer
-//! token, or else the `sid` cookie; the example mints unsigned demo tokens,
-//! which is enough because routing reads `sub` without verifying it.
+//! everything under `/api` to the routing tier of `Foresight::builder()`
+//! (token verification and prefetch, `ShardLayer`, `HealthFailoverLayer`,
+//! `ShadowWriteLayer`, with one shared forecaster) in front of a `Pool` of
+//! `Forward` services, nested with `Router::nest_service`. Three axum
+//! instance servers run in the same process on loopback ports. The client
+//! key is the `sub` claim of the verified bearer token; tokens come from the
+//! stack's own issuer (an authentication server's login in production).
 //!
 //! A few users send requests through the gateway; the example prints which
-//! instance served whom, shows that a request without a key gets a 400, and
-//! exits.
+//! instance served whom, shows that a request without a token and one with
+//! a forged token get 401, and exits.
 //!
 //! Run with `cargo run --example axum`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use foresight::ServiceBuilderExt;
 use foresight::core::INSTANCE_HEADER;
+use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
-use http::header::{AUTHORIZATION, COOKIE};
+use foresight::shadow::ShadowBody;
+use foresight::stack::{DefaultKey, Foresight};
+use foresight::token::{TokenIssuer as _, TokenRequest};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -36,17 +41,6 @@ use tower::ServiceBuilder;
 
 const INSTANCES: [&str; 3] = ["alpha", "beta", "gamma"];
 const REQUESTS_PER_USER: usize = 3;
-
-/// An unsigned JWT (`alg: none`, empty signature) carrying `sub`.
-///
-/// Routing only needs the subject and never trusts it, so the demo does not
-/// sign; a real deployment verifies the token in the instance (or in an
-/// authentication layer in front of the shard layer).
-fn demo_token(sub: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}"}}"#));
-    format!("{header}.{claims}.")
-}
 
 /// An instance: an ordinary axum app that knows nothing of Foresight.
 async fn start_instance(name: &'static str) -> SocketAddr {
@@ -64,35 +58,34 @@ async fn start_instance(name: &'static str) -> SocketAddr {
     addr
 }
 
-/// The gateway: local routes plus the Foresight stack under `/api`.
-async fn start_gateway(topology: Topology) -> SocketAddr {
-    // The pool forwards axum's request body as it is: no buffering, no
-    // conversion.
-    let client = http_client::<Body>();
-    let pool = Pool::new(topology.clone(), move |instance| {
+/// The gateway: local routes plus the Foresight routing tier under `/api`.
+async fn start_gateway(foresight: &Foresight<DefaultKey>) -> SocketAddr {
+    let client = http_client::<ShadowBody<ReplayBody<Body>>>();
+    let pool = Pool::new(foresight.topology().clone(), move |instance| {
         Forward::new(client.clone(), instance)
     })
     .with_instance_header(true);
-    let foresight = ServiceBuilder::new()
-        .layer(foresight::edge())
-        .layer(ShardLayer::new(
-            topology,
-            JwtSubjectKey::new().or(CookieKey::new("sid")),
-        ))
-        .service(pool);
+    let routing = ServiceBuilder::new().foresight(foresight).service(pool);
 
     // `nest_service` strips the `/api` prefix, so `/api/whoami` reaches the
-    // instances as `/whoami`. `fallback_service(foresight)` would forward
+    // instances as `/whoami`. `fallback_service(routing)` would forward
     // every unmatched path unchanged instead.
     let app = Router::new()
         .route("/healthz", get(|| async { "gateway ok" }))
-        .nest_service("/api", foresight);
+        .nest_service("/api", routing);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("gateway server");
     });
     addr
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = format!("Bearer {token}");
+    headers.insert(AUTHORIZATION, value.parse().expect("header value"));
+    headers
 }
 
 /// Sends one request through the gateway; returns the status, the instance
@@ -134,37 +127,31 @@ async fn main() {
         specs.push(InstanceSpec::new(name).with_addr(start_instance(name).await));
     }
     let topology = Topology::from_instances(specs).expect("valid topology");
-    let gateway = start_gateway(topology).await;
-    println!("gateway on http://{gateway}; /api/* is sharded by JWT sub, else cookie `sid`");
+    let foresight = Foresight::builder(topology)
+        .build()
+        .expect("the stack builds");
+    let issuer = foresight
+        .issuer()
+        .expect("tokens are on by default")
+        .clone();
+    let gateway = start_gateway(&foresight).await;
+    println!(
+        "gateway on http://{gateway}; /api/* needs a bearer token and is sharded by its subject"
+    );
 
     let client = http_client::<Empty<Bytes>>();
     let (status, _, body) = send(&client, gateway, "/healthz", HeaderMap::new()).await;
     println!("GET /healthz → {status} {body:?} (answered by the gateway itself)");
 
-    // Users with a bearer token, then browsers that only carry a session
-    // cookie. `carol` appears both ways: the JWT subject and the cookie are
-    // the same key, so both land on the same instance.
-    let mut clients: Vec<(String, HeaderMap)> = Vec::new();
+    println!("\n{:<10} {:<10} requests", "user", "instance");
     for user in ["alice", "bob", "carol", "erin", "ivan", "mallory", "oscar"] {
-        let mut headers = HeaderMap::new();
-        let bearer = format!("Bearer {}", demo_token(user));
-        headers.insert(AUTHORIZATION, bearer.parse().expect("header value"));
-        clients.push((format!("{user} (jwt)"), headers));
-    }
-    for sid in ["carol", "guest-7f3a"] {
-        let mut headers = HeaderMap::new();
-        let cookie = format!("theme=dark; sid={sid}");
-        headers.insert(COOKIE, cookie.parse().expect("header value"));
-        clients.push((format!("{sid} (cookie)"), headers));
-    }
-
-    println!("\n{:<20} {:<10} requests", "client", "instance");
-    for (label, headers) in &clients {
+        let login = TokenRequest::new(user, format!("session-{user}"), Duration::from_secs(300));
+        let token = issuer.issue(login).await.expect("token issued");
         let mut served = Vec::new();
         for _ in 0..REQUESTS_PER_USER {
             let (status, served_by, body) =
-                send(&client, gateway, "/api/whoami", headers.clone()).await;
-            assert_eq!(status, StatusCode::OK, "{label}: {body}");
+                send(&client, gateway, "/api/whoami", bearer(&token.token)).await;
+            assert_eq!(status, StatusCode::OK, "{user}: {body}");
             // The header is the pool's record; the body is the instance's own
             // word. They must agree.
             assert_eq!(served_by.as_deref(), Some(body.as_str()));
@@ -172,12 +159,16 @@ async fn main() {
         }
         assert!(
             served.windows(2).all(|w| w[0] == w[1]),
-            "{label} moved between instances: {served:?}"
+            "{user} moved between instances: {served:?}"
         );
-        println!("{label:<20} {:<10} {}", served[0], served.len());
+        println!("{user:<10} {:<10} {}", served[0], served.len());
     }
 
     let (status, _, body) = send(&client, gateway, "/api/whoami", HeaderMap::new()).await;
-    println!("\nno token, no cookie → {status}: {body}");
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    println!("\nno token → {status}: {body}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let forged = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSJ9.";
+    let (status, _, body) = send(&client, gateway, "/api/whoami", bearer(forged)).await;
+    println!("unsigned token → {status}: {body}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
