@@ -384,6 +384,41 @@ impl Topology {
         removed
     }
 
+    /// Replaces the whole instance set in one step: members not listed are
+    /// removed, listed ones added or updated (a member that stays keeps its
+    /// health slot), and readers see either the old set or the new one,
+    /// never a mix. Nothing changes if a spec is invalid or listed twice.
+    pub fn replace(
+        &self,
+        specs: impl IntoIterator<Item = InstanceSpec>,
+    ) -> Result<(), TopologyError> {
+        let specs: Vec<InstanceSpec> = specs.into_iter().collect();
+        for spec in &specs {
+            check_weight(spec)?;
+        }
+        let mut ids: Vec<&InstanceId> = specs.iter().map(|s| &s.id).collect();
+        ids.sort();
+        if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(TopologyError::DuplicateId(pair[0].clone()));
+        }
+        self.change(|w| {
+            let gone: Vec<InstanceId> = w
+                .specs
+                .iter()
+                .map(|s| s.id.clone())
+                .filter(|id| !specs.iter().any(|s| &s.id == id))
+                .collect();
+            for id in &gone {
+                w.remove(id);
+            }
+            for spec in specs {
+                w.upsert(spec);
+            }
+            true
+        });
+        Ok(())
+    }
+
     /// A receiver that sees the epoch of every new snapshot.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.changes.subscribe()
@@ -456,6 +491,35 @@ mod tests {
         assert_eq!(dup.unwrap_err(), TopologyError::DuplicateId("a".into()));
         let t = Topology::from_instances(specs(2)).unwrap();
         assert!(t.insert(InstanceSpec::new("x").with_weight(-1.0)).is_err());
+        assert_eq!(t.load().len(), 2);
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_set_at_once_and_keeps_the_health_of_members_that_stay() {
+        let t = Topology::from_instances(specs(3)).unwrap();
+        let kept = t.health(&"i1".into()).unwrap();
+        kept.set_state(crate::HealthState::Degraded);
+        let mut changes = t.subscribe();
+        let epoch = t.epoch();
+        t.replace([
+            InstanceSpec::new("i1").with_weight(2.0),
+            InstanceSpec::new("new"),
+        ])
+        .unwrap();
+        assert_eq!(t.epoch(), epoch + 1, "one snapshot for the whole change");
+        assert!(changes.has_changed().unwrap());
+        let mut ids: Vec<String> = t.instances().iter().map(|s| s.id.to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["i1", "new"]);
+        assert_eq!(t.load().get(&"i1".into()).unwrap().spec().weight, 2.0);
+        assert!(Arc::ptr_eq(&t.health(&"i1".into()).unwrap(), &kept));
+
+        // An invalid list changes nothing.
+        let dup = t.replace([InstanceSpec::new("a"), InstanceSpec::new("a")]);
+        assert_eq!(dup.unwrap_err(), TopologyError::DuplicateId("a".into()));
+        let bad = t.replace([InstanceSpec::new("a").with_weight(0.0)]);
+        assert!(matches!(bad, Err(TopologyError::InvalidWeight { .. })));
+        assert_eq!(t.epoch(), epoch + 1);
         assert_eq!(t.load().len(), 2);
     }
 
