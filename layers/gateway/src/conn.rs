@@ -1,0 +1,279 @@
+//! One client connection: a socket shared between hyper and a watchdog, and
+//! the state the watchdog reads to enforce the header-read and idle
+//! timeouts.
+//!
+//! hyper closes a connection whose headers are late without a word; HAProxy
+//! answers `408 Request Timeout` first, and so does this gateway. hyper owns
+//! the socket while it serves the connection, so the socket is shared
+//! (`Arc<TcpStream>`, read and written through tokio's `&self` readiness
+//! API) and the watchdog writes the 408 itself.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// What the watchdog should do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing yet; look again at this instant.
+    Wait(Instant),
+    /// A request head is overdue: answer 408 and close.
+    HeaderTimeout,
+    /// Idle past the keep-alive timeout: close gracefully.
+    Idle,
+}
+
+/// Activity of one connection, in milliseconds since it was accepted.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    start: Instant,
+    /// When the current request head started arriving (`u64::MAX`: none).
+    head_since: AtomicU64,
+    /// Last read or write.
+    last_activity: AtomicU64,
+    in_flight: AtomicU32,
+    /// HTTP/2 (prior knowledge): heads are frames, so no 408 is written.
+    http2: AtomicBool,
+    first_bytes: AtomicBool,
+}
+
+const NONE: u64 = u64::MAX;
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl ConnState {
+    pub(crate) fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            // A new connection owes a request head from the start: one that
+            // sends nothing gets the 408 too.
+            head_since: AtomicU64::new(0),
+            last_activity: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            http2: AtomicBool::new(false),
+            first_bytes: AtomicBool::new(true),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.start + Duration::from_millis(millis)
+    }
+
+    fn on_read(&self, bytes: &[u8]) {
+        let now = self.now();
+        self.last_activity.store(now, Relaxed);
+        if self.first_bytes.swap(false, Relaxed) && bytes.starts_with(H2_PREFACE) {
+            self.http2.store(true, Relaxed);
+        }
+        if self.in_flight.load(Relaxed) == 0 {
+            let _ = self
+                .head_since
+                .compare_exchange(NONE, now, Relaxed, Relaxed);
+        }
+    }
+
+    fn on_write(&self) {
+        self.last_activity.store(self.now(), Relaxed);
+    }
+
+    /// A request head was parsed and the service called.
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+        self.head_since.store(NONE, Relaxed);
+    }
+
+    /// A request's response future finished or was dropped.
+    pub(crate) fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        self.last_activity.store(self.now(), Relaxed);
+    }
+
+    /// What the watchdog should do, given the two timeouts.
+    pub(crate) fn verdict(&self, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
+        let now = self.now();
+        let head_ms = header_timeout.as_millis() as u64;
+        let idle_ms = idle_timeout.as_millis() as u64;
+        if self.in_flight.load(Relaxed) > 0 {
+            return Verdict::Wait(self.at(now + head_ms.min(idle_ms).max(1)));
+        }
+        let head = self.head_since.load(Relaxed);
+        if head != NONE && !self.http2.load(Relaxed) {
+            let due = head + head_ms;
+            return if now >= due {
+                Verdict::HeaderTimeout
+            } else {
+                Verdict::Wait(self.at(due))
+            };
+        }
+        let due = self.last_activity.load(Relaxed) + idle_ms;
+        if now >= due {
+            Verdict::Idle
+        } else {
+            Verdict::Wait(self.at(due))
+        }
+    }
+}
+
+/// A TCP stream shared by hyper (through this type) and the watchdog.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedStream {
+    stream: Arc<TcpStream>,
+    state: Arc<ConnState>,
+}
+
+impl SharedStream {
+    pub(crate) fn new(stream: TcpStream, state: Arc<ConnState>) -> Self {
+        Self {
+            stream: Arc::new(stream),
+            state,
+        }
+    }
+
+    /// Writes `bytes` as far as the socket takes them now, then closes the
+    /// sending side and discards what the client still sends for a moment,
+    /// so that closing does not reset the connection before the client
+    /// reads the answer.
+    pub(crate) async fn answer_and_close(&self, bytes: &[u8]) {
+        let mut rest = bytes;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !rest.is_empty() && Instant::now() < deadline {
+            if tokio::time::timeout_at(deadline, self.stream.writable()).await.is_err() {
+                break;
+            }
+            match self.stream.try_write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; 1024];
+        while Instant::now() < deadline {
+            if tokio::time::timeout_at(deadline, self.stream.readable()).await.is_err() {
+                break;
+            }
+            match self.stream.try_read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.stream.try_read(unfilled) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.state.on_read(&unfilled[..n]);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(buf) {
+                Ok(n) => {
+                    self.state.on_write();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: Duration = Duration::from_secs(30);
+    const IDLE: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_new_connection_owes_its_head_within_the_header_timeout() {
+        let state = ConnState::new();
+        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)));
+        tokio::time::advance(HEAD).await;
+        assert_eq!(state.verdict(HEAD, IDLE), Verdict::HeaderTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_served_connection_is_idle_until_the_next_byte() {
+        let state = ConnState::new();
+        state.on_read(b"GET / HTTP/1.1\r\n");
+        state.request_started();
+        tokio::time::advance(HEAD * 2).await;
+        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)), "in flight");
+        state.request_finished();
+        tokio::time::advance(HEAD).await;
+        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)), "idle, not late");
+        // Half a head, then nothing: 408 after the header timeout.
+        state.on_read(b"GET /next HTTP/1.1\r\nHo");
+        tokio::time::advance(HEAD - Duration::from_secs(1)).await;
+        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(state.verdict(HEAD, IDLE), Verdict::HeaderTimeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_connections_close_after_the_idle_timeout() {
+        let state = ConnState::new();
+        state.on_read(b"GET / HTTP/1.1\r\n");
+        state.request_started();
+        state.request_finished();
+        tokio::time::advance(IDLE).await;
+        assert_eq!(state.verdict(HEAD, IDLE), Verdict::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_connections_get_no_408() {
+        let state = ConnState::new();
+        state.on_read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        tokio::time::advance(HEAD).await;
+        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)));
+        tokio::time::advance(IDLE).await;
+        assert_eq!(state.verdict(HEAD, IDLE), Verdict::Idle);
+    }
+}

@@ -1,0 +1,217 @@
+//! `foresight-gateway`: a standalone gateway built on the Foresight layers.
+//!
+//! It reads a TOML file ([`config`]), listens on a public address (HTTP/1.1
+//! and HTTP/2) and a separate admin address ([`admin`]), and routes every
+//! request by its client key through the routing tier of
+//! `Foresight::builder()`: sticky weighted rendezvous hashing, health-based
+//! failover with one shared forecaster, shadow copies to the secondary.
+//! Around it: tower-http's edge hygiene ([`edge`]), the reverse-proxy rules
+//! of RFC 9110 ([`proxy_headers`]), header-read and idle timeouts with a 408
+//! and a connection limit ([`server`]), hot reload of the instances on
+//! SIGHUP and file change ([`reload`]), and a graceful drain on SIGTERM.
+//!
+//! ```text
+//! cargo install --path layers/gateway
+//! foresight-gateway --config gateway.toml --check   # validate only
+//! foresight-gateway --config gateway.toml
+//! ```
+//!
+//! A minimal configuration (every other setting has a default, see
+//! [`config::Config`]):
+//!
+//! ```toml
+//! [listen]
+//! public = "0.0.0.0:8080"
+//! admin = "127.0.0.1:9090"
+//!
+//! [key]
+//! kind = "cookie"
+//! name = "__Host-session"
+//!
+//! [[instance]]
+//! id = "alpha"
+//! addr = "10.0.0.1:8080"
+//!
+//! [[instance]]
+//! id = "beta"
+//! addr = "10.0.0.2:8080"
+//! weight = 2.0
+//! ```
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+mod conn;
+pub mod edge;
+pub mod proxy_headers;
+pub mod reload;
+pub mod server;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::body::Body;
+use foresight::ServiceBuilderExt as _;
+use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
+use foresight::core::{Pool, Topology};
+use foresight::failover::ReplayBody;
+use foresight::forward::Forward;
+use foresight::shadow::{ShadowBody, ShadowWriteLayer};
+use foresight::stack::{BuildError, Foresight};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+
+use crate::config::{Config, KeyKind, MissingKey};
+use crate::server::ListenerLimits;
+
+/// Why the gateway could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topology of the configuration is invalid.
+    #[error("invalid instances")]
+    Topology(#[from] foresight::core::TopologyError),
+    /// The routing tier could not be built.
+    #[error("cannot build the routing tier")]
+    Build(#[from] BuildError),
+}
+
+/// The addresses the gateway listens on, once bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// The public listener.
+    pub public: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+}
+
+/// Runs the gateway of `config` (read from `path`, which is watched for
+/// reloads) until `shutdown` resolves, then drains. `on_bound` is called
+/// once both listeners are bound.
+pub async fn run(
+    path: PathBuf,
+    config: Config,
+    prometheus: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), RunError> {
+    let topology = Topology::from_instances(config.instance_specs())?;
+    let public = bind(*config.listen.public.get_ref()).await?;
+    let admin = bind(*config.listen.admin.get_ref()).await?;
+    let bound = Bound {
+        public: public.local_addr().map_err(|source| RunError::Bind { addr: *config.listen.public.get_ref(), source })?,
+        admin: admin.local_addr().map_err(|source| RunError::Bind { addr: *config.listen.admin.get_ref(), source })?,
+    };
+
+    let service = match (config.key.kind, config.key.name.as_ref().map(|n| n.get_ref().clone())) {
+        (KeyKind::Cookie, name) => routed(&config, &topology, CookieKey::new(name.unwrap_or_else(|| "__Host-session".into())))?,
+        (KeyKind::Header, Some(name)) => {
+            let name = http::HeaderName::try_from(name).expect("validated header name");
+            routed(&config, &topology, HeaderKey::from_name(name))?
+        }
+        (KeyKind::Header, None) => unreachable!("validated: a header key has a name"),
+        (KeyKind::Jwt, _) => routed(&config, &topology, JwtSubjectKey::new())?,
+    };
+
+    let (drain, draining) = watch::channel(false);
+    let admin_router = admin::router(admin::AdminState {
+        topology: topology.clone(),
+        prometheus,
+        draining: draining.clone(),
+    });
+    let mut admin_stop = draining.clone();
+    let admin_task = tokio::spawn(async move {
+        let stop = async move { server::stopped(&mut admin_stop).await };
+        if let Err(error) = axum::serve(admin, admin_router).with_graceful_shutdown(stop).await {
+            tracing::error!(%error, "admin listener failed");
+        }
+    });
+    tokio::spawn(reload::watch_config(path, topology.clone(), draining.clone()));
+
+    let limits = ListenerLimits {
+        max_connections: config.limits.max_connections,
+        header_read_timeout: config.limits.header_read_timeout,
+        idle_timeout: config.limits.idle_timeout,
+        drain_timeout: config.limits.drain_timeout,
+    };
+    on_bound(bound);
+    tracing::info!(public = %bound.public, admin = %bound.admin, instances = topology.load().len(), "gateway listening");
+    let serving = server::serve(public, service, limits, draining);
+    let mut serving = std::pin::pin!(serving);
+    tokio::select! {
+        () = &mut serving => {}
+        () = shutdown => {
+            tracing::info!("draining");
+            let _ = drain.send(true);
+            serving.await;
+        }
+    }
+    let _ = drain.send(true);
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+}
+
+/// The public service, whatever the key extractor.
+type PublicService =
+    tower::util::BoxCloneService<http::Request<hyper::body::Incoming>, http::Response<Body>, Infallible>;
+
+/// The public service for key extractor `K`.
+fn routed<K: KeyExtractor + Clone>(
+    config: &Config,
+    topology: &Topology,
+    key: K,
+) -> Result<PublicService, RunError> {
+    let missing = match config.key.missing {
+        MissingKey::Spread => MissingKeyPolicy::SpreadRandomly,
+        MissingKey::Reject => MissingKeyPolicy::Reject,
+    };
+    let shadow = ShadowWriteLayer::new(topology.clone()).with_sampling(if config.shadow.enabled {
+        *config.shadow.sampling.get_ref()
+    } else {
+        0.0
+    });
+    let builder = Foresight::builder(topology.clone())
+        .with_key(key)
+        .with_missing_key(missing)
+        .without_tokens()
+        .with_shadow(shadow)
+        .with_health_lead(config.forecast.health_lead);
+    let builder = if config.forecast.enabled {
+        builder
+    } else {
+        builder.without_prediction()
+    };
+    let foresight = builder.build()?;
+
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.limits.upstream_connect_timeout));
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, ShadowBody<ReplayBody<Body>>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
+        .with_instance_header(true);
+    let routing = ServiceBuilder::new().foresight(&foresight).service(pool);
+    Ok(PublicService::new(edge::public_service(routing, config)))
+}

@@ -1,0 +1,77 @@
+//! The `foresight-gateway` binary; see the library docs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use foresight_gateway::config::{Config, LoadError};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+/// Sticky, predictive routing in front of HTTP app servers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration and exit (0 when valid, 2 when not).
+    #[arg(long)]
+    check: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error @ LoadError::Invalid(_)) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("{}: ok, {} instances", args.config.display(), config.instances.len());
+        return ExitCode::SUCCESS;
+    }
+    // The recorder goes in before the layers are built: they register their
+    // counters when built.
+    let prometheus = match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("metrics recorder: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = foresight_gateway::run(
+        args.config,
+        config,
+        prometheus,
+        foresight_gateway::server::termination(),
+        |bound| eprintln!("LISTENING public={} admin={}", bound.public, bound.admin),
+    )
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

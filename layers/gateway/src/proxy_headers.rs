@@ -1,0 +1,225 @@
+//! [`ProxyHeadersLayer`]: what a reverse proxy owes the request and the
+//! response, per RFC 9110 §7.6.
+//!
+//! - `CONNECT` is refused (405): the gateway is not a tunnel.
+//! - One `Host`: a second one is a 400; a request-target in absolute form
+//!   replaces it (RFC 9112 §3.2.2); an HTTP/1.1 request without one is a
+//!   400; a value that is not an authority is a 400.
+//! - Hop-by-hop headers are stripped both ways: `Connection` and every
+//!   header it names, `Keep-Alive`, `Proxy-Connection`, `TE` (but
+//!   `TE: trailers`, which gRPC needs), `Trailer`, `Transfer-Encoding`,
+//!   `Upgrade`, `Proxy-Authorization`, `Proxy-Authenticate`.
+//! - `X-Forwarded-For`, `X-Forwarded-Proto`, `Forwarded` and `Via`: a
+//!   trusted peer's values are extended, anyone else's replaced, so a client
+//!   cannot forge its address.
+//!
+//! Hand-written because no maintained crate does this as a Tower layer:
+//! tower-http has the pieces for setting headers, not the proxy rules.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use foresight::core::key::PeerAddr;
+use futures_util::future::{Either, MapOk, Ready, TryFutureExt, ready};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use ipnet::IpNet;
+use tower::{Layer, Service};
+
+/// Applies the proxy rules of the [module docs](self). Cloning shares the
+/// trusted-proxy list.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyHeadersLayer {
+    trusted: Arc<[IpNet]>,
+}
+
+impl ProxyHeadersLayer {
+    /// Forwarding headers from these peers are extended; from anyone else
+    /// they are replaced.
+    pub fn new(trusted: impl IntoIterator<Item = IpNet>) -> Self {
+        Self {
+            trusted: trusted.into_iter().collect(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ProxyHeadersLayer {
+    type Service = ProxyHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProxyHeaders {
+            inner,
+            trusted: self.trusted.clone(),
+        }
+    }
+}
+
+/// Service of [`ProxyHeadersLayer`].
+#[derive(Clone, Debug)]
+pub struct ProxyHeaders<S> {
+    inner: S,
+    trusted: Arc<[IpNet]>,
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static VIA_VALUE: &str = "1.1 foresight";
+
+/// Removes the hop-by-hop headers of `headers`, those `Connection` names
+/// first. `TE: trailers` is kept when `keep_te_trailers` (requests).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let te_trailers = keep_te_trailers
+        && headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::PROXY_AUTHENTICATE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn refuse(status: StatusCode, message: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(message));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
+    response
+}
+
+/// Checks and normalises `Host`; `Err` is the response to send instead.
+fn check_host<B>(request: &mut Request<B>) -> Result<(), Response<Body>> {
+    if request.method() == Method::CONNECT {
+        return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n"));
+    }
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(refuse(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    if let Some(authority) = request.uri().authority().cloned() {
+        // Absolute form: the request-target's authority wins.
+        let value = HeaderValue::try_from(authority.as_str())
+            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid authority\n"))?;
+        request.headers_mut().insert(header::HOST, value);
+        return Ok(());
+    }
+    match request.headers().get(header::HOST) {
+        Some(host) => {
+            if http::uri::Authority::try_from(host.as_bytes()).is_err() {
+                return Err(refuse(StatusCode::BAD_REQUEST, "invalid Host header\n"));
+            }
+            Ok(())
+        }
+        None if request.version() == Version::HTTP_11 => {
+            Err(refuse(StatusCode::BAD_REQUEST, "missing Host header\n"))
+        }
+        None => Ok(()),
+    }
+}
+
+impl<S> ProxyHeaders<S> {
+    fn forwarding(&self, headers: &mut HeaderMap, peer: Option<IpAddr>) {
+        let trusted = peer.is_some_and(|ip| self.trusted.iter().any(|net| net.contains(&ip)));
+        if !trusted {
+            headers.remove(&X_FORWARDED_FOR);
+            headers.remove(&X_FORWARDED_PROTO);
+            headers.remove(header::FORWARDED);
+            headers.remove(header::VIA);
+        }
+        let Some(ip) = peer else { return };
+        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(value) = HeaderValue::try_from(xff) {
+            headers.insert(X_FORWARDED_FOR.clone(), value);
+        }
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        }
+        let node = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto=http"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+        };
+        let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {node}"),
+            None => node,
+        };
+        if let Ok(value) = HeaderValue::try_from(forwarded) {
+            headers.insert(header::FORWARDED, value);
+        }
+        let via = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {VIA_VALUE}"),
+            None => VIA_VALUE.to_owned(),
+        };
+        if let Ok(value) = HeaderValue::try_from(via) {
+            headers.insert(header::VIA, value);
+        }
+    }
+}
+
+type StripResponse<B> = fn(Response<B>) -> Response<Body>;
+
+impl<S, B, RB> Service<Request<B>> for ProxyHeaders<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    RB: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    RB::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, StripResponse<RB>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if let Err(refused) = check_host(&mut request) {
+            return Either::Left(ready(Ok(refused)));
+        }
+        strip_hop_by_hop(request.headers_mut(), true);
+        let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        self.forwarding(request.headers_mut(), peer);
+        let strip: StripResponse<RB> = |mut response| {
+            strip_hop_by_hop(response.headers_mut(), false);
+            response.map(Body::new)
+        };
+        Either::Right(self.inner.call(request).map_ok(strip))
+    }
+}
+
+#[cfg(test)]
+mod tests;
