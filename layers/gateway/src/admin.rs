@@ -27,8 +27,14 @@ pub struct AdminState {
 /// with no instance in rotation).
 pub fn router(state: AdminState) -> Router {
     Router::new()
-        .route("/metrics", get(|State(s): State<AdminState>| async move { s.prometheus.render() }))
-        .route("/instances", get(|State(s): State<AdminState>| async move { instances_report(&s.topology) }))
+        .route(
+            "/metrics",
+            get(|State(s): State<AdminState>| async move { s.prometheus.render() }),
+        )
+        .route(
+            "/instances",
+            get(|State(s): State<AdminState>| async move { instances_report(&s.topology) }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -38,11 +44,12 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
     if *state.draining.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
     }
-    let in_rotation = state
-        .topology
-        .load()
-        .iter()
-        .any(|i| matches!(i.health().state(), HealthState::Healthy | HealthState::Degraded));
+    let in_rotation = state.topology.load().iter().any(|i| {
+        matches!(
+            i.health().state(),
+            HealthState::Healthy | HealthState::Degraded
+        )
+    });
     if in_rotation {
         (StatusCode::OK, "ready\n")
     } else {

@@ -302,7 +302,9 @@ impl Config {
         };
         let config: Config =
             toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
-        config.validate().map_err(|(span, message)| at(Some(span), message))?;
+        config
+            .validate()
+            .map_err(|(span, message)| at(Some(span), message))?;
         Ok(config)
     }
 
@@ -310,7 +312,9 @@ impl Config {
         if self.instances.is_empty() {
             return Err((0..0, "at least one [[instance]] is required".into()));
         }
-        if self.listen.public.get_ref() == self.listen.admin.get_ref() {
+        // Port 0 asks the system for a free port, so two of them differ.
+        let (public, admin) = (self.listen.public.get_ref(), self.listen.admin.get_ref());
+        if public == admin && public.port() != 0 {
             return Err((
                 self.listen.admin.span(),
                 "the admin listener must not share the public address".into(),
@@ -321,39 +325,67 @@ impl Config {
             let instance = instance.get_ref();
             let id = instance.id.get_ref();
             if id.is_empty() || id.len() > 64 {
-                return Err((instance.id.span(), "instance id must be 1 to 64 characters".into()));
+                return Err((
+                    instance.id.span(),
+                    "instance id must be 1 to 64 characters".into(),
+                ));
             }
             if seen.contains(&id.as_str()) {
-                return Err((instance.id.span(), format!("instance {id:?} is listed twice")));
+                return Err((
+                    instance.id.span(),
+                    format!("instance {id:?} is listed twice"),
+                ));
             }
             seen.push(id);
             let weight = *instance.weight.get_ref();
             if !(weight.is_finite() && weight > 0.0) {
-                return Err((instance.weight.span(), format!("weight must be above 0, not {weight}")));
+                return Err((
+                    instance.weight.span(),
+                    format!("weight must be above 0, not {weight}"),
+                ));
             }
         }
         match (self.key.kind, &self.key.name) {
             (KeyKind::Header, None) => {
                 return Err((0..0, "[key] kind = \"header\" needs a name".into()));
             }
-            (KeyKind::Header, Some(name)) if http::HeaderName::try_from(name.get_ref().as_str()).is_err() => {
-                return Err((name.span(), format!("{:?} is not a header name", name.get_ref())));
+            (KeyKind::Header, Some(name))
+                if http::HeaderName::try_from(name.get_ref().as_str()).is_err() =>
+            {
+                return Err((
+                    name.span(),
+                    format!("{:?} is not a header name", name.get_ref()),
+                ));
             }
             (KeyKind::Jwt, Some(name)) => {
-                return Err((name.span(), "a jwt key reads the Authorization header and takes no name".into()));
+                return Err((
+                    name.span(),
+                    "a jwt key reads the Authorization header and takes no name".into(),
+                ));
             }
             _ => {}
         }
         let sampling = *self.shadow.sampling.get_ref();
         if !(0.0..=1.0).contains(&sampling) {
-            return Err((self.shadow.sampling.span(), format!("sampling must be within 0 and 1, not {sampling}")));
+            return Err((
+                self.shadow.sampling.span(),
+                format!("sampling must be within 0 and 1, not {sampling}"),
+            ));
         }
         if self.limits.max_connections == 0 {
             return Err((0..0, "[limits] max_connections must be at least 1".into()));
         }
         for origin in &self.cors.allow_origins {
-            if http::HeaderValue::try_from(origin.get_ref().as_str()).is_err() || !origin.get_ref().contains("://") {
-                return Err((origin.span(), format!("{:?} is not an origin like https://app.example", origin.get_ref())));
+            if http::HeaderValue::try_from(origin.get_ref().as_str()).is_err()
+                || !origin.get_ref().contains("://")
+            {
+                return Err((
+                    origin.span(),
+                    format!(
+                        "{:?} is not an origin like https://app.example",
+                        origin.get_ref()
+                    ),
+                ));
             }
         }
         Ok(())

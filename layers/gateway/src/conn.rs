@@ -147,7 +147,10 @@ impl SharedStream {
         let mut rest = bytes;
         let deadline = Instant::now() + Duration::from_millis(500);
         while !rest.is_empty() && Instant::now() < deadline {
-            if tokio::time::timeout_at(deadline, self.stream.writable()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.stream.writable())
+                .await
+                .is_err()
+            {
                 break;
             }
             match self.stream.try_write(rest) {
@@ -159,7 +162,10 @@ impl SharedStream {
         let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
         let mut sink = [0u8; 1024];
         while Instant::now() < deadline {
-            if tokio::time::timeout_at(deadline, self.stream.readable()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.stream.readable())
+                .await
+                .is_err()
+            {
                 break;
             }
             match self.stream.try_read(&mut sink) {
@@ -245,10 +251,16 @@ mod tests {
         state.on_read(b"GET / HTTP/1.1\r\n");
         state.request_started();
         tokio::time::advance(HEAD * 2).await;
-        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)), "in flight");
+        assert!(
+            matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)),
+            "in flight"
+        );
         state.request_finished();
         tokio::time::advance(HEAD).await;
-        assert!(matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)), "idle, not late");
+        assert!(
+            matches!(state.verdict(HEAD, IDLE), Verdict::Wait(_)),
+            "idle, not late"
+        );
         // Half a head, then nothing: 408 after the header timeout.
         state.on_read(b"GET /next HTTP/1.1\r\nHo");
         tokio::time::advance(HEAD - Duration::from_secs(1)).await;

@@ -5,7 +5,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue, PROXY_AUTHORIZATION, SET_COOKIE};
+use http::header::{
+    AUTHORIZATION, COOKIE, HeaderName, HeaderValue, PROXY_AUTHORIZATION, SET_COOKIE,
+};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tower::{Service, ServiceBuilder};
@@ -80,6 +82,8 @@ where
         .layer(RequestBodyTimeoutLayer::new(limits.request_timeout))
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .map_request_body(Body::new)
-        .layer(ProxyHeadersLayer::new(config.proxy.trusted_proxies.iter().copied()))
+        .layer(ProxyHeadersLayer::new(
+            config.proxy.trusted_proxies.iter().copied(),
+        ))
         .service(routing)
 }

@@ -117,12 +117,25 @@ pub async fn run(
     let public = bind(*config.listen.public.get_ref()).await?;
     let admin = bind(*config.listen.admin.get_ref()).await?;
     let bound = Bound {
-        public: public.local_addr().map_err(|source| RunError::Bind { addr: *config.listen.public.get_ref(), source })?,
-        admin: admin.local_addr().map_err(|source| RunError::Bind { addr: *config.listen.admin.get_ref(), source })?,
+        public: public.local_addr().map_err(|source| RunError::Bind {
+            addr: *config.listen.public.get_ref(),
+            source,
+        })?,
+        admin: admin.local_addr().map_err(|source| RunError::Bind {
+            addr: *config.listen.admin.get_ref(),
+            source,
+        })?,
     };
 
-    let service = match (config.key.kind, config.key.name.as_ref().map(|n| n.get_ref().clone())) {
-        (KeyKind::Cookie, name) => routed(&config, &topology, CookieKey::new(name.unwrap_or_else(|| "__Host-session".into())))?,
+    let service = match (
+        config.key.kind,
+        config.key.name.as_ref().map(|n| n.get_ref().clone()),
+    ) {
+        (KeyKind::Cookie, name) => routed(
+            &config,
+            &topology,
+            CookieKey::new(name.unwrap_or_else(|| "__Host-session".into())),
+        )?,
         (KeyKind::Header, Some(name)) => {
             let name = http::HeaderName::try_from(name).expect("validated header name");
             routed(&config, &topology, HeaderKey::from_name(name))?
@@ -140,11 +153,18 @@ pub async fn run(
     let mut admin_stop = draining.clone();
     let admin_task = tokio::spawn(async move {
         let stop = async move { server::stopped(&mut admin_stop).await };
-        if let Err(error) = axum::serve(admin, admin_router).with_graceful_shutdown(stop).await {
+        if let Err(error) = axum::serve(admin, admin_router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(%error, "admin listener failed");
         }
     });
-    tokio::spawn(reload::watch_config(path, topology.clone(), draining.clone()));
+    tokio::spawn(reload::watch_config(
+        path,
+        topology.clone(),
+        draining.clone(),
+    ));
 
     let limits = ListenerLimits {
         max_connections: config.limits.max_connections,
@@ -170,12 +190,17 @@ pub async fn run(
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
-    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
 }
 
 /// The public service, whatever the key extractor.
-type PublicService =
-    tower::util::BoxCloneService<http::Request<hyper::body::Incoming>, http::Response<Body>, Infallible>;
+type PublicService = tower::util::BoxCloneService<
+    http::Request<hyper::body::Incoming>,
+    http::Response<Body>,
+    Infallible,
+>;
 
 /// The public service for key extractor `K`.
 fn routed<K: KeyExtractor + Clone>(

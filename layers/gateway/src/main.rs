@@ -24,8 +24,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -41,7 +40,11 @@ async fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("{}: ok, {} instances", args.config.display(), config.instances.len());
+        println!(
+            "{}: ok, {} instances",
+            args.config.display(),
+            config.instances.len()
+        );
         return ExitCode::SUCCESS;
     }
     // The recorder goes in before the layers are built: they register their

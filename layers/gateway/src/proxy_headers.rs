@@ -103,7 +103,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
 }
 
-fn refuse(status: StatusCode, message: &'static str) -> Response<Body> {
+/// Why a request is refused before it is forwarded.
+#[derive(Clone, Copy, Debug)]
+struct Refusal(StatusCode, &'static str);
+
+fn refuse(Refusal(status, message): Refusal) -> Response<Body> {
     let mut response = Response::new(Body::from(message));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -120,30 +124,36 @@ fn refuse(status: StatusCode, message: &'static str) -> Response<Body> {
 }
 
 /// Checks and normalises `Host`; `Err` is the response to send instead.
-fn check_host<B>(request: &mut Request<B>) -> Result<(), Response<Body>> {
+fn check_host<B>(request: &mut Request<B>) -> Result<(), Refusal> {
     if request.method() == Method::CONNECT {
-        return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n"));
+        return Err(Refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not supported\n",
+        ));
     }
     let hosts = request.headers().get_all(header::HOST).iter().count();
     if hosts > 1 {
-        return Err(refuse(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "more than one Host header\n",
+        ));
     }
     if let Some(authority) = request.uri().authority().cloned() {
         // Absolute form: the request-target's authority wins.
         let value = HeaderValue::try_from(authority.as_str())
-            .map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid authority\n"))?;
+            .map_err(|_| Refusal(StatusCode::BAD_REQUEST, "invalid authority\n"))?;
         request.headers_mut().insert(header::HOST, value);
         return Ok(());
     }
     match request.headers().get(header::HOST) {
         Some(host) => {
             if http::uri::Authority::try_from(host.as_bytes()).is_err() {
-                return Err(refuse(StatusCode::BAD_REQUEST, "invalid Host header\n"));
+                return Err(Refusal(StatusCode::BAD_REQUEST, "invalid Host header\n"));
             }
             Ok(())
         }
         None if request.version() == Version::HTTP_11 => {
-            Err(refuse(StatusCode::BAD_REQUEST, "missing Host header\n"))
+            Err(Refusal(StatusCode::BAD_REQUEST, "missing Host header\n"))
         }
         None => Ok(()),
     }
@@ -200,15 +210,16 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, StripResponse<RB>>>;
+    type Future =
+        Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, StripResponse<RB>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if let Err(refused) = check_host(&mut request) {
-            return Either::Left(ready(Ok(refused)));
+        if let Err(refusal) = check_host(&mut request) {
+            return Either::Left(ready(Ok(refuse(refusal))));
         }
         strip_hop_by_hop(request.headers_mut(), true);
         let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());

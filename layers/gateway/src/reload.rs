@@ -52,7 +52,10 @@ pub async fn watch_config(path: PathBuf, topology: Topology, mut shutdown: watch
     });
     let _watcher = match watcher {
         Ok(mut watcher) => {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             match watcher.watch(dir, RecursiveMode::NonRecursive) {
                 Ok(()) => Some(watcher),
                 Err(error) => {

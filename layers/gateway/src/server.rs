@@ -2,7 +2,6 @@
 //! header-read and idle timeouts of [`conn`](crate::conn), and a graceful
 //! drain.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +45,7 @@ pub async fn serve<S>(
     limits: ListenerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<axum::BoxError>,
 {
@@ -88,7 +84,10 @@ pub async fn serve<S>(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(left = connections.len(), "drain timeout: closing the remaining connections");
+        tracing::warn!(
+            left = connections.len(),
+            "drain timeout: closing the remaining connections"
+        );
         connections.abort_all();
     }
 }
@@ -100,10 +99,7 @@ async fn serve_connection<S>(
     limits: ListenerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<axum::BoxError>,
 {
@@ -197,14 +193,12 @@ impl Drop for InFlight {
     }
 }
 
-/// A future that resolves when the process gets SIGTERM or SIGINT.
-pub fn termination() -> impl Future<Output = ()> {
-    async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+/// Resolves when the process gets SIGTERM or SIGINT.
+pub async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -41,7 +41,10 @@ fn a_valid_file_parses_with_its_settings_and_defaults() {
     assert_eq!(config.limits.request_timeout, Duration::from_secs(60));
     assert_eq!(config.limits.max_body_bytes, 4096);
     assert_eq!(config.limits.max_connections, 10_000);
-    assert_eq!(config.proxy.trusted_proxies, ["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        config.proxy.trusted_proxies,
+        ["10.0.0.0/8".parse::<IpNet>().unwrap()]
+    );
     let specs = config.instance_specs();
     assert_eq!(specs[1].weight, 2.5);
     assert_eq!(specs[0].weight, 1.0);
@@ -58,20 +61,33 @@ fn syntax_errors_name_line_and_column() {
 fn type_errors_and_unknown_keys_name_their_place() {
     let text = VALID.replace("max_body_bytes = 4096", "max_body_bytes = \"big\"");
     let e = error(&text);
-    assert_eq!(e, "g.toml:14:18: invalid type: string \"big\", expected usize");
+    assert_eq!(
+        e,
+        "g.toml:14:18: invalid type: string \"big\", expected usize"
+    );
     let text = VALID.replace("[proxy]", "[proxy]\nmystery = 1");
     let e = error(&text);
-    assert!(e.starts_with("g.toml:17:1: ") && e.contains("mystery"), "{e}");
+    assert!(
+        e.starts_with("g.toml:17:1: ") && e.contains("mystery"),
+        "{e}"
+    );
     let text = VALID.replace("\"10.0.0.0/8\"", "\"10.0.0.0/99\"");
     assert!(error(&text).starts_with("g.toml:17:"), "{}", error(&text));
     let text = VALID.replace("\"5s\"", "\"soon\"");
-    assert!(error(&text).starts_with("g.toml:12:23: "), "{}", error(&text));
+    assert!(
+        error(&text).starts_with("g.toml:12:23: "),
+        "{}",
+        error(&text)
+    );
 }
 
 #[test]
 fn semantic_errors_point_at_the_offending_value() {
     let text = VALID.replace("id = \"beta\"", "id = \"alpha\"");
-    assert_eq!(error(&text), "g.toml:24:6: instance \"alpha\" is listed twice");
+    assert_eq!(
+        error(&text),
+        "g.toml:24:6: instance \"alpha\" is listed twice"
+    );
     let text = VALID.replace("weight = 2.5", "weight = -1.0");
     assert_eq!(error(&text), "g.toml:26:10: weight must be above 0, not -1");
     let text = VALID.replace("admin = \"127.0.0.1:9090\"", "admin = \"127.0.0.1:8080\"");
@@ -80,9 +96,16 @@ fn semantic_errors_point_at_the_offending_value() {
         "g.toml:4:9: the admin listener must not share the public address"
     );
     let text = VALID.replace("name = \"x-account-id\"", "name = \"bad header\"");
-    assert_eq!(error(&text), "g.toml:8:8: \"bad header\" is not a header name");
-    let no_instances = "[listen]\npublic = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\ninstance = []\n";
-    assert_eq!(error(no_instances), "g.toml:1:1: at least one [[instance]] is required");
+    assert_eq!(
+        error(&text),
+        "g.toml:8:8: \"bad header\" is not a header name"
+    );
+    let no_instances =
+        "instance = []\n[listen]\npublic = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\n";
+    assert_eq!(
+        error(no_instances),
+        "g.toml:1:1: at least one [[instance]] is required"
+    );
 }
 
 #[test]

@@ -18,7 +18,10 @@ fn echo() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infa
         lines.sort();
         let mut response = Response::new(Body::from(lines.join("\n")));
         let h = response.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-upstream-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-upstream-secret"),
+        );
         h.insert("x-upstream-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-app", HeaderValue::from_static("kept"));
@@ -33,11 +36,18 @@ fn request(peer: &str) -> http::request::Builder {
     builder
 }
 
-async fn send(layer: &ProxyHeadersLayer, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+async fn send(
+    layer: &ProxyHeadersLayer,
+    request: Request<Body>,
+) -> (StatusCode, HeaderMap, String) {
     let response = layer.layer(echo()).oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -56,8 +66,19 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .unwrap();
     let (status, headers, upstream) = send(&layer, request).await;
     assert_eq!(status, StatusCode::OK);
-    for name in ["connection", "x-secret", "keep-alive", "te", "upgrade", "proxy-authorization", "proxy-connection"] {
-        assert!(!upstream.contains(&format!("{name}: ")), "{name} reached upstream:\n{upstream}");
+    for name in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    ] {
+        assert!(
+            !upstream.contains(&format!("{name}: ")),
+            "{name} reached upstream:\n{upstream}"
+        );
     }
     assert!(upstream.contains("x-kept: yes"));
     assert!(upstream.contains("host: app.example"));
@@ -70,7 +91,10 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 #[tokio::test]
 async fn te_trailers_survives_for_grpc() {
     let layer = ProxyHeadersLayer::default();
-    let request = request("192.0.2.7:4000").header(header::TE, "trailers").body(Body::empty()).unwrap();
+    let request = request("192.0.2.7:4000")
+        .header(header::TE, "trailers")
+        .body(Body::empty())
+        .unwrap();
     let (_, _, upstream) = send(&layer, request).await;
     assert!(upstream.contains("te: trailers"), "{upstream}");
 }
@@ -85,11 +109,20 @@ async fn an_untrusted_client_cannot_forge_its_address() {
         .body(Body::empty())
         .unwrap();
     let (_, _, upstream) = send(&layer, request).await;
-    assert!(upstream.contains("x-forwarded-for: 192.0.2.7\n"), "{upstream}");
-    assert!(upstream.contains("forwarded: for=192.0.2.7;proto=http\n"), "{upstream}");
+    assert!(
+        upstream.contains("x-forwarded-for: 192.0.2.7\n"),
+        "{upstream}"
+    );
+    assert!(
+        upstream.contains("forwarded: for=192.0.2.7;proto=http\n"),
+        "{upstream}"
+    );
     assert!(upstream.contains("via: 1.1 foresight"), "{upstream}");
     assert!(upstream.contains("x-forwarded-proto: http"), "{upstream}");
-    assert!(!upstream.contains("1.2.3.4") && !upstream.contains("evil"), "{upstream}");
+    assert!(
+        !upstream.contains("1.2.3.4") && !upstream.contains("evil"),
+        "{upstream}"
+    );
 }
 
 #[tokio::test]
@@ -101,8 +134,14 @@ async fn a_trusted_proxy_chain_is_extended() {
         .body(Body::empty())
         .unwrap();
     let (_, _, upstream) = send(&layer, request).await;
-    assert!(upstream.contains("x-forwarded-for: 198.51.100.9, 10.1.2.3\n"), "{upstream}");
-    assert!(upstream.contains("forwarded: for=198.51.100.9, for=10.1.2.3;proto=http"), "{upstream}");
+    assert!(
+        upstream.contains("x-forwarded-for: 198.51.100.9, 10.1.2.3\n"),
+        "{upstream}"
+    );
+    assert!(
+        upstream.contains("forwarded: for=198.51.100.9, for=10.1.2.3;proto=http"),
+        "{upstream}"
+    );
 }
 
 #[tokio::test]
@@ -113,16 +152,30 @@ async fn host_rules() {
         .body(Body::empty())
         .unwrap();
     let (status, _, body) = send(&layer, two).await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "more than one Host header\n")
+    );
 
     let mut missing = Request::get("/").body(Body::empty()).unwrap();
-    missing.extensions_mut().insert(PeerAddr("192.0.2.7:1".parse().unwrap()));
+    missing
+        .extensions_mut()
+        .insert(PeerAddr("192.0.2.7:1".parse().unwrap()));
     let (status, _, body) = send(&layer, missing).await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "missing Host header\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "missing Host header\n")
+    );
 
-    let bad = Request::get("/").header(header::HOST, "a b").body(Body::empty()).unwrap();
+    let bad = Request::get("/")
+        .header(header::HOST, "a b")
+        .body(Body::empty())
+        .unwrap();
     let (status, _, body) = send(&layer, bad).await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "invalid Host header\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid Host header\n")
+    );
 
     let absolute = Request::get("http://real.example/x")
         .header(header::HOST, "other.example")

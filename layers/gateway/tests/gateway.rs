@@ -1,0 +1,368 @@
+//! The gateway binary end to end: real processes, real sockets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_foresight-gateway");
+
+/// A backend that answers with its name, the path, and the request headers
+/// it received, one per line; `/slow` takes a second.
+async fn backend(name: &'static str) -> SocketAddr {
+    async fn echo(name: &'static str, uri: axum::http::Uri, headers: HeaderMap) -> String {
+        if uri.path() == "/slow" {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut lines: Vec<String> = headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        lines.sort();
+        format!("name={name}\npath={}\n{}\n", uri.path(), lines.join("\n"))
+    }
+    let app = Router::new().fallback(move |uri, headers| echo(name, uri, headers));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn config(instances: &[(&str, SocketAddr, f64)], extra: &str) -> String {
+    let mut text = String::from(
+        "[listen]\npublic = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\n[key]\nkind = \"cookie\"\nname = \"sid\"\n\n",
+    );
+    text.push_str(extra);
+    for (id, addr, weight) in instances {
+        text.push_str(&format!(
+            "\n[[instance]]\nid = \"{id}\"\naddr = \"{addr}\"\nweight = {weight}\n"
+        ));
+    }
+    text
+}
+
+struct Gateway {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let listening = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("LISTENING ") {
+                    return rest.to_owned();
+                }
+                eprintln!("gateway: {line}");
+            }
+            panic!("the gateway exited before listening");
+        })
+        .await
+        .expect("the gateway listens within a minute");
+        // Keep draining stderr so the child never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = |key: &str| -> SocketAddr {
+            listening
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        Gateway {
+            public: addr("public="),
+            admin: addr("admin="),
+            child,
+            path,
+            _dir: dir,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Sends `request` as it is and reads the answer until the server closes.
+async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("the gateway answers and closes")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn get(addr: SocketAddr, path: &str, headers: &str) -> String {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n{headers}\r\n");
+    raw(addr, request.as_bytes()).await
+}
+
+fn status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn served_by(response: &str) -> &str {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("name="))
+        .unwrap_or_else(|| panic!("no backend answered:\n{response}"))
+}
+
+async fn three_backends() -> Vec<(&'static str, SocketAddr, f64)> {
+    vec![
+        ("alpha", backend("alpha").await, 1.0),
+        ("beta", backend("beta").await, 1.0),
+        ("gamma", backend("gamma").await, 1.0),
+    ]
+}
+
+#[tokio::test]
+async fn routes_sticky_by_cookie_spreads_keyless_requests_and_keeps_admin_apart() {
+    let backends = three_backends().await;
+    let gateway = Gateway::start(&config(&backends, "")).await;
+    let mut used = std::collections::HashSet::new();
+    for user in 0..12 {
+        let cookie = format!("Cookie: theme=dark; sid=user{user}\r\n");
+        let first = get(gateway.public, "/page", &cookie).await;
+        assert_eq!(status(&first), 200, "{first}");
+        let name = served_by(&first).to_owned();
+        for _ in 0..3 {
+            assert_eq!(
+                served_by(&get(gateway.public, "/page", &cookie).await),
+                name
+            );
+        }
+        used.insert(name);
+    }
+    assert!(used.len() >= 2, "12 users on one instance: {used:?}");
+
+    // No cookie: served, not refused.
+    let keyless = get(gateway.public, "/", "").await;
+    assert_eq!(status(&keyless), 200, "{keyless}");
+
+    // The public listener has no admin paths: they are the app's.
+    let public = get(gateway.public, "/foresight/metrics", "").await;
+    assert!(public.contains("path=/foresight/metrics"), "{public}");
+    // The admin listener has them.
+    let instances = get(gateway.admin, "/instances", "").await;
+    assert_eq!(status(&instances), 200);
+    for (id, addr, _) in &backends {
+        assert!(
+            instances.contains(&format!("{id}\t{addr}\t")),
+            "{instances}"
+        );
+    }
+    assert!(
+        get(gateway.admin, "/metrics", "")
+            .await
+            .contains("foresight_")
+    );
+    assert!(get(gateway.admin, "/healthz", "").await.ends_with("ok\n"));
+    assert!(get(gateway.admin, "/readyz", "").await.ends_with("ready\n"));
+    // Request ids: one is made, and a client's is kept.
+    assert!(
+        keyless.to_lowercase().contains("x-request-id: "),
+        "{keyless}"
+    );
+    let with_id = get(gateway.public, "/", "X-Request-Id: abc-123\r\n").await;
+    assert!(with_id.contains("x-request-id: abc-123"), "{with_id}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_answers_haproxy_gives() {
+    let backends = three_backends().await;
+    let extra = "[limits]\nheader_read_timeout = \"1s\"\nmax_body_bytes = 1024\n\n";
+    let gateway = Gateway::start(&config(&backends, extra)).await;
+
+    // Half a header, then silence: 408, then the connection closes.
+    let half = raw(gateway.public, b"GET / HTTP/1.1\r\nHost: app.exa").await;
+    assert!(
+        half.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{half:?}"
+    );
+    // Nothing at all: 408 too.
+    let nothing = raw(gateway.public, b"").await;
+    assert!(
+        nothing.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{nothing:?}"
+    );
+
+    let two_hosts = get(gateway.public, "/", "Host: evil.example\r\n").await;
+    assert_eq!(status(&two_hosts), 400, "{two_hosts}");
+    assert!(
+        two_hosts.ends_with("more than one Host header\n"),
+        "{two_hosts}"
+    );
+
+    let connect = raw(
+        gateway.public,
+        b"CONNECT app.example:443 HTTP/1.1\r\nHost: app.example:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&connect), 405, "{connect}");
+
+    let hop = get(
+        gateway.public,
+        "/",
+        "Cookie: sid=u1\r\nKeep-Alive: timeout=5\r\nx-secret: 1\r\nConnection: close, x-secret\r\nProxy-Authorization: Basic eA==\r\nX-Forwarded-For: 6.6.6.6\r\n",
+    )
+    .await;
+    assert_eq!(status(&hop), 200, "{hop}");
+    let upstream = hop.split("\r\n\r\n").nth(1).unwrap();
+    for header in [
+        "keep-alive:",
+        "x-secret:",
+        "proxy-authorization:",
+        "6.6.6.6",
+    ] {
+        assert!(
+            !upstream.contains(header),
+            "{header} reached the backend:\n{upstream}"
+        );
+    }
+    assert!(
+        upstream.contains("x-forwarded-for: 127.0.0.1\n"),
+        "{upstream}"
+    );
+    assert!(upstream.contains("via: 1.1 foresight\n"), "{upstream}");
+
+    let body = "x".repeat(2048);
+    let large = format!(
+        "POST / HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let too_large = raw(gateway.public, large.as_bytes()).await;
+    assert_eq!(status(&too_large), 413, "{too_large}");
+}
+
+#[tokio::test]
+async fn check_validates_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    let check = |path: &Path| {
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(path)
+            .arg("--check")
+            .output()
+            .unwrap()
+    };
+
+    std::fs::write(
+        &path,
+        config(&[("a", "127.0.0.1:1".parse().unwrap(), 1.0)], ""),
+    )
+    .unwrap();
+    let ok = check(&path);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok, 1 instances"));
+
+    let bad = config(
+        &[
+            ("a", "127.0.0.1:1".parse().unwrap(), 1.0),
+            ("a", "127.0.0.1:2".parse().unwrap(), 1.0),
+        ],
+        "",
+    );
+    std::fs::write(&path, bad).unwrap();
+    let refused = check(&path);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!("{}:16:6: instance \"a\" is listed twice", path.display())
+    );
+
+    let missing = check(&dir.path().join("absent.toml"));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_instances_and_sigterm_drains_open_requests() {
+    let backends = three_backends().await;
+    let mut gateway = Gateway::start(&config(&backends[..2], "")).await;
+    let count = |report: &str| {
+        report
+            .lines()
+            .filter(|l| l.contains("\t127.0.0.1:"))
+            .count()
+    };
+    assert_eq!(count(&get(gateway.admin, "/instances", "").await), 2);
+
+    // An invalid file is refused and changes nothing.
+    std::fs::write(&gateway.path, "[listen]\npublic = 1\n").unwrap();
+    gateway.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(&get(gateway.admin, "/instances", "").await), 2);
+
+    let mut next = backends.clone();
+    next[0].2 = 3.0;
+    std::fs::write(&gateway.path, config(&next, "")).unwrap();
+    gateway.signal("-HUP");
+    let mut report = String::new();
+    for _ in 0..100 {
+        report = get(gateway.admin, "/instances", "").await;
+        if count(&report) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&report), 3, "{report}");
+    assert!(
+        report.contains(&format!("alpha\t{}\t3\t", backends[0].1)),
+        "{report}"
+    );
+
+    // A request in flight when SIGTERM arrives still completes.
+    let public = gateway.public;
+    let slow = tokio::spawn(async move { get(public, "/slow", "Cookie: sid=u1\r\n").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.signal("-TERM");
+    let answered = slow.await.unwrap();
+    assert_eq!(status(&answered), 200, "{answered}");
+    let exit = tokio::time::timeout(Duration::from_secs(30), gateway.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        TcpStream::connect(public).await.is_err(),
+        "still accepting after the drain"
+    );
+}
