@@ -1,5 +1,5 @@
 //! The public listener: a connection limit, HTTP/1.1 and HTTP/2, the
-//! header-read and idle timeouts of [`conn`](crate::conn), and a graceful
+//! header-read timeout (answered with a 408) and the idle timeout, and a graceful
 //! drain.
 
 use std::net::SocketAddr;
