@@ -27,11 +27,13 @@
 //! The choice is made once, when the topology is built, so that a topology
 //! that grows or shrinks across the threshold does not reshuffle every key.
 
+mod bounded;
 mod flat;
 mod score;
 mod skeleton;
 mod top_k;
 
+pub use bounded::{BoundedLoad, DEFAULT_BALANCE_FACTOR};
 pub(crate) use flat::Flat;
 pub(crate) use score::node_hash;
 pub(crate) use skeleton::{Skeleton, SkeletonLayout};
