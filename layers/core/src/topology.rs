@@ -499,7 +499,7 @@ mod tests {
         let t = Topology::from_instances(specs(3)).unwrap();
         let kept = t.health(&"i1".into()).unwrap();
         kept.set_state(crate::HealthState::Degraded);
-        let mut changes = t.subscribe();
+        let changes = t.subscribe();
         let epoch = t.epoch();
         t.replace([
             InstanceSpec::new("i1").with_weight(2.0),
