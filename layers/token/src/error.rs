@@ -179,6 +179,10 @@ pub enum IssueError {
     /// Too many refreshes in flight.
     #[error("too many token refreshes in flight")]
     Overloaded,
+    /// The transport policy refused the endpoint (plain HTTP to a host that
+    /// is not loopback), or TLS could not be set up.
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
     /// A concurrent refresh of the same session failed with this error.
     #[error("concurrent refresh of the session failed")]
     Coalesced {

@@ -1,4 +1,7 @@
-//! Fetching a JWKS document over HTTP and keeping a [`StaticKeys`] current.
+//! Fetching a JWKS document over HTTPS and keeping a [`StaticKeys`] current.
+//!
+//! The fetch goes through a [`Transport`]: HTTPS with the system's roots by
+//! default, plain HTTP to loopback only unless opted in.
 //!
 //! Only the configured URL is ever fetched: `jku` and `x5u` header
 //! parameters of tokens are ignored (RFC 8725 §3.10).
@@ -9,18 +12,27 @@ use bytes::Bytes;
 use http::Uri;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
 
 use crate::error::IssueError;
 use crate::keys::StaticKeys;
+use crate::transport::Transport;
 
 /// Largest accepted JWKS document.
 const MAX_JWKS: usize = 256 * 1024;
 
-/// Fetches the JWKS document at `uri` (5 s timeout).
+/// Fetches the JWKS document at `uri` (5 s timeout) with the default
+/// [`Transport`].
 pub async fn fetch_jwks(uri: Uri) -> Result<JwkSet, IssueError> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    fetch_jwks_with(uri, &Transport::new()).await
+}
+
+/// Fetches the JWKS document at `uri` (5 s timeout) through `transport`.
+pub async fn fetch_jwks_with(uri: Uri, transport: &Transport) -> Result<JwkSet, IssueError> {
+    let connector = transport.connector(&uri, HttpConnector::new())?;
+    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
     let exchange = async {
         let response = client
             .get(uri)

@@ -120,6 +120,7 @@ mod sessions;
 mod spread;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod transport;
 pub mod verify;
 pub mod ws;
 
@@ -130,6 +131,7 @@ pub use future::ResponseFuture;
 pub use handle::{
     Authenticated, PrefetchPolicy, RefreshMode, SessionBinding, Subscription, TokenHandle,
 };
+pub use issuer::RemoteIssuerError;
 pub use issuer::{IssuedToken, LocalIssuer, RemoteIssuer, TokenIssuer, TokenRequest};
 pub use keys::{KeyRing, KeySource, SigningKey, StaticKeys, VerificationKey};
 pub use layer::{NEXT_TOKEN_HEADER, SESSION_HEADER, TokenPrefetchLayer, TokenPrefetchLayerBuilder};

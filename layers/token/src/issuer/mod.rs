@@ -14,7 +14,7 @@ mod local;
 mod remote;
 
 pub use local::LocalIssuer;
-pub use remote::{RemoteIssuer, RemoteIssuerBuilder};
+pub use remote::{RemoteIssuer, RemoteIssuerBuilder, RemoteIssuerError};
 
 /// Boxed future of [`TokenIssuer::issue`].
 pub type IssueFuture<'a> =

@@ -9,12 +9,14 @@ use futures_util::future::{BoxFuture, Shared};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{IssueFuture, IssuedToken, TokenIssuer, TokenRequest};
 use crate::error::IssueError;
+use crate::transport::{Transport, TransportError};
 
 /// Largest accepted answer of the token endpoint.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -22,7 +24,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 type SharedIssue = Shared<BoxFuture<'static, Result<IssuedToken, Arc<IssueError>>>>;
 
 struct Config {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     refresh_uri: Uri,
     client_secret: Option<String>,
     timeout: Duration,
@@ -38,7 +40,9 @@ struct Inner {
 }
 
 /// Asks an authentication server's refresh endpoint for tokens, over a
-/// hyper-util client.
+/// hyper-util client: HTTPS (rustls, system roots or a configured CA), plain
+/// HTTP only to loopback or after an explicit opt-in (see
+/// [`Transport`]).
 ///
 /// `POST {base}/token/refresh` with `{"sub", "sid", "lifetime_secs"}` and, if
 /// configured, `Authorization: Bearer <client secret>`; the answer is an
@@ -75,6 +79,19 @@ pub struct RemoteIssuerBuilder {
     backoff: Duration,
     max_in_flight: usize,
     pool_max_idle: usize,
+    transport: Transport,
+}
+
+/// Why a [`RemoteIssuer`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteIssuerError {
+    /// The base is not an absolute URI.
+    #[error("invalid authentication server URI")]
+    Uri(#[from] http::Error),
+    /// The transport policy refuses the URI, or TLS cannot be set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
 }
 
 impl RemoteIssuerBuilder {
@@ -114,13 +131,23 @@ impl RemoteIssuerBuilder {
         self
     }
 
-    /// Builds the issuer. Fails if `base` is not an absolute `http` URI.
-    pub fn build(self) -> Result<RemoteIssuer, http::Error> {
+    /// TLS roots and the plaintext policy (default [`Transport::new`]:
+    /// system roots, plain HTTP to loopback only).
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Builds the issuer. Fails if `base` is not an absolute URI, or is
+    /// plain HTTP to a host that is not loopback without
+    /// [`Transport::with_plaintext_http`].
+    pub fn build(self) -> Result<RemoteIssuer, RemoteIssuerError> {
         let refresh_uri: Uri = format!("{}/token/refresh", self.base.trim_end_matches('/'))
             .parse::<Uri>()
             .map_err(http::Error::from)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        let connector = self.transport.connector(&refresh_uri, tcp)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.pool_max_idle)
             .build(connector);
@@ -238,6 +265,7 @@ impl RemoteIssuer {
             backoff: Duration::from_millis(50),
             max_in_flight: 1024,
             pool_max_idle: 32,
+            transport: Transport::new(),
         }
     }
 
