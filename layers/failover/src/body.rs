@@ -7,6 +7,12 @@
 //! primary that failed before reading the whole body loses nothing. Above the
 //! cap the kept frames are freed and no replay is possible.
 //!
+//! An error of the client's body reaches the instance's service marked as
+//! the client's (a `ClientBodyError` in its source chain), so that an
+//! aborted upload or bad chunking is answered to the client (400 / 408)
+//! and never counted against the instance; see
+//! [`FailoverError::ClientBodyAborted`](crate::FailoverError::ClientBodyAborted).
+//!
 //! Only one attempt reads at a time: starting a replay supersedes the
 //! previous reader, whose next poll fails (its connection is being abandoned
 //! anyway). The shared state sits behind a mutex that is only ever taken by
@@ -23,6 +29,8 @@ use foresight_core::BoxError;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+
+use crate::error::ClientBodyError;
 
 /// The body of a superseded attempt was polled after a replay started.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +198,12 @@ impl<B: Body> ReplaySource<B> {
     }
 }
 
+/// Marks an error of the client's body as the client's, so that whoever
+/// classifies the attempt's outcome finds it in the source chain.
+fn client_error<E: Into<BoxError>>(error: E) -> BoxError {
+    Box::new(ClientBodyError::new(error.into()))
+}
+
 impl<B> Reader<B>
 where
     B: Body<Data = Bytes>,
@@ -236,7 +250,7 @@ where
                 state.capped = true;
                 state.chunks = Vec::new();
                 state.body = None;
-                Poll::Ready(Some(Err(error.into())))
+                Poll::Ready(Some(Err(client_error(error))))
             }
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
@@ -284,7 +298,7 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Empty => Poll::Ready(None),
-            KindProj::Passthrough { body } => body.poll_frame(cx).map_err(Into::into),
+            KindProj::Passthrough { body } => body.poll_frame(cx).map_err(client_error),
             KindProj::Shared { reader } => reader.poll_frame(cx),
         }
     }
