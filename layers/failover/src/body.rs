@@ -47,6 +47,9 @@ pub(crate) struct Buffered<B> {
     trailers: Option<HeaderMap>,
     active: u32,
     exact: Option<u64>,
+    /// The last read of the client's body found nothing yet: the instance
+    /// is waiting on the client.
+    waiting: bool,
 }
 
 type SharedBody<B> = Arc<Mutex<Buffered<B>>>;
@@ -134,6 +137,7 @@ impl<B: Body> ReplaySource<B> {
             trailers: None,
             active: 0,
             exact,
+            waiting: false,
         }));
         let first = ReplayBody {
             kind: Kind::Shared {
@@ -166,6 +170,19 @@ impl<B: Body> ReplaySource<B> {
             ReplaySource::Shared(shared) => {
                 let state = lock(shared);
                 state.ended && !state.capped
+            }
+        }
+    }
+
+    /// Whether the attempt reading the body is waiting for the client to
+    /// send more of it: a slow attempt is then the client's doing, not the
+    /// instance's.
+    pub(crate) fn awaiting_client(&self) -> bool {
+        match self {
+            ReplaySource::Empty => false,
+            ReplaySource::Shared(shared) => {
+                let state = lock(shared);
+                state.waiting && state.body.is_some()
             }
         }
     }
@@ -237,7 +254,9 @@ where
         let Some(body) = state.body.as_mut() else {
             return Poll::Ready(None);
         };
-        match body.as_mut().poll_frame(cx) {
+        let frame = body.as_mut().poll_frame(cx);
+        state.waiting = frame.is_pending();
+        match frame {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 state.ended = true;

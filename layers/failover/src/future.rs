@@ -573,6 +573,20 @@ where
                                     }
                                     continue;
                                 }
+                                if this
+                                    .replay
+                                    .as_ref()
+                                    .is_some_and(|replay| replay.source.awaiting_client())
+                                {
+                                    // The instance is waiting for the
+                                    // client's body, not the other way
+                                    // round: no timeout of the instance's,
+                                    // and a replay would wait the same. Check
+                                    // again after another timeout.
+                                    tracing::debug!(%instance, ?after, "attempt slow on the client's body: waiting");
+                                    timer.set(Timer::new(Some(after), None));
+                                    continue;
+                                }
                                 tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
                                 metrics::counter!("foresight_failover_timeouts_total").increment(1);
                                 // A slow answer beats an error: the attempt is
