@@ -294,20 +294,18 @@ impl http_body::Body for BrokenBody {
 #[error("request failed")]
 struct LeafError(#[source] BoxError);
 
-/// Sends a `method` request with a broken body of `kind` through the layer
-/// to a leaf that reads the body (and, if `leaf_fails`, fails on its own
-/// instead). Returns the error, the number of leaf calls and the
-/// topology.
-async fn classify(
-    method: Method,
-    kind: io::ErrorKind,
-    leaf_fails: bool,
-) -> (BoxError, usize, Topology) {
+/// Sends a `method` request with `body` through the layer to a leaf that
+/// reads the body (and, if `leaf_fails`, fails on its own instead).
+/// Returns the error, the number of leaf calls and the topology.
+async fn classify<B>(method: Method, body: B, leaf_fails: bool) -> (BoxError, usize, Topology)
+where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
     let topology = Topology::from_instances(["a", "b"].map(InstanceSpec::new)).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let leaf = service_fn({
         let calls = calls.clone();
-        move |request: Request<ReplayBody<BrokenBody>>| {
+        move |request: Request<ReplayBody<B>>| {
             calls.fetch_add(1, Ordering::Relaxed);
             async move {
                 if leaf_fails {
@@ -322,10 +320,7 @@ async fn classify(
     });
     let service = HealthFailoverLayer::new(topology.clone()).layer(leaf);
     let ranked: Ranked = ["a", "b"].map(Into::into).into_iter().collect();
-    let mut request = Request::builder()
-        .method(method)
-        .body(BrokenBody { sent: false, kind })
-        .unwrap();
+    let mut request = Request::builder().method(method).body(body).unwrap();
     request
         .extensions_mut()
         .insert(Route::primary(ClientKey::from("k"), ranked).unwrap());
@@ -374,7 +369,8 @@ async fn a_client_body_error_is_the_clients_and_blames_no_instance() {
         ),
     ];
     for (method, kind, status) in cases {
-        let (error, calls, topology) = classify(method.clone(), kind, false).await;
+        let body = BrokenBody { sent: false, kind };
+        let (error, calls, topology) = classify(method.clone(), body, false).await;
         let error = failover_error(&error);
         assert!(error.is_client_error(), "{method} {kind:?}: {error}");
         assert_eq!(error.status(), status, "{method} {kind:?}");
@@ -384,8 +380,30 @@ async fn a_client_body_error_is_the_clients_and_blames_no_instance() {
 }
 
 #[tokio::test]
+async fn a_body_over_a_limit_blames_no_instance() {
+    // A body limit at the edge (tower-http, axum) fails the body midway
+    // with `LengthLimitError`; it reaches the client as a 400.
+    for method in [Method::POST, Method::PUT] {
+        let body = http_body_util::Limited::new(Full::new(Bytes::from_static(b"0123456789")), 4);
+        let (error, calls, topology) = classify(method.clone(), body, false).await;
+        let error = failover_error(&error);
+        assert!(
+            matches!(error, FailoverError::ClientBodyAborted { .. }),
+            "{method}: {error}"
+        );
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(calls, 1, "{method}: replayed");
+        assert_eq!(error_ratio(&topology, "a"), 0.0, "{method}");
+    }
+}
+
+#[tokio::test]
 async fn an_error_of_the_leaf_itself_is_the_instances() {
-    let (error, calls, topology) = classify(Method::POST, io::ErrorKind::InvalidData, true).await;
+    let body = BrokenBody {
+        sent: false,
+        kind: io::ErrorKind::InvalidData,
+    };
+    let (error, calls, topology) = classify(Method::POST, body, true).await;
     let error = failover_error(&error);
     assert!(
         matches!(error, FailoverError::Failed { instance, .. } if instance.as_str() == "a"),
