@@ -3,7 +3,8 @@
 //!
 //! Real sockets end to end: hyper instances on loopback ports, a gateway
 //! (hyper server, `ErrorResponseLayer → ShardLayer → HealthFailoverLayer →
-//! Pool` of hyper-util clients, as the gateway example runs) on another, a
+//! ShadowWriteLayer → Pool` of hyper-util clients, as the gateway example
+//! runs) on another, a
 //! malicious client that aborts uploads and sends bad chunk sizes over raw
 //! TCP, and an honest client beside it. The instances must stay Healthy,
 //! the honest client must see no error, and the malicious one gets `400`.
@@ -31,7 +32,7 @@ use foresight_core::{
     Route, Topology,
 };
 use foresight_failover::{FailoverError, HealthFailoverLayer, ReplayBody};
-use foresight_shadow::ShadowWriteLayer;
+use foresight_shadow::{ShadowBody, ShadowWriteLayer};
 use foresight_shard::{ShardError, ShardLayer};
 use foresight_testkit::http::serve_gateway;
 use http::{Method, Request, Response, StatusCode};
@@ -93,16 +94,18 @@ async fn gateway(
             .map(|(name, addr)| InstanceSpec::new(*name).with_addr(*addr)),
     )
     .unwrap();
-    let client: Client<HttpConnector, ReplayBody<Incoming>> =
+    let client: Client<HttpConnector, ShadowBody<ReplayBody<Incoming>>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let pool = Pool::new(topology.clone(), move |instance| {
         let addr = instance.spec().addr.expect("instances have addresses");
         let client = client.clone();
-        service_fn(move |mut request: Request<ReplayBody<Incoming>>| {
-            let path = request.uri().path().to_owned();
-            *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
-            client.request(request)
-        })
+        service_fn(
+            move |mut request: Request<ShadowBody<ReplayBody<Incoming>>>| {
+                let path = request.uri().path().to_owned();
+                *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
+                client.request(request)
+            },
+        )
     });
     let failover = HealthFailoverLayer::new(topology.clone());
     let stack = ServiceBuilder::new()
@@ -116,6 +119,7 @@ async fn gateway(
                 .with_replicas(instances.len()),
         )
         .layer(failover.clone())
+        .layer(ShadowWriteLayer::new(topology.clone()))
         .service(pool);
     (serve_gateway(stack).await, topology, failover)
 }
