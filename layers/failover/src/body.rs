@@ -119,6 +119,21 @@ pub(crate) enum ReplaySource<B> {
     Shared(SharedBody<B>),
 }
 
+impl<B> ReplaySource<B> {
+    /// Whether the attempt reading the body is waiting for the client to
+    /// send more of it: a slow attempt is then the client's doing, not the
+    /// instance's.
+    pub(crate) fn awaiting_client(&self) -> bool {
+        match self {
+            ReplaySource::Empty => false,
+            ReplaySource::Shared(shared) => {
+                let state = lock(shared);
+                state.waiting && state.body.is_some()
+            }
+        }
+    }
+}
+
 impl<B: Body> ReplaySource<B> {
     /// The first attempt's body and the source of its replays. An empty body
     /// needs no buffer.
@@ -170,19 +185,6 @@ impl<B: Body> ReplaySource<B> {
             ReplaySource::Shared(shared) => {
                 let state = lock(shared);
                 state.ended && !state.capped
-            }
-        }
-    }
-
-    /// Whether the attempt reading the body is waiting for the client to
-    /// send more of it: a slow attempt is then the client's doing, not the
-    /// instance's.
-    pub(crate) fn awaiting_client(&self) -> bool {
-        match self {
-            ReplaySource::Empty => false,
-            ReplaySource::Shared(shared) => {
-                let state = lock(shared);
-                state.waiting && state.body.is_some()
             }
         }
     }

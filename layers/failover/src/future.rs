@@ -324,6 +324,25 @@ pin_project! {
         replay: Option<Replay<S, B>>,
         no_replay: NoReplay,
     }
+
+    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Dropped while the instance waits for the client's body (the
+            // client left mid-upload, or the edge gave up on its body): the
+            // wait is the client's, so it is not recorded as the instance's
+            // latency. Otherwise the attempt records itself as cancelled.
+            if let Some(replay) = this.replay.as_ref()
+                && replay.source.awaiting_client()
+                && let Some(attempt) = this.attempt.take()
+            {
+                attempt.finish(Outcome::ClientError);
+            }
+        }
+    }
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>

@@ -646,3 +646,30 @@ async fn a_client_slow_to_send_its_body_does_not_time_the_instance_out() {
     assert_eq!(service.oneshot(request).await.unwrap().body(), "b:3");
     assert_eq!(layer.stats().timeouts, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_leaving_mid_upload_adds_nothing_to_the_instances_latency() {
+    let topology = two_instances();
+    let leaf = service_fn(|request: Request<ReplayBody<ChannelBody>>| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let body = request.into_body().collect().await?.to_bytes();
+        Ok::<_, BoxError>(Response::new(body.len()))
+    });
+    let service = HealthFailoverLayer::new(topology.clone()).layer(leaf);
+    let (request, tx) = put(&["abc"], 0);
+    drop(tx);
+    assert_eq!(*service.clone().oneshot(request).await.unwrap().body(), 3);
+    let slot = topology.health(&"a".into()).unwrap();
+    let before = slot.latency_ewma();
+    assert!(before > 0.0);
+
+    // A client that sends a chunk, then nothing for a second, then leaves.
+    let (request, tx) = put(&["abc"], 0);
+    let upload = tokio::spawn(service.oneshot(request));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    upload.abort();
+    assert!(upload.await.unwrap_err().is_cancelled());
+    drop(tx);
+    assert_eq!(slot.latency_ewma(), before);
+    assert_eq!(slot.error_ratio(), 0.0);
+}
