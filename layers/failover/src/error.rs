@@ -52,6 +52,15 @@ pub(crate) enum BodyFault {
 }
 
 impl BodyFault {
+    /// The label of the fault in metrics.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BodyFault::Aborted => "aborted",
+            BodyFault::Malformed => "malformed",
+            BodyFault::TimedOut => "timed_out",
+        }
+    }
+
     fn of(error: &(dyn StdError + 'static)) -> Self {
         let mut current = Some(error);
         while let Some(e) = current {

@@ -455,11 +455,19 @@ fn verdict<RB>(result: &Result<Response<RB>, BoxError>, attempt: &Attempt) -> Ve
     }
 }
 
+/// The error a request broken by its client's body ends with; counted.
+fn client_body_error(fault: BodyFault, error: BoxError) -> BoxError {
+    metrics::counter!("foresight_failover_client_body_errors_total", "fault" => fault.as_str())
+        .increment(1);
+    tracing::debug!(?fault, "request body failed on the client's side");
+    FailoverError::client_body(fault, error).into()
+}
+
 /// The error a request ends with when no attempt is tracked: the client's
 /// body fault if it caused it, else the error as it is.
 fn untracked(error: BoxError) -> BoxError {
     match ClientBodyError::find(error.as_ref()) {
-        Some(fault) => FailoverError::client_body(fault, error).into(),
+        Some(fault) => client_body_error(fault, error),
         None => error,
     }
 }
@@ -527,10 +535,7 @@ where
                                             first.finish(Outcome::ClientError);
                                         }
                                         this.state.set(State::Done);
-                                        return Poll::Ready(Err(FailoverError::client_body(
-                                            fault, error,
-                                        )
-                                        .into()));
+                                        return Poll::Ready(Err(client_body_error(fault, error)));
                                     }
                                     (_, result) => result,
                                 };
@@ -670,9 +675,7 @@ where
                                 attempt.finish(Outcome::ClientError);
                             }
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(
-                                FailoverError::client_body(fault, error).into()
-                            ));
+                            return Poll::Ready(Err(client_body_error(fault, error)));
                         }
                         (_, failed) => result = failed,
                     }
