@@ -82,6 +82,13 @@ pin_project! {
     /// The request body [`HealthFailover`](crate::HealthFailover) passes on:
     /// the client's body, read through a replay buffer when the request may
     /// be replayed.
+    ///
+    /// An error of the client's body comes out of it marked as the
+    /// client's, so that whatever service forwards it can fail as it likes:
+    /// the layer still finds the mark in the error's source chain, answers
+    /// [`FailoverError::ClientBodyAborted`](crate::FailoverError::ClientBodyAborted)
+    /// (400), `ClientBodyMalformed` (400) or `ClientBodyTimedOut` (408), and
+    /// counts nothing against the instance.
     pub struct ReplayBody<B> {
         #[pin]
         kind: Kind<B>,
