@@ -182,7 +182,8 @@ async fn bad_chunk(gateway: SocketAddr, method: &str) -> (Option<u16>, String) {
     read_response(&mut stream).await
 }
 
-/// An honest client: small uploads and reads, each checked, until `stop`.
+/// An honest client: small uploads and reads, each checked, one every
+/// 5 ms or so, until `stop`.
 async fn honest(gateway: SocketAddr, stop: Arc<AtomicBool>) -> (u64, Vec<String>) {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
@@ -202,6 +203,9 @@ async fn honest(gateway: SocketAddr, stop: Arc<AtomicBool>) -> (u64, Vec<String>
             .body(Full::new(Bytes::from_static(body.as_bytes())))
             .unwrap();
         sent += 1;
+        // Paced, so that broken uploads outnumber honest requests: before
+        // client body errors were told apart, that ejected the instance.
+        tokio::time::sleep(Duration::from_millis(5)).await;
         match client.request(request).await {
             Ok(response) if response.status() == StatusCode::OK => {
                 let _ = response.into_body().collect().await;
