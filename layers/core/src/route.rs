@@ -1,7 +1,7 @@
 //! The routing decision that travels with a request, and the record of who
 //! served it.
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 
 use crate::instance::InstanceId;
@@ -9,6 +9,12 @@ use crate::key::ClientKey;
 
 /// Header that marks the role of a request between the routing tier and an
 /// instance. Its only value today is `shadow`.
+///
+/// Only the routing tier may set it: `ShardLayer` strips any copy a client
+/// sent at the tier's entry, and `ShadowWriteLayer` sets it on the copies it
+/// makes. Its value is read with [`Role::of_headers`], which ignores ASCII
+/// case and surrounding spaces or tabs (`shadow`, `Shadow`, `SHADOW` and
+/// ` shadow ` all mark a shadow), on both tiers alike.
 pub static ROLE_HEADER: HeaderName = HeaderName::from_static("x-foresight-role");
 
 /// Optional response header naming the instance that served a request.
@@ -36,6 +42,51 @@ impl Role {
             Role::Secondary => "secondary",
             Role::Shadow => "shadow",
         }
+    }
+
+    /// The role a value of [`ROLE_HEADER`] names: compared ignoring ASCII
+    /// case, after trimming the spaces and tabs HTTP allows around a field
+    /// value; `None` for any other value.
+    ///
+    /// ```
+    /// use foresight_core::Role;
+    /// use http::HeaderValue;
+    ///
+    /// for value in ["shadow", "Shadow", "SHADOW", " shadow\t"] {
+    ///     let value = HeaderValue::from_static(value);
+    ///     assert_eq!(Role::from_header_value(&value), Some(Role::Shadow));
+    /// }
+    /// assert_eq!(Role::from_header_value(&HeaderValue::from_static("shadowy")), None);
+    /// ```
+    pub fn from_header_value(value: &HeaderValue) -> Option<Self> {
+        let value = value.as_bytes().trim_ascii();
+        [Role::Primary, Role::Secondary, Role::Shadow]
+            .into_iter()
+            .find(|role| value.eq_ignore_ascii_case(role.as_str().as_bytes()))
+    }
+
+    /// The role `headers` mark a request with: [`Role::Shadow`] when any
+    /// value of [`ROLE_HEADER`] names it (a request marked twice is treated
+    /// as a shadow, never as the client's own), else the role of the first
+    /// value that names one; `None` when no value does.
+    pub fn of_headers(headers: &HeaderMap) -> Option<Self> {
+        let mut roles = headers
+            .get_all(&ROLE_HEADER)
+            .iter()
+            .filter_map(Role::from_header_value);
+        let first = roles.next()?;
+        if first == Role::Shadow || roles.any(|role| role == Role::Shadow) {
+            Some(Role::Shadow)
+        } else {
+            Some(first)
+        }
+    }
+
+    /// Removes every value of [`ROLE_HEADER`] from `headers`, as the entry
+    /// of the routing tier does with what a client sent; true when there
+    /// was one.
+    pub fn strip(headers: &mut HeaderMap) -> bool {
+        headers.remove(&ROLE_HEADER).is_some()
     }
 }
 
@@ -88,3 +139,65 @@ impl Route {
 /// Response extension naming the instance that produced the response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServedBy(pub InstanceId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(&ROLE_HEADER, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn role_values_ignore_case_and_surrounding_whitespace() {
+        for value in [
+            "shadow", "Shadow", "SHADOW", "sHaDoW", " shadow", "shadow\t", " SHADOW ",
+        ] {
+            assert_eq!(
+                Role::from_header_value(&HeaderValue::from_static(value)),
+                Some(Role::Shadow),
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            Role::from_header_value(&HeaderValue::from_static("Primary")),
+            Some(Role::Primary)
+        );
+        for value in ["", "shadows", "sha dow", "shadow,primary", "shadow;q=1"] {
+            assert_eq!(
+                Role::from_header_value(&HeaderValue::from_static(value)),
+                None,
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_shadow_value_makes_a_shadow() {
+        assert_eq!(Role::of_headers(&headers(&[])), None);
+        assert_eq!(Role::of_headers(&headers(&["nonsense"])), None);
+        assert_eq!(
+            Role::of_headers(&headers(&["primary"])),
+            Some(Role::Primary)
+        );
+        assert_eq!(
+            Role::of_headers(&headers(&["primary", "SHADOW"])),
+            Some(Role::Shadow)
+        );
+        assert_eq!(Role::of_headers(&headers(&[" Shadow"])), Some(Role::Shadow));
+    }
+
+    #[test]
+    fn strip_removes_every_value() {
+        let mut map = headers(&["shadow", "Shadow"]);
+        map.insert("x-other", HeaderValue::from_static("kept"));
+        assert!(Role::strip(&mut map));
+        assert!(map.get(&ROLE_HEADER).is_none());
+        assert_eq!(map["x-other"], "kept");
+        assert!(!Role::strip(&mut map));
+    }
+}

@@ -7,6 +7,12 @@
 //! primary that failed before reading the whole body loses nothing. Above the
 //! cap the kept frames are freed and no replay is possible.
 //!
+//! An error of the client's body reaches the instance's service marked as
+//! the client's (a `ClientBodyError` in its source chain), so that an
+//! aborted upload or bad chunking is answered to the client (400 / 408)
+//! and never counted against the instance; see
+//! [`FailoverError::ClientBodyAborted`](crate::FailoverError::ClientBodyAborted).
+//!
 //! Only one attempt reads at a time: starting a replay supersedes the
 //! previous reader, whose next poll fails (its connection is being abandoned
 //! anyway). The shared state sits behind a mutex that is only ever taken by
@@ -24,6 +30,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::error::ClientBodyError;
+
 /// The body of a superseded attempt was polled after a replay started.
 #[derive(Debug, thiserror::Error)]
 #[error("request body superseded by a replay")]
@@ -39,6 +47,9 @@ pub(crate) struct Buffered<B> {
     trailers: Option<HeaderMap>,
     active: u32,
     exact: Option<u64>,
+    /// The last read of the client's body found nothing yet: the instance
+    /// is waiting on the client.
+    waiting: bool,
 }
 
 type SharedBody<B> = Arc<Mutex<Buffered<B>>>;
@@ -71,6 +82,13 @@ pin_project! {
     /// The request body [`HealthFailover`](crate::HealthFailover) passes on:
     /// the client's body, read through a replay buffer when the request may
     /// be replayed.
+    ///
+    /// An error of the client's body comes out of it marked as the
+    /// client's, so that whatever service forwards it can fail as it likes:
+    /// the layer still finds the mark in the error's source chain, answers
+    /// [`FailoverError::ClientBodyAborted`](crate::FailoverError::ClientBodyAborted)
+    /// (400), `ClientBodyMalformed` (400) or `ClientBodyTimedOut` (408), and
+    /// counts nothing against the instance.
     pub struct ReplayBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -108,6 +126,21 @@ pub(crate) enum ReplaySource<B> {
     Shared(SharedBody<B>),
 }
 
+impl<B> ReplaySource<B> {
+    /// Whether the attempt reading the body is waiting for the client to
+    /// send more of it: a slow attempt is then the client's doing, not the
+    /// instance's.
+    pub(crate) fn awaiting_client(&self) -> bool {
+        match self {
+            ReplaySource::Empty => false,
+            ReplaySource::Shared(shared) => {
+                let state = lock(shared);
+                state.waiting && state.body.is_some()
+            }
+        }
+    }
+}
+
 impl<B: Body> ReplaySource<B> {
     /// The first attempt's body and the source of its replays. An empty body
     /// needs no buffer.
@@ -126,6 +159,7 @@ impl<B: Body> ReplaySource<B> {
             trailers: None,
             active: 0,
             exact,
+            waiting: false,
         }));
         let first = ReplayBody {
             kind: Kind::Shared {
@@ -190,6 +224,12 @@ impl<B: Body> ReplaySource<B> {
     }
 }
 
+/// Marks an error of the client's body as the client's, so that whoever
+/// classifies the attempt's outcome finds it in the source chain.
+fn client_error<E: Into<BoxError>>(error: E) -> BoxError {
+    Box::new(ClientBodyError::new(error.into()))
+}
+
 impl<B> Reader<B>
 where
     B: Body<Data = Bytes>,
@@ -223,7 +263,9 @@ where
         let Some(body) = state.body.as_mut() else {
             return Poll::Ready(None);
         };
-        match body.as_mut().poll_frame(cx) {
+        let frame = body.as_mut().poll_frame(cx);
+        state.waiting = frame.is_pending();
+        match frame {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 state.ended = true;
@@ -236,7 +278,7 @@ where
                 state.capped = true;
                 state.chunks = Vec::new();
                 state.body = None;
-                Poll::Ready(Some(Err(error.into())))
+                Poll::Ready(Some(Err(client_error(error))))
             }
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
@@ -284,7 +326,7 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Empty => Poll::Ready(None),
-            KindProj::Passthrough { body } => body.poll_frame(cx).map_err(Into::into),
+            KindProj::Passthrough { body } => body.poll_frame(cx).map_err(client_error),
             KindProj::Shared { reader } => reader.poll_frame(cx),
         }
     }

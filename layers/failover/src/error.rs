@@ -1,3 +1,5 @@
+use std::error::Error as StdError;
+use std::io::ErrorKind;
 use std::time::Duration;
 
 use foresight_core::{BoxError, HttpError, InstanceId};
@@ -35,6 +37,83 @@ impl std::fmt::Display for NoReplay {
     }
 }
 
+/// What went wrong with a client's request body, read from the error its
+/// body source returned (the kind of the first `std::io::Error` in its
+/// source chain, as hyper reports a broken upload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFault {
+    /// The body ended before its declared length, or the connection was
+    /// lost mid-body.
+    Aborted,
+    /// The body's framing was invalid (e.g. a bad chunk size).
+    Malformed,
+    /// The client took too long to send the body.
+    TimedOut,
+}
+
+impl BodyFault {
+    /// The label of the fault in metrics.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BodyFault::Aborted => "aborted",
+            BodyFault::Malformed => "malformed",
+            BodyFault::TimedOut => "timed_out",
+        }
+    }
+
+    fn of(error: &(dyn StdError + 'static)) -> Self {
+        let mut current = Some(error);
+        while let Some(e) = current {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    ErrorKind::TimedOut => BodyFault::TimedOut,
+                    ErrorKind::InvalidData | ErrorKind::InvalidInput => BodyFault::Malformed,
+                    _ => BodyFault::Aborted,
+                };
+            }
+            current = e.source();
+        }
+        BodyFault::Aborted
+    }
+}
+
+/// The client's request body failed while it was read on its way to an
+/// instance.
+///
+/// [`ReplayBody`](crate::ReplayBody) wraps every error of the client's body
+/// in this type, so that the error the instance's service returns (a hyper
+/// client reports "user body error", with this as its source) can be told
+/// apart from a failure of the instance by walking the source chain rather
+/// than by reading messages.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed")]
+pub(crate) struct ClientBodyError {
+    pub(crate) fault: BodyFault,
+    #[source]
+    source: BoxError,
+}
+
+impl ClientBodyError {
+    pub(crate) fn new(source: BoxError) -> Self {
+        Self {
+            fault: BodyFault::of(source.as_ref()),
+            source,
+        }
+    }
+
+    /// The fault of the first client body error in `error`'s source chain.
+    pub(crate) fn find(error: &(dyn StdError + 'static)) -> Option<BodyFault> {
+        let mut current = Some(error);
+        while let Some(e) = current {
+            if let Some(body) = e.downcast_ref::<ClientBodyError>() {
+                return Some(body.fault);
+            }
+            current = e.source();
+        }
+        None
+    }
+}
+
 /// Errors of [`HealthFailover`](crate::HealthFailover).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,6 +138,53 @@ pub enum FailoverError {
         #[source]
         source: BoxError,
     },
+    /// The client's request body ended before its declared length, or its
+    /// connection was lost mid-body (an aborted upload). The instance is
+    /// not blamed, not named and not replaced: `400 Bad Request`.
+    #[error("the request body was cut short")]
+    ClientBodyAborted {
+        /// The error the attempt ended with.
+        #[source]
+        source: BoxError,
+    },
+    /// The client's request body was malformed (e.g. a bad chunk size):
+    /// `400 Bad Request`, the instance not blamed.
+    #[error("the request body is malformed")]
+    ClientBodyMalformed {
+        /// The error the attempt ended with.
+        #[source]
+        source: BoxError,
+    },
+    /// The client took too long to send its request body:
+    /// `408 Request Timeout`, the instance not blamed.
+    #[error("the request body was not sent in time")]
+    ClientBodyTimedOut {
+        /// The error the attempt ended with.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl FailoverError {
+    /// The error for an attempt that ended because of the client's body.
+    pub(crate) fn client_body(fault: BodyFault, source: BoxError) -> Self {
+        match fault {
+            BodyFault::Aborted => FailoverError::ClientBodyAborted { source },
+            BodyFault::Malformed => FailoverError::ClientBodyMalformed { source },
+            BodyFault::TimedOut => FailoverError::ClientBodyTimedOut { source },
+        }
+    }
+
+    /// Whether the client caused this error (its request body failed),
+    /// rather than an instance.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            FailoverError::ClientBodyAborted { .. }
+                | FailoverError::ClientBodyMalformed { .. }
+                | FailoverError::ClientBodyTimedOut { .. }
+        )
+    }
 }
 
 impl HttpError for FailoverError {
@@ -69,6 +195,10 @@ impl HttpError for FailoverError {
                 NoReplay::Exhausted | NoReplay::Budget => StatusCode::SERVICE_UNAVAILABLE,
                 NoReplay::NotReplayable | NoReplay::BodyTooLarge => StatusCode::BAD_GATEWAY,
             },
+            FailoverError::ClientBodyAborted { .. } | FailoverError::ClientBodyMalformed { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            FailoverError::ClientBodyTimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -79,6 +209,7 @@ impl HttpError for FailoverError {
                 NoReplay::Exhausted | NoReplay::Budget => Some(Duration::from_secs(1)),
                 NoReplay::NotReplayable | NoReplay::BodyTooLarge => None,
             },
+            _ => None,
         }
     }
 }
@@ -102,5 +233,62 @@ mod tests {
         };
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
         assert!(std::error::Error::source(&e).is_some());
+        assert!(!e.is_client_error());
+    }
+
+    /// An error that wraps another, as hyper and hyper-util do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapped")]
+    struct Wrapper(#[source] BoxError);
+
+    fn io(kind: ErrorKind) -> BoxError {
+        Box::new(Wrapper(Box::new(std::io::Error::new(kind, "body"))))
+    }
+
+    #[test]
+    fn a_client_body_fault_is_read_from_the_io_error_kind() {
+        let fault = |e| ClientBodyError::new(e).fault;
+        assert_eq!(fault(io(ErrorKind::UnexpectedEof)), BodyFault::Aborted);
+        assert_eq!(fault(io(ErrorKind::ConnectionReset)), BodyFault::Aborted);
+        assert_eq!(fault(io(ErrorKind::InvalidInput)), BodyFault::Malformed);
+        assert_eq!(fault(io(ErrorKind::InvalidData)), BodyFault::Malformed);
+        assert_eq!(fault(io(ErrorKind::TimedOut)), BodyFault::TimedOut);
+        assert_eq!(fault("no io error".into()), BodyFault::Aborted);
+    }
+
+    #[test]
+    fn a_client_body_error_is_found_anywhere_in_the_chain() {
+        let marked: BoxError = Box::new(Wrapper(Box::new(Wrapper(Box::new(
+            ClientBodyError::new(io(ErrorKind::InvalidInput)),
+        )))));
+        assert_eq!(
+            ClientBodyError::find(marked.as_ref()),
+            Some(BodyFault::Malformed)
+        );
+        // The same io error without the mark is the instance's: a reset
+        // of the connection to it, say.
+        let unmarked = io(ErrorKind::InvalidInput);
+        assert_eq!(ClientBodyError::find(unmarked.as_ref()), None);
+        assert_eq!(
+            ClientBodyError::find(io(ErrorKind::ConnectionReset).as_ref()),
+            None
+        );
+    }
+
+    #[test]
+    fn client_body_errors_are_4xx_and_name_no_instance() {
+        let cases = [
+            (BodyFault::Aborted, StatusCode::BAD_REQUEST),
+            (BodyFault::Malformed, StatusCode::BAD_REQUEST),
+            (BodyFault::TimedOut, StatusCode::REQUEST_TIMEOUT),
+        ];
+        for (fault, status) in cases {
+            let e = FailoverError::client_body(fault, "instance alpha: user body".into());
+            assert_eq!(e.status(), status, "{fault:?}");
+            assert_eq!(e.retry_after(), None);
+            assert!(e.is_client_error());
+            assert!(!e.to_string().contains("alpha"), "{e}");
+            assert!(std::error::Error::source(&e).is_some());
+        }
     }
 }

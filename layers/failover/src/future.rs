@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::Replayed;
 use crate::body::{ReplayBody, ReplaySource};
-use crate::error::{FailoverError, NoReplay};
+use crate::error::{BodyFault, ClientBodyError, FailoverError, NoReplay};
 use crate::health::{InstanceStats, Outcome, Pick, Tracker};
 
 /// One attempt on one instance. Recorded when it ends, or, if it is
@@ -324,6 +324,25 @@ pin_project! {
         replay: Option<Replay<S, B>>,
         no_replay: NoReplay,
     }
+
+    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Dropped while the instance waits for the client's body (the
+            // client left mid-upload, or the edge gave up on its body): the
+            // wait is the client's, so it is not recorded as the instance's
+            // latency. Otherwise the attempt records itself as cancelled.
+            if let Some(replay) = this.replay.as_ref()
+                && replay.source.awaiting_client()
+                && let Some(attempt) = this.attempt.take()
+            {
+                attempt.finish(Outcome::ClientError);
+            }
+        }
+    }
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -412,11 +431,44 @@ fn end_attempt<S, B: Body>(
     }
 }
 
-/// Whether an attempt's result is a failure, for health and replay.
-fn is_failure<RB, E>(result: &Result<Response<RB>, E>, attempt: &Attempt) -> bool {
+/// How an attempt's result counts, for health and replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Success,
+    /// The instance failed: counted against it, and replayed if possible.
+    Failure,
+    /// The client's request body failed: answered to the client, never
+    /// counted against the instance nor replayed.
+    Client(BodyFault),
+}
+
+fn verdict<RB>(result: &Result<Response<RB>, BoxError>, attempt: &Attempt) -> Verdict {
     match result {
-        Ok(response) => (attempt.tracker.config.failure_status)(response.status()),
-        Err(_) => true,
+        Ok(response) if (attempt.tracker.config.failure_status)(response.status()) => {
+            Verdict::Failure
+        }
+        Ok(_) => Verdict::Success,
+        Err(error) => match ClientBodyError::find(error.as_ref()) {
+            Some(fault) => Verdict::Client(fault),
+            None => Verdict::Failure,
+        },
+    }
+}
+
+/// The error a request broken by its client's body ends with; counted.
+fn client_body_error(fault: BodyFault, error: BoxError) -> BoxError {
+    metrics::counter!("foresight_failover_client_body_errors_total", "fault" => fault.as_str())
+        .increment(1);
+    tracing::debug!(?fault, "request body failed on the client's side");
+    FailoverError::client_body(fault, error).into()
+}
+
+/// The error a request ends with when no attempt is tracked: the client's
+/// body fault if it caused it, else the error as it is.
+fn untracked(error: BoxError) -> BoxError {
+    match ClientBodyError::find(error.as_ref()) {
+        Some(fault) => client_body_error(fault, error),
+        None => error,
     }
 }
 
@@ -471,8 +523,23 @@ where
                             attempt: hedge_attempt,
                         } => {
                             if let Poll::Ready(result) = hedged.poll(cx) {
+                                let result = result.map_err(Into::into);
                                 let current = hedge_attempt.take().expect("a running hedge");
-                                if !is_failure(&result, &current) {
+                                let verdict = verdict(&result, &current);
+                                let result = match (verdict, result) {
+                                    (Verdict::Client(fault), Err(error)) => {
+                                        // Both attempts read the same client
+                                        // body; neither instance is to blame.
+                                        current.finish(Outcome::ClientError);
+                                        if let Some(first) = this.attempt.take() {
+                                            first.finish(Outcome::ClientError);
+                                        }
+                                        this.state.set(State::Done);
+                                        return Poll::Ready(Err(client_body_error(fault, error)));
+                                    }
+                                    (_, result) => result,
+                                };
+                                if verdict == Verdict::Success {
                                     let tracker = current.tracker.clone();
                                     current.finish(Outcome::Success);
                                     tracker.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
@@ -482,7 +549,7 @@ where
                                     // cancelled (and recorded so) with it.
                                     this.attempt.take();
                                     this.state.set(State::Done);
-                                    return Poll::Ready(result.map_err(Into::into));
+                                    return Poll::Ready(result);
                                 }
                                 if *first_failed {
                                     // Both failed: the hedge's failure is
@@ -500,12 +567,12 @@ where
                             }
                         }
                     }
-                    let result = match both_failed {
+                    let mut result = match both_failed {
                         Some(result) => result,
                         // The first attempt failed; its hedge runs on.
                         None if *first_failed => return Poll::Pending,
                         None => match future.poll(cx) {
-                            Poll::Ready(result) => result,
+                            Poll::Ready(result) => result.map_err(Into::into),
                             Poll::Pending => {
                                 if !matches!(*hedge, Hedge::Off) {
                                     return Poll::Pending;
@@ -528,6 +595,20 @@ where
                                     } else {
                                         timer.set(Timer::new(then, None));
                                     }
+                                    continue;
+                                }
+                                if this
+                                    .replay
+                                    .as_ref()
+                                    .is_some_and(|replay| replay.source.awaiting_client())
+                                {
+                                    // The instance is waiting for the
+                                    // client's body, not the other way
+                                    // round: no timeout of the instance's,
+                                    // and a replay would wait the same. Check
+                                    // again after another timeout.
+                                    tracing::debug!(%instance, ?after, "attempt slow on the client's body: waiting");
+                                    timer.set(Timer::new(Some(after), None));
                                     continue;
                                 }
                                 tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -569,20 +650,34 @@ where
                             }
                         },
                     };
-                    let failed = match this.attempt.as_ref() {
+                    let verdict = match this.attempt.as_ref() {
                         None => {
                             this.state.set(State::Done);
-                            return Poll::Ready(result.map_err(Into::into));
+                            return Poll::Ready(result.map_err(untracked));
                         }
-                        Some(attempt) => is_failure(&result, attempt),
+                        Some(attempt) => verdict(&result, attempt),
                     };
-                    if !failed {
-                        if let Some(attempt) = this.attempt.take() {
-                            attempt.finish(Outcome::Success);
+                    match (verdict, result) {
+                        (Verdict::Success, result) => {
+                            if let Some(attempt) = this.attempt.take() {
+                                attempt.finish(Outcome::Success);
+                            }
+                            // A hedge still running is cancelled with the
+                            // state.
+                            this.state.set(State::Done);
+                            return Poll::Ready(result);
                         }
-                        // A hedge still running is cancelled with the state.
-                        this.state.set(State::Done);
-                        return Poll::Ready(result.map_err(Into::into));
+                        (Verdict::Client(fault), Err(error)) => {
+                            // The client's body broke the attempt: the
+                            // instance is neither blamed nor named, and a
+                            // replay could only fail the same way.
+                            if let Some(attempt) = this.attempt.take() {
+                                attempt.finish(Outcome::ClientError);
+                            }
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(client_body_error(fault, error)));
+                        }
+                        (_, failed) => result = failed,
                     }
                     match hedge.as_mut().project() {
                         HedgeProj::Running { .. } => {
@@ -612,13 +707,13 @@ where
                             this.state.set(State::Done);
                             return Poll::Ready(match (result, instance) {
                                 (Ok(response), _) => Ok(response),
-                                (Err(error), Some(instance)) => Err(FailoverError::Failed {
+                                (Err(source), Some(instance)) => Err(FailoverError::Failed {
                                     instance,
                                     reason,
-                                    source: error.into(),
+                                    source,
                                 }
                                 .into()),
-                                (Err(error), None) => Err(error.into()),
+                                (Err(error), None) => Err(error),
                             });
                         }
                     }

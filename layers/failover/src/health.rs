@@ -77,6 +77,9 @@ pub(crate) enum Outcome {
     /// The attempt was dropped before it finished (client gone, or the
     /// layer moved on).
     Cancelled,
+    /// The client's request body failed: nothing counts against the
+    /// instance.
+    ClientError,
 }
 
 /// Why an instance changed state; logged and counted.
@@ -574,7 +577,7 @@ impl Tracker {
         stats.in_flight.fetch_sub(1, R);
         let latency = now.saturating_sub(started);
         if let Some(hedging) = &self.config.hedging
-            && outcome != Outcome::Failure
+            && matches!(outcome, Outcome::Success | Outcome::Cancelled)
         {
             // A cancelled attempt (a hedge won, or the client left) adds
             // what it had waited: a lower bound, which keeps the quantile
@@ -625,6 +628,11 @@ impl Tracker {
                 }
                 if let Some(reason) = self.ejection_reason(stats, failures, epoch, now) {
                     self.eject_instance(stats, now, reason);
+                }
+            }
+            Outcome::ClientError => {
+                if probe {
+                    stats.probe.store(false, R);
                 }
             }
             Outcome::Cancelled => {

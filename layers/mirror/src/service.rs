@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use foresight_core::ROLE_HEADER;
+use foresight_core::Role;
 use foresight_core::error::ErrorResponse;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
@@ -45,10 +45,11 @@ impl<S> SessionMirror<S> {
     }
 }
 
+/// Whether the routing tier marked `req` as a shadow copy: read as the
+/// routing tier reads it ([`Role::of_headers`]: any case, surrounding
+/// whitespace trimmed, any of several values).
 fn is_shadow<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(&ROLE_HEADER)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"shadow"))
+    Role::of_headers(req.headers()) == Some(Role::Shadow)
 }
 
 fn error_response<B>(err: &SessionError) -> Response<MirrorBody<B>> {
@@ -129,5 +130,64 @@ where
                 Err(e) => Ok(error_response(&e)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use foresight_core::ROLE_HEADER;
+    use foresight_store::MemoryStore;
+    use http::HeaderValue;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::SessionMirrorLayer;
+
+    /// The status of a request carrying the role header `values`, and
+    /// whether it reached the handler.
+    async fn send(values: &[&'static str]) -> (StatusCode, bool) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let handler = service_fn({
+            let calls = calls.clone();
+            move |_: Request<()>| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<_, Infallible>(Response::new(Full::<bytes::Bytes>::default())) }
+            }
+        });
+        let service = SessionMirrorLayer::new(MemoryStore::new()).layer(handler);
+        let mut request = Request::new(());
+        for value in values {
+            request
+                .headers_mut()
+                .append(&ROLE_HEADER, HeaderValue::from_static(value));
+        }
+        let response = service.oneshot(request).await.unwrap();
+        (response.status(), calls.load(Ordering::Relaxed) == 1)
+    }
+
+    #[tokio::test]
+    async fn a_shadow_mark_in_any_case_skips_the_handler() {
+        for role in ["shadow", "Shadow", "SHADOW", " shadow", "shadow\t"] {
+            assert_eq!(
+                send(&[role]).await,
+                (StatusCode::NO_CONTENT, false),
+                "{role:?}"
+            );
+        }
+        assert_eq!(
+            send(&["primary", "Shadow"]).await,
+            (StatusCode::NO_CONTENT, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_roles_reach_the_handler() {
+        for values in [&[][..], &["primary"], &["shadows"], &["sha dow"]] {
+            assert_eq!(send(values).await, (StatusCode::OK, true), "{values:?}");
+        }
     }
 }

@@ -167,14 +167,18 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let config = &self.shared.config;
         if config.trusted {
-            if request.headers().get(&ROLE_HEADER) == Some(&SHADOW) {
+            // Compared as the instance compares it: any case, surrounding
+            // whitespace trimmed.
+            if Role::of_headers(request.headers()) == Some(Role::Shadow) {
                 return ResponseFuture::new(
                     self.inner.call(request.map(ShadowBody::passthrough)),
                     None,
                 );
             }
-        } else if request.headers_mut().remove(&ROLE_HEADER).is_some() {
-            // A client must not be able to forge shadow requests.
+        } else if Role::strip(request.headers_mut()) {
+            // A client must not be able to forge shadow requests (the
+            // routing tier's ShardLayer strips them first; this holds in a
+            // stack without one too).
             bump!(self.shared.counters, stripped);
         }
         let plan = if config.sampling > 0.0 {
@@ -280,4 +284,75 @@ async fn shadow<S, B, RB>(
         Err(_) => bump!(counters, timed_out),
     }
     drop(permit);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use foresight_core::{ClientKey, InstanceSpec, Topology};
+    use http_body_util::Empty;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::ShadowWriteLayer;
+
+    /// Sends a first attempt routed to `a` then `b` and carrying `role`
+    /// through `layer`; returns the role header values each request that
+    /// reached the leaf carried, and the layer's shadow count.
+    async fn send(layer: &ShadowWriteLayer, role: &'static str) -> (Vec<Vec<String>>, u64) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let leaf = service_fn({
+            let seen = seen.clone();
+            move |request: Request<ShadowBody<Empty<Bytes>>>| {
+                let values = request
+                    .headers()
+                    .get_all(&ROLE_HEADER)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect::<Vec<_>>();
+                seen.lock().unwrap().push(values);
+                async { Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new())) }
+            }
+        });
+        let ranked = ["a", "b"].map(InstanceId::from).into_iter().collect();
+        let mut request = Request::new(Empty::<Bytes>::new());
+        request
+            .headers_mut()
+            .insert(&ROLE_HEADER, HeaderValue::from_static(role));
+        request
+            .extensions_mut()
+            .insert(Route::primary(ClientKey::from("k"), ranked).unwrap());
+        layer.layer(leaf).oneshot(request).await.unwrap();
+        let sent = layer.stats().sent;
+        let seen = seen.lock().unwrap().clone();
+        (seen, sent)
+    }
+
+    fn topology() -> Topology {
+        Topology::from_instances(["a", "b"].map(InstanceSpec::new)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_trusted_hop_reads_the_role_in_any_case() {
+        for role in ["shadow", "Shadow", "SHADOW", " shadow"] {
+            let layer = ShadowWriteLayer::new(topology()).with_trusted_hop(true);
+            let (seen, sent) = send(&layer, role).await;
+            // Passed through as a shadow: forwarded once, never copied.
+            assert_eq!(seen, vec![vec![role.to_owned()]], "{role:?}");
+            assert_eq!(sent, 0, "{role:?} was shadowed again");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_hop_strips_the_role_in_any_case() {
+        for role in ["shadow", "Shadow", "SHADOW", " shadow", "primary"] {
+            let layer = ShadowWriteLayer::new(topology()).with_sampling(0.0);
+            let (seen, sent) = send(&layer, role).await;
+            assert_eq!(seen, vec![Vec::<String>::new()], "{role:?}");
+            assert_eq!(sent, 0);
+            assert_eq!(layer.stats().stripped, 1, "{role:?}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub struct ShardLayer<K> {
     pub(crate) replicas: usize,
     pub(crate) missing_key: MissingKeyPolicy,
     pub(crate) seed: u64,
+    pub(crate) trusted_hop: bool,
     pub(crate) metrics: ShardMetrics,
 }
 
@@ -37,6 +38,7 @@ impl<K> Clone for ShardLayer<K> {
             replicas: self.replicas,
             missing_key: self.missing_key,
             seed: self.seed,
+            trusted_hop: self.trusted_hop,
             metrics: self.metrics.clone(),
         }
     }
@@ -49,14 +51,16 @@ impl<K> fmt::Debug for ShardLayer<K> {
             .field("replicas", &self.replicas)
             .field("missing_key", &self.missing_key)
             .field("seed", &self.seed)
+            .field("trusted_hop", &self.trusted_hop)
             .finish()
     }
 }
 
 impl<K: KeyExtractor> ShardLayer<K> {
     /// Routes by the key `extractor` reads, over `topology`, with
-    /// [`DEFAULT_REPLICAS`] candidates, [`MissingKeyPolicy::Reject`] and
-    /// [`DEFAULT_SEED`].
+    /// [`DEFAULT_REPLICAS`] candidates, [`MissingKeyPolicy::Reject`],
+    /// [`DEFAULT_SEED`], and every client-sent
+    /// [`ROLE_HEADER`](foresight_core::ROLE_HEADER) stripped.
     pub fn new(topology: Topology, extractor: K) -> Self {
         Self {
             topology,
@@ -64,6 +68,7 @@ impl<K: KeyExtractor> ShardLayer<K> {
             replicas: DEFAULT_REPLICAS,
             missing_key: MissingKeyPolicy::Reject,
             seed: DEFAULT_SEED,
+            trusted_hop: false,
             metrics: ShardMetrics::register(),
         }
     }
@@ -84,6 +89,19 @@ impl<K: KeyExtractor> ShardLayer<K> {
     /// Seed of the key hash.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Whether the hop in front is trusted to set
+    /// [`ROLE_HEADER`](foresight_core::ROLE_HEADER) (default: no). The layer
+    /// is the routing tier's entry, so by default it removes that header
+    /// from every request before routing it: a client cannot pass its
+    /// request off as a shadow copy, whichever layers follow. Set this only
+    /// when the hop in front is another router of the fleet, together with
+    /// `ShadowWriteLayer::with_trusted_hop` (foresight-shadow) below, so
+    /// that its shadow copies pass through.
+    pub fn with_trusted_hop(mut self, trusted: bool) -> Self {
+        self.trusted_hop = trusted;
         self
     }
 

@@ -9,8 +9,16 @@
 //! failover picks a live target, shadowing copies to the secondary, and a
 //! [`Pool`](foresight_core::Pool) dispatches to the target.
 //!
-//! Counters `foresight_shard_routed_total` and
-//! `foresight_shard_rejected_total{reason}` are recorded through `metrics`.
+//! The layer is the entry of the routing tier, so it also removes any
+//! [`ROLE_HEADER`](foresight_core::ROLE_HEADER) (`x-foresight-role`) a
+//! client sent, before routing: only the tier's own `ShadowWriteLayer` may
+//! mark a request as a shadow copy, whichever layers the stack holds. A
+//! router behind another router of the fleet can keep the header with
+//! [`with_trusted_hop`](ShardLayer::with_trusted_hop).
+//!
+//! Counters `foresight_shard_routed_total`,
+//! `foresight_shard_rejected_total{reason}` and
+//! `foresight_shard_role_stripped_total` are recorded through `metrics`.
 //!
 //! A request without a usable key is rejected with a
 //! [`ShardError::Key`] (400 at the edge) or spread by a random key, as the

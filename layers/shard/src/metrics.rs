@@ -5,13 +5,15 @@
 
 use metrics::{Counter, counter};
 
-/// Routed requests, and requests refused per reason.
+/// Routed requests, requests refused per reason, and role headers stripped
+/// from clients.
 #[derive(Clone, Debug)]
 pub(crate) struct ShardMetrics {
     pub(crate) routed: Counter,
     pub(crate) no_key: Counter,
     pub(crate) bad_key: Counter,
     pub(crate) no_instances: Counter,
+    pub(crate) role_stripped: Counter,
 }
 
 impl ShardMetrics {
@@ -21,6 +23,7 @@ impl ShardMetrics {
             no_key: counter!("foresight_shard_rejected_total", "reason" => "no_key"),
             bad_key: counter!("foresight_shard_rejected_total", "reason" => "malformed_key"),
             no_instances: counter!("foresight_shard_rejected_total", "reason" => "no_instances"),
+            role_stripped: counter!("foresight_shard_role_stripped_total"),
         }
     }
 }

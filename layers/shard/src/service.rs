@@ -2,7 +2,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use foresight_core::key::{KeyExtractor, RequestHead};
-use foresight_core::{BoxError, MembersCache, Route};
+use foresight_core::{BoxError, MembersCache, Role, Route};
 use http::Request;
 use tower_service::Service;
 
@@ -10,8 +10,9 @@ use crate::error::ShardError;
 use crate::future::ResponseFuture;
 use crate::layer::ShardLayer;
 
-/// Service of [`ShardLayer`]: stores a [`Route`] in each request and passes
-/// it on.
+/// Service of [`ShardLayer`]: strips a client-sent
+/// [`ROLE_HEADER`](foresight_core::ROLE_HEADER), stores a [`Route`] in each
+/// request and passes it on.
 pub struct Shard<S, K> {
     pub(crate) inner: S,
     pub(crate) layer: ShardLayer<K>,
@@ -88,6 +89,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The tier's entry: only a router of ours may mark a shadow copy.
+        if !self.layer.trusted_hop && Role::strip(request.headers_mut()) {
+            self.layer.metrics.role_stripped.increment(1);
+            tracing::debug!("client-sent role header stripped");
+        }
         match self.route(&request) {
             Ok(route) => {
                 self.layer.metrics.routed.increment(1);

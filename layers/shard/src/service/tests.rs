@@ -1,5 +1,5 @@
 use foresight_core::key::{HeaderKey, MissingKeyPolicy};
-use foresight_core::{InstanceSpec, KeyError, Role, Route, Topology};
+use foresight_core::{InstanceSpec, KeyError, ROLE_HEADER, Role, Route, Topology};
 use http::{Request, Response};
 use tower::{Layer, ServiceExt};
 use tower_test::mock;
@@ -153,5 +153,88 @@ async fn routing_decisions_are_counted() {
     assert_eq!(
         counts["foresight_shard_rejected_total[\"malformed_key\"]"],
         1
+    );
+    assert_eq!(counts["foresight_shard_role_stripped_total[]"], 0);
+}
+
+/// A keyed request carrying the role header a client forged, in `values`.
+fn forged(values: &[&'static str]) -> Request<()> {
+    let mut request = keyed("mallory");
+    for value in values {
+        request
+            .headers_mut()
+            .append(&ROLE_HEADER, http::HeaderValue::from_static(value));
+    }
+    request
+}
+
+/// The role header values the inner service saw, one request per entry.
+async fn seen_role_headers(
+    layer: ShardLayer<HeaderKey>,
+    requests: Vec<Request<()>>,
+) -> Vec<Vec<String>> {
+    let service = layer.layer(tower::service_fn(|request: Request<()>| async move {
+        let seen: Vec<String> = request
+            .headers()
+            .get_all(&ROLE_HEADER)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        Ok::<_, std::convert::Infallible>(Response::new(seen))
+    }));
+    let mut seen = Vec::new();
+    for request in requests {
+        seen.push(service.clone().oneshot(request).await.unwrap().into_body());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_client_sent_role_header_never_reaches_the_inner_service() {
+    let requests = vec![
+        forged(&["shadow"]),
+        forged(&["Shadow"]),
+        forged(&["SHADOW"]),
+        forged(&[" shadow "]),
+        forged(&["primary", "shadow"]),
+        forged(&["anything"]),
+    ];
+    let count = requests.len();
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key"));
+    let seen = seen_role_headers(layer, requests).await;
+    assert_eq!(seen, vec![Vec::<String>::new(); count]);
+}
+
+#[tokio::test]
+async fn a_trusted_hop_keeps_the_role_header() {
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key")).with_trusted_hop(true);
+    let seen = seen_role_headers(layer, vec![forged(&["Shadow"])]).await;
+    assert_eq!(seen, vec![vec!["Shadow".to_owned()]]);
+}
+
+#[tokio::test]
+async fn stripped_role_headers_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        ShardLayer::new(topology(), HeaderKey::new("x-key"))
+    });
+    seen_role_headers(
+        layer,
+        vec![forged(&["shadow", "shadow"]), keyed("a"), forged(&["x"])],
+    )
+    .await;
+    let stripped = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| {
+            (key.key().name() == "foresight_shard_role_stripped_total").then_some(value)
+        });
+    assert!(
+        matches!(stripped, Some(DebugValue::Counter(2))),
+        "{stripped:?}"
     );
 }
