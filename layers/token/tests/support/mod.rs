@@ -90,7 +90,7 @@ pub mod net {
     use bytes::Bytes;
     use foresight_core::edge::ErrorResponseLayer;
     use foresight_token::jwks::fetch_jwks;
-    use foresight_token::server::AuthServer;
+    use foresight_token::server::{AuthServer, Authenticator, LoginAttempt, Rejection};
     use foresight_token::ws::WsConfig;
     use foresight_token::{
         IssuedToken, KeyRing, LocalIssuer, RemoteIssuer, SharedClock, SigningKey, StaticKeys,
@@ -137,8 +137,24 @@ pub mod net {
         )
     }
 
+    /// The password of every test user.
+    pub const PASSWORD: &str = "correct horse battery staple";
+
+    /// Accepts any subject with [`PASSWORD`], refuses the rest.
+    pub fn authenticator() -> impl Authenticator + Clone {
+        |attempt: &LoginAttempt| match attempt.password() {
+            Some(password) if password.expose() == PASSWORD => Ok(attempt.sub().to_owned()),
+            _ => Err(Rejection::InvalidCredentials),
+        }
+    }
+
     pub async fn login(addr: SocketAddr, sub: &str) -> IssuedToken {
-        let (status, body) = post_json(addr, "/token/login", serde_json::json!({"sub": sub})).await;
+        let (status, body) = post_json(
+            addr,
+            "/token/login",
+            serde_json::json!({"sub": sub, "password": PASSWORD}),
+        )
+        .await;
         assert_eq!(status, 200);
         serde_json::from_slice(&body).unwrap()
     }
@@ -153,9 +169,11 @@ pub mod net {
     ) -> Stack {
         let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
         let issuer = LocalIssuer::new(ring.clone(), super::ISS, super::AUD, clock.clone());
-        let auth = AuthServer::new(issuer, clock.clone())
-            .client_secret("gateway-secret")
-            .login_lifetime(lifetime);
+        let auth = AuthServer::builder(issuer, clock.clone(), authenticator())
+            .with_client_secret("gateway-secret")
+            .with_login_lifetime(lifetime)
+            .build()
+            .unwrap();
         let auth_addr = serve(auth.router()).await;
 
         let keys = StaticKeys::new();
