@@ -120,6 +120,90 @@ pub mod net {
         addr
     }
 
+    /// Serves `router` with the client address in each request's
+    /// extensions, as a server behind no proxy would.
+    pub async fn serve_with_client_addr(router: Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, service).await.unwrap();
+        });
+        addr
+    }
+
+    /// An answer of the authentication server.
+    #[derive(Debug)]
+    pub struct Answer {
+        pub status: u16,
+        pub headers: http::HeaderMap,
+        pub body: Bytes,
+    }
+
+    impl Answer {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(|v| v.to_str().unwrap())
+        }
+
+        /// Asserts a typed refusal: status, `error` code and description,
+        /// never cached.
+        #[track_caller]
+        pub fn assert_error(&self, status: u16, code: &str, description: &str) {
+            assert_eq!(
+                (self.status, self.json()),
+                (
+                    status,
+                    serde_json::json!({"error": code, "error_description": description})
+                ),
+                "{:?}",
+                String::from_utf8_lossy(&self.body)
+            );
+            self.assert_no_store();
+        }
+
+        #[track_caller]
+        pub fn assert_no_store(&self) {
+            assert_eq!(self.header("cache-control"), Some("no-store"));
+            assert_eq!(self.header("pragma"), Some("no-cache"));
+        }
+    }
+
+    /// A request to the authentication server: `content_type` and
+    /// `authorization` as given (none when `None`).
+    pub async fn call(
+        addr: SocketAddr,
+        method: http::Method,
+        path: &str,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = http_client()
+            .request(request.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Answer {
+            status,
+            headers,
+            body: response.into_body().collect().await.unwrap().to_bytes(),
+        }
+    }
+
     pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
         Client::builder(TokioExecutor::new()).build_http()
     }
