@@ -454,6 +454,29 @@ async fn tampered_stripped_oversized_and_garbage() {
 }
 
 #[tokio::test]
+async fn correctly_signed_parts_that_do_not_decode() {
+    // Signed over the bad parts, so that only the decoding can reject them.
+    let secret = [7u8; 32];
+    let c = case(SigningKey::hs256("k1", &secret).unwrap());
+    let key = EncodingKey::from_secret(&secret);
+    let head = b64(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}));
+    for (payload, what) in [
+        (format!("{}!", b64(&good_claims())), "bad base64 payload"),
+        (
+            URL_SAFE_NO_PAD.encode(b"{\"iss\":"),
+            "truncated JSON payload",
+        ),
+        (URL_SAFE_NO_PAD.encode(b"[1,2]"), "payload not an object"),
+    ] {
+        let message = format!("{head}.{payload}");
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        c.expect_invalid(&format!("{message}.{signature}"), what, BAD_CLAIMS)
+            .await;
+    }
+}
+
+#[tokio::test]
 async fn revoked_jti_and_session() {
     let c = case(keys().remove(0));
     let token = c.sign(&good_claims());
