@@ -133,10 +133,18 @@ async fn start_auth(clock: SharedClock) -> Auth {
         clock.clone(),
     );
     let issuer = LocalIssuer::new(ring, ISS, AUD, clock.clone());
-    let server = AuthServer::new(issuer, clock.clone())
-        .client_secret(SECRET)
-        .login_lifetime(LIFETIME)
-        .max_sessions(SESSIONS + 10);
+    // Simulated users log in without passwords: every subject is accepted.
+    // Their sessions may sit idle through the quiet hour.
+    let accept_any = |attempt: &foresight::token::server::LoginAttempt| {
+        Ok::<_, foresight::token::server::Rejection>(attempt.sub().to_owned())
+    };
+    let server = AuthServer::builder(issuer, clock.clone(), accept_any)
+        .with_client_secret(SECRET)
+        .with_login_lifetime(LIFETIME)
+        .with_max_sessions(SESSIONS + 10)
+        .with_session_idle_lifetime(Duration::from_secs(12 * 3600))
+        .build()
+        .expect("auth server settings");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

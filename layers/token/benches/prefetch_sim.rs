@@ -153,9 +153,17 @@ async fn run(predictive: bool, sessions: usize, samples: Arc<Vec<f64>>, seed: u6
     let shared: SharedClock = Arc::new(clock.clone());
     let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), shared.clone());
     let issuer = LocalIssuer::new(ring, ISS, AUD, shared.clone());
-    let auth = AuthServer::new(issuer, shared.clone())
-        .client_secret(SECRET)
-        .max_sessions(sessions + 10);
+    // Simulated users log in without passwords: every subject is accepted.
+    // Their sessions may sit idle through the quiet hour.
+    let accept_any = |attempt: &foresight_token::server::LoginAttempt| {
+        Ok::<_, foresight_token::server::Rejection>(attempt.sub().to_owned())
+    };
+    let auth = AuthServer::builder(issuer, shared.clone(), accept_any)
+        .with_client_secret(SECRET)
+        .with_max_sessions(sessions + 10)
+        .with_session_idle_lifetime(Duration::from_secs(12 * 3600))
+        .build()
+        .unwrap();
     let auth_addr = serve(auth.router()).await;
     let base = format!("http://{auth_addr}");
 

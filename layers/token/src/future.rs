@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use foresight_core::BoxError;
+use http::header::{CACHE_CONTROL, PRAGMA};
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
@@ -23,8 +24,9 @@ pin_project! {
 
 pin_project! {
     /// Response future of [`TokenPrefetch`](crate::TokenPrefetch): the
-    /// inner response with `x-foresight-next-token` added when a pre-fetched
-    /// token is waiting, or the authentication error.
+    /// inner response with `x-foresight-next-token` (and `Cache-Control:
+    /// no-store`, `Pragma: no-cache`) added when a pre-fetched token is
+    /// waiting, or the authentication error.
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -69,9 +71,11 @@ where
                 if let Some(token) = next_token.take()
                     && let Ok(value) = HeaderValue::from_str(&token)
                 {
-                    response
-                        .headers_mut()
-                        .insert(HeaderName::from_static(NEXT_TOKEN_HEADER), value);
+                    let headers = response.headers_mut();
+                    headers.insert(HeaderName::from_static(NEXT_TOKEN_HEADER), value);
+                    // A response that carries a token is never cached.
+                    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
                 }
                 Poll::Ready(Ok(response))
             }

@@ -49,16 +49,32 @@ impl Case {
             .unwrap()
     }
 
-    async fn expect_invalid(&self, token: &str, what: &str) {
+    /// Asserts a 401 whose challenge names `description`, the reason the
+    /// case is about (not merely some rejection).
+    async fn expect_invalid(&self, token: &str, what: &str, description: &str) {
         let response = send(&self.app, Some(token), None).await;
         assert_eq!(response.status(), 401, "{what}");
-        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-        assert!(
-            challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""),
-            "{what}: {challenge}"
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            challenge(description),
+            "{what}"
         );
     }
 }
+
+/// The challenge of a rejected token.
+fn challenge(description: &str) -> String {
+    format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
+}
+
+const NO_SIGNATURE: &str = "token is not a signed compact JWT (no signature)";
+const NOT_THREE_PARTS: &str = "token is not a signed compact JWT (not three parts)";
+const BAD_SIGNATURE: &str = "signature does not verify";
+const BAD_HEADER: &str = "token header cannot be decoded";
+const BAD_CLAIMS: &str = "token claims cannot be decoded";
+const INVALID_KID: &str = "key id has invalid characters or length";
+const UNKNOWN_KID: &str = "unknown key id";
+const WRONG_TYPE: &str = "wrong token type";
 
 fn keys() -> Vec<SigningKey> {
     vec![
@@ -100,6 +116,7 @@ async fn missing_or_non_bearer_credentials() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]
@@ -108,17 +125,26 @@ async fn alg_none() {
     let claims = b64(&good_claims());
     for alg in ["none", "None", "NONE"] {
         let head = b64(&json!({"alg": alg, "typ": "at+jwt", "kid": "k1"}));
-        c.expect_invalid(&format!("{head}.{claims}."), "alg none, empty signature")
-            .await;
+        c.expect_invalid(
+            &format!("{head}.{claims}."),
+            "alg none, empty signature",
+            NO_SIGNATURE,
+        )
+        .await;
         c.expect_invalid(
             &format!("{head}.{claims}.c2ln"),
             "alg none with a signature",
+            &format!("algorithm {alg} is not accepted"),
         )
         .await;
     }
     let head = b64(&json!({"typ": "at+jwt", "kid": "k1"}));
-    c.expect_invalid(&format!("{head}.{claims}.c2ln"), "no alg")
-        .await;
+    c.expect_invalid(
+        &format!("{head}.{claims}.c2ln"),
+        "no alg",
+        "algorithm none is not accepted",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -133,8 +159,12 @@ async fn algorithm_confusion_hs256_with_the_public_key() {
             &EncodingKey::from_secret(&public),
         )
         .unwrap();
-        c.expect_invalid(&forged, "HS256 signed with the public key")
-            .await;
+        c.expect_invalid(
+            &forged,
+            "HS256 signed with the public key",
+            "algorithm HS256 is not allowed for key k1",
+        )
+        .await;
         // The JWK form of the public key as the secret, too.
         let jwk = serde_json::to_vec(c.key.public_jwk().unwrap()).unwrap();
         let forged = jsonwebtoken::encode(
@@ -143,7 +173,12 @@ async fn algorithm_confusion_hs256_with_the_public_key() {
             &EncodingKey::from_secret(&jwk),
         )
         .unwrap();
-        c.expect_invalid(&forged, "HS256 signed with the JWK").await;
+        c.expect_invalid(
+            &forged,
+            "HS256 signed with the JWK",
+            "algorithm HS256 is not allowed for key k1",
+        )
+        .await;
     }
 }
 
@@ -154,7 +189,7 @@ async fn unknown_and_hostile_kids() {
     let token = other
         .sign_with_header(&header(Algorithm::EdDSA, "k2"), &good_claims())
         .unwrap();
-    c.expect_invalid(&token, "unknown kid").await;
+    c.expect_invalid(&token, "unknown kid", UNKNOWN_KID).await;
     for kid in [
         "../../../../etc/passwd",
         "/dev/null",
@@ -168,13 +203,14 @@ async fn unknown_and_hostile_kids() {
             .key
             .sign_with_header(&header(Algorithm::EdDSA, kid), &good_claims())
             .unwrap();
-        c.expect_invalid(&token, kid).await;
+        c.expect_invalid(&token, kid, INVALID_KID).await;
     }
     let mut h = header(Algorithm::EdDSA, "k1");
     h.kid = None;
     c.expect_invalid(
         &c.key.sign_with_header(&h, &good_claims()).unwrap(),
         "no kid",
+        "token has no key id",
     )
     .await;
 }
@@ -189,12 +225,13 @@ async fn jku_and_x5u_are_never_followed() {
     h.jku = Some("http://127.0.0.1:9/jwks.json".to_owned());
     h.x5u = Some("http://127.0.0.1:9/cert.pem".to_owned());
     let token = attacker.sign_with_header(&h, &good_claims()).unwrap();
-    c.expect_invalid(&token, "jku / x5u").await;
+    c.expect_invalid(&token, "jku / x5u", UNKNOWN_KID).await;
     // Same with the known kid: the attacker's signature does not verify.
     let mut h = header(Algorithm::EdDSA, "k1");
     h.jku = Some("http://127.0.0.1:9/jwks.json".to_owned());
     let token = attacker.sign_with_header(&h, &good_claims()).unwrap();
-    c.expect_invalid(&token, "jku with the known kid").await;
+    c.expect_invalid(&token, "jku with the known kid", BAD_SIGNATURE)
+        .await;
 }
 
 #[tokio::test]
@@ -204,8 +241,12 @@ async fn time_claims() {
     claims["iat"] = json!(T0 - 1000);
     claims["nbf"] = json!(T0 - 1000);
     claims["exp"] = json!(T0 - 31);
-    c.expect_invalid(&c.sign(&claims), "expired beyond the leeway")
-        .await;
+    c.expect_invalid(
+        &c.sign(&claims),
+        "expired beyond the leeway",
+        "token expired",
+    )
+    .await;
     // Inside the 30 s leeway it still passes.
     claims["exp"] = json!(T0 - 29);
     assert_eq!(
@@ -216,24 +257,37 @@ async fn time_claims() {
     let mut claims = good_claims();
     claims["nbf"] = json!(T0 + 300);
     claims["exp"] = json!(T0 + 600);
-    c.expect_invalid(&c.sign(&claims), "nbf in the future")
-        .await;
+    c.expect_invalid(
+        &c.sign(&claims),
+        "nbf in the future",
+        "token is not valid yet",
+    )
+    .await;
 
     let mut claims = good_claims();
     claims["iat"] = json!(T0 + 300);
     claims["exp"] = json!(T0 + 600);
-    c.expect_invalid(&c.sign(&claims), "iat in the future")
-        .await;
+    c.expect_invalid(
+        &c.sign(&claims),
+        "iat in the future",
+        "token is issued in the future",
+    )
+    .await;
 
     let mut claims = good_claims();
     claims["exp"] = json!(T0 + 30 * 24 * 3600);
-    c.expect_invalid(&c.sign(&claims), "lifetime too long")
-        .await;
+    c.expect_invalid(
+        &c.sign(&claims),
+        "lifetime too long",
+        "token lifetime is out of bounds",
+    )
+    .await;
 
     // The token turns invalid as the clock passes exp + leeway.
     let token = c.sign(&good_claims());
     c.fx.clock.advance(Duration::from_secs(330));
-    c.expect_invalid(&token, "expired by the clock").await;
+    c.expect_invalid(&token, "expired by the clock", "token expired")
+        .await;
 }
 
 #[tokio::test]
@@ -252,7 +306,7 @@ async fn wrong_json_types_and_missing_claims() {
     ] {
         let mut claims = good_claims();
         claims[claim] = value.clone();
-        c.expect_invalid(&c.sign(&claims), &format!("{claim} = {value}"))
+        c.expect_invalid(&c.sign(&claims), &format!("{claim} = {value}"), BAD_CLAIMS)
             .await;
     }
     for claim in [
@@ -260,7 +314,7 @@ async fn wrong_json_types_and_missing_claims() {
     ] {
         let mut claims = good_claims();
         claims.as_object_mut().unwrap().remove(claim);
-        c.expect_invalid(&c.sign(&claims), &format!("missing {claim}"))
+        c.expect_invalid(&c.sign(&claims), &format!("missing {claim}"), BAD_CLAIMS)
             .await;
     }
 }
@@ -268,15 +322,15 @@ async fn wrong_json_types_and_missing_claims() {
 #[tokio::test]
 async fn wrong_aud_iss_typ() {
     let c = case(keys().remove(0));
-    for (claim, value) in [
-        ("aud", json!("other-api")),
-        ("aud", json!(["x", "y"])),
-        ("iss", json!("https://evil.test")),
-        ("typ", json!("refresh")),
+    for (claim, value, description) in [
+        ("aud", json!("other-api"), "wrong audience"),
+        ("aud", json!(["x", "y"]), "wrong audience"),
+        ("iss", json!("https://evil.test"), "wrong issuer"),
+        ("typ", json!("refresh"), WRONG_TYPE),
     ] {
         let mut claims = good_claims();
         claims[claim] = value;
-        c.expect_invalid(&c.sign(&claims), claim).await;
+        c.expect_invalid(&c.sign(&claims), claim, description).await;
     }
     let mut claims = good_claims();
     claims["aud"] = json!(["x", AUD]);
@@ -288,13 +342,18 @@ async fn wrong_aud_iss_typ() {
         let mut h = header(Algorithm::EdDSA, "k1");
         h.typ = typ.map(str::to_owned);
         let token = c.key.sign_with_header(&h, &good_claims()).unwrap();
-        c.expect_invalid(&token, &format!("header typ {typ:?}"))
+        c.expect_invalid(&token, &format!("header typ {typ:?}"), WRONG_TYPE)
             .await;
     }
     let head = b64(&json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "k1", "crit": ["exp"]}));
     let token = c.sign(&good_claims());
     let rest = token.split_once('.').unwrap().1;
-    c.expect_invalid(&format!("{head}.{rest}"), "crit").await;
+    c.expect_invalid(
+        &format!("{head}.{rest}"),
+        "crit",
+        "critical header extensions are not supported",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -308,6 +367,7 @@ async fn tampered_stripped_oversized_and_garbage() {
     c.expect_invalid(
         &format!("{head}.{}.{signature}", b64(&claims)),
         "tampered payload",
+        BAD_SIGNATURE,
     )
     .await;
     let mut sig = signature.as_bytes().to_vec();
@@ -316,32 +376,43 @@ async fn tampered_stripped_oversized_and_garbage() {
     c.expect_invalid(
         &format!("{head}.{}.{sig}", rest.split_once('.').unwrap().0),
         "tampered signature",
+        BAD_SIGNATURE,
     )
     .await;
     let payload = rest.split_once('.').unwrap().0;
-    c.expect_invalid(&format!("{head}.{payload}."), "stripped signature")
+    c.expect_invalid(
+        &format!("{head}.{payload}."),
+        "stripped signature",
+        NO_SIGNATURE,
+    )
+    .await;
+    c.expect_invalid(&format!("{head}.{payload}"), "two parts", NOT_THREE_PARTS)
         .await;
-    c.expect_invalid(&format!("{head}.{payload}"), "two parts")
-        .await;
-    c.expect_invalid(&format!("{token}.extra"), "four parts")
+    c.expect_invalid(&format!("{token}.extra"), "four parts", NOT_THREE_PARTS)
         .await;
 
     let mut claims = good_claims();
     claims["pad"] = json!("x".repeat(9 * 1024));
     let big = c.sign(&claims);
     assert!(big.len() > 8 * 1024);
-    c.expect_invalid(&big, "over 8 KiB").await;
+    c.expect_invalid(
+        &big,
+        "over 8 KiB",
+        &format!("token of {} bytes exceeds the 8192-byte limit", big.len()),
+    )
+    .await;
 
-    for garbage in [
-        "!!!.@@@.###",
-        "a.b.c",
-        "e30.e30.e30",
-        "....",
-        "ey.ey.ey",
-        "%ZZ.%ZZ.%ZZ",
-        "~~~",
+    for (garbage, description) in [
+        ("!!!.@@@.###", BAD_HEADER),
+        ("a.b.c", BAD_HEADER),
+        // `{}`: a header without `alg`.
+        ("e30.e30.e30", "algorithm none is not accepted"),
+        ("....", NOT_THREE_PARTS),
+        ("ey.ey.ey", BAD_HEADER),
+        ("%ZZ.%ZZ.%ZZ", BAD_HEADER),
+        ("~~~", NOT_THREE_PARTS),
     ] {
-        c.expect_invalid(garbage, garbage).await;
+        c.expect_invalid(garbage, garbage, description).await;
     }
     let request = http::Request::builder()
         .header(
@@ -354,22 +425,55 @@ async fn tampered_stripped_oversized_and_garbage() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401, "non-UTF-8 token");
+    // Not a readable Bearer credential: the bare challenge.
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer",
+        "non-UTF-8 token"
+    );
     let head_bad = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"EdDSA\",");
     c.expect_invalid(
         &format!("{head_bad}.{payload}.{signature}"),
         "truncated JSON header",
+        BAD_HEADER,
     )
     .await;
     c.expect_invalid(
         &format!("{head}.{payload}!.{signature}"),
         "bad base64 payload",
+        // The signature is checked before the payload is decoded.
+        BAD_SIGNATURE,
     )
     .await;
     c.expect_invalid(
         &format!("{head}.{payload}.{signature}*"),
         "bad base64 signature",
+        "token signature cannot be decoded",
     )
     .await;
+}
+
+#[tokio::test]
+async fn correctly_signed_parts_that_do_not_decode() {
+    // Signed over the bad parts, so that only the decoding can reject them.
+    let secret = [7u8; 32];
+    let c = case(SigningKey::hs256("k1", &secret).unwrap());
+    let key = EncodingKey::from_secret(&secret);
+    let head = b64(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}));
+    for (payload, what) in [
+        (format!("{}!", b64(&good_claims())), "bad base64 payload"),
+        (
+            URL_SAFE_NO_PAD.encode(b"{\"iss\":"),
+            "truncated JSON payload",
+        ),
+        (URL_SAFE_NO_PAD.encode(b"[1,2]"), "payload not an object"),
+    ] {
+        let message = format!("{head}.{payload}");
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        c.expect_invalid(&format!("{message}.{signature}"), what, BAD_CLAIMS)
+            .await;
+    }
 }
 
 #[tokio::test]
@@ -380,7 +484,8 @@ async fn revoked_jti_and_session() {
     c.fx.revocations
         .insert(Revocation::Token("j1".into()), T0 + 400)
         .unwrap();
-    c.expect_invalid(&token, "revoked jti").await;
+    c.expect_invalid(&token, "revoked jti", "token is revoked")
+        .await;
 
     let mut claims = good_claims();
     claims["jti"] = json!("j2");
@@ -390,7 +495,8 @@ async fn revoked_jti_and_session() {
     c.fx.revocations
         .insert(Revocation::Session("s9".into()), T0 + 400)
         .unwrap();
-    c.expect_invalid(&token, "revoked session").await;
+    c.expect_invalid(&token, "revoked session", "session is revoked")
+        .await;
 }
 
 #[tokio::test]
@@ -400,18 +506,20 @@ async fn another_sessions_token() {
     assert_eq!(send(&c.app, Some(&token), Some("s1")).await.status(), 200);
     let response = send(&c.app, Some(&token), Some("s2")).await;
     assert_eq!(response.status(), 401);
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("another session")
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        challenge("token belongs to another session")
     );
 }
 
 #[tokio::test]
 async fn rotated_keys_verify_during_the_overlap_only() {
     let c = case(keys().remove(0));
-    let old = c.sign(&good_claims());
+    // An hour-long token: still inside its lifetime when its key retires,
+    // so only the retirement can reject it.
+    let mut claims = good_claims();
+    claims["exp"] = json!(T0 + 3600);
+    let old = c.sign(&claims);
     c.fx.ring.rotate(
         SigningKey::generate_ed25519("k2").unwrap(),
         Duration::from_secs(600),
@@ -425,7 +533,7 @@ async fn rotated_keys_verify_during_the_overlap_only() {
     assert!(new.token.len() > 10);
     assert_eq!(send(&c.app, Some(&new.token), None).await.status(), 200);
     c.fx.clock.advance(Duration::from_secs(601));
-    c.expect_invalid(&old, "retired key").await;
+    c.expect_invalid(&old, "retired key", UNKNOWN_KID).await;
     assert_eq!(send(&c.app, Some(&new.token), None).await.status(), 200);
 }
 

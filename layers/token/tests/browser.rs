@@ -96,9 +96,11 @@ async fn browser_client_survives_expiry_and_revocation() {
     let clock = TokioClock::shared();
     let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
     let issuer = LocalIssuer::new(ring, support::ISS, support::AUD, clock.clone());
-    let auth = AuthServer::new(issuer, clock.clone())
-        .client_secret("gateway-secret")
-        .login_lifetime(LIFETIME);
+    let auth = AuthServer::builder(issuer, clock.clone(), support::net::authenticator())
+        .with_client_secret("gateway-secret")
+        .with_login_lifetime(LIFETIME)
+        .build()
+        .unwrap();
     let auth_addr = support::net::serve(auth.router()).await;
     let keys = StaticKeys::from_jwks(
         &fetch_jwks(

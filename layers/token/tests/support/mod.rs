@@ -90,7 +90,7 @@ pub mod net {
     use bytes::Bytes;
     use foresight_core::edge::ErrorResponseLayer;
     use foresight_token::jwks::fetch_jwks;
-    use foresight_token::server::AuthServer;
+    use foresight_token::server::{AuthServer, Authenticator, LoginAttempt, Rejection};
     use foresight_token::ws::WsConfig;
     use foresight_token::{
         IssuedToken, KeyRing, LocalIssuer, RemoteIssuer, SharedClock, SigningKey, StaticKeys,
@@ -120,6 +120,90 @@ pub mod net {
         addr
     }
 
+    /// Serves `router` with the client address in each request's
+    /// extensions, as a server behind no proxy would.
+    pub async fn serve_with_client_addr(router: Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, service).await.unwrap();
+        });
+        addr
+    }
+
+    /// An answer of the authentication server.
+    #[derive(Debug)]
+    pub struct Answer {
+        pub status: u16,
+        pub headers: http::HeaderMap,
+        pub body: Bytes,
+    }
+
+    impl Answer {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).map(|v| v.to_str().unwrap())
+        }
+
+        /// Asserts a typed refusal: status, `error` code and description,
+        /// never cached.
+        #[track_caller]
+        pub fn assert_error(&self, status: u16, code: &str, description: &str) {
+            assert_eq!(
+                (self.status, self.json()),
+                (
+                    status,
+                    serde_json::json!({"error": code, "error_description": description})
+                ),
+                "{:?}",
+                String::from_utf8_lossy(&self.body)
+            );
+            self.assert_no_store();
+        }
+
+        #[track_caller]
+        pub fn assert_no_store(&self) {
+            assert_eq!(self.header("cache-control"), Some("no-store"));
+            assert_eq!(self.header("pragma"), Some("no-cache"));
+        }
+    }
+
+    /// A request to the authentication server: `content_type` and
+    /// `authorization` as given (none when `None`).
+    pub async fn call(
+        addr: SocketAddr,
+        method: http::Method,
+        path: &str,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = http_client()
+            .request(request.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Answer {
+            status,
+            headers,
+            body: response.into_body().collect().await.unwrap().to_bytes(),
+        }
+    }
+
     pub fn http_client() -> Client<HttpConnector, Full<Bytes>> {
         Client::builder(TokioExecutor::new()).build_http()
     }
@@ -137,8 +221,24 @@ pub mod net {
         )
     }
 
+    /// The password of every test user.
+    pub const PASSWORD: &str = "correct horse battery staple";
+
+    /// Accepts any subject with [`PASSWORD`], refuses the rest.
+    pub fn authenticator() -> impl Authenticator + Clone {
+        |attempt: &LoginAttempt| match attempt.password() {
+            Some(password) if password.expose() == PASSWORD => Ok(attempt.sub().to_owned()),
+            _ => Err(Rejection::InvalidCredentials),
+        }
+    }
+
     pub async fn login(addr: SocketAddr, sub: &str) -> IssuedToken {
-        let (status, body) = post_json(addr, "/token/login", serde_json::json!({"sub": sub})).await;
+        let (status, body) = post_json(
+            addr,
+            "/token/login",
+            serde_json::json!({"sub": sub, "password": PASSWORD}),
+        )
+        .await;
         assert_eq!(status, 200);
         serde_json::from_slice(&body).unwrap()
     }
@@ -153,9 +253,11 @@ pub mod net {
     ) -> Stack {
         let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
         let issuer = LocalIssuer::new(ring.clone(), super::ISS, super::AUD, clock.clone());
-        let auth = AuthServer::new(issuer, clock.clone())
-            .client_secret("gateway-secret")
-            .login_lifetime(lifetime);
+        let auth = AuthServer::builder(issuer, clock.clone(), authenticator())
+            .with_client_secret("gateway-secret")
+            .with_login_lifetime(lifetime)
+            .build()
+            .unwrap();
         let auth_addr = serve(auth.router()).await;
 
         let keys = StaticKeys::new();
