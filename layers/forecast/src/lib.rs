@@ -87,6 +87,7 @@
 #![forbid(unsafe_code)]
 
 mod accumulator;
+mod buckets;
 mod builder;
 mod error;
 pub mod evaluate;

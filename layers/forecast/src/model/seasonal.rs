@@ -311,7 +311,7 @@ impl SeasonalModel {
         let t = y.len() - 1;
         let mut x = vec![0.0; self.layout.width()];
         for (i, f) in out.iter_mut().take(self.horizons()).enumerate() {
-            let mean = self.from_model_scale(y[t] + self.change(&y, t, i + 1, &mut x));
+            let mean = self.to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x));
             *f = Forecast {
                 mean,
                 lower: (mean + self.lower[i]).min(mean),
@@ -341,7 +341,7 @@ impl SeasonalModel {
         for t in start..end {
             let row = &mut out[(t - origins.start) * hs..(t - origins.start + 1) * hs];
             for (i, o) in row.iter_mut().enumerate() {
-                *o = self.from_model_scale(y[t] + self.change(&y, t, i + 1, &mut x));
+                *o = self.to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x));
             }
         }
         Ok(out)
@@ -355,7 +355,7 @@ impl SeasonalModel {
         }
     }
 
-    fn from_model_scale(&self, v: f64) -> f64 {
+    fn to_original_scale(&self, v: f64) -> f64 {
         if self.log { v.exp_m1() } else { v }
     }
 

@@ -27,6 +27,7 @@ pub struct SeasonalConfig {
     pub(crate) horizon: Duration,
     pub(crate) bucket: Duration,
     pub(crate) history_days: usize,
+    pub(crate) refit_every: Duration,
     pub(crate) days: usize,
     pub(crate) weeks: usize,
     pub(crate) lags: usize,
@@ -40,7 +41,8 @@ pub struct SeasonalConfig {
 }
 
 impl Default for SeasonalConfig {
-    /// Forecasts to 8 hours; 5-minute buckets at run time, 15 days kept;
+    /// Forecasts to 8 hours; 5-minute buckets at run time, 15 days kept,
+    /// refitted after each hour of new buckets;
     /// the mean of the 7 previous days and the same time a week earlier
     /// as anchors; 6 lagged differences; penalty 0.01 per row; a daily
     /// cycle three standard errors above zero and a 2% lower held-back
@@ -53,6 +55,7 @@ impl Default for SeasonalConfig {
             horizon: Duration::from_secs(8 * 3600),
             bucket: Duration::from_secs(300),
             history_days: 15,
+            refit_every: Duration::from_secs(3600),
             days: 7,
             weeks: 1,
             lags: 6,
@@ -86,6 +89,15 @@ impl SeasonalConfig {
     /// for the weekly anchor plus a day of margin).
     pub fn with_history_days(mut self, days: usize) -> Self {
         self.history_days = days;
+        self
+    }
+
+    /// At run time, how much new history (in closed buckets' time) a
+    /// retrain waits for before it fits the seasonal model again (default
+    /// 1 hour); retrains in between keep the chosen model and only feed
+    /// it new buckets.
+    pub fn with_refit_every(mut self, every: Duration) -> Self {
+        self.refit_every = every;
         self
     }
 

@@ -124,7 +124,8 @@ pub fn choose(
         cycle_strength(&y, layout.day)
     };
     let standard_error = 1.0 / ((y.len() - layout.day) as f64).sqrt();
-    if !(strength >= config.significance * standard_error) {
+    // A NaN strength (no spread) counts as no cycle.
+    if strength.is_nan() || strength < config.significance * standard_error {
         return Choice::keep(FallbackReason::WeakCycle { strength }, strength, nan);
     }
     let split = y.len() - held;
