@@ -78,6 +78,25 @@ pub fn cycle_strength(y: &[f64], day: usize) -> f64 {
     cov / var
 }
 
+/// Samples a series sampled every `step_secs` needs before [`choose`]
+/// considers the seasonal model (1,056 at a 5-minute step, 3.7 days; 216
+/// at a 30-minute step, 4.5 days): enough for a fit on the older part and
+/// a day plus the horizon of held-back origins. `None` when the step is
+/// too long for a daily cycle.
+pub fn choice_min_samples(step_secs: f64, config: &SeasonalConfig) -> Option<usize> {
+    let layout = Layout::for_step(step_secs, config)?;
+    (1..=100 * layout.day).find(|&n| n >= choice_need(n, &layout, config))
+}
+
+/// Samples a choice on `n` samples needs.
+fn choice_need(n: usize, layout: &Layout, config: &SeasonalConfig) -> usize {
+    let held = ((n as f64) * config.holdout).round() as usize;
+    let mut daily = *layout;
+    daily.week = false;
+    (daily.min_samples() + held.max(layout.day + layout.horizons))
+        .max(((daily.min_samples() as f64) / (1.0 - config.holdout)).ceil() as usize)
+}
+
 /// Chooses between the short-term model (`short`) and the seasonal model
 /// for `values`, one sample every `step_secs` (NaN marks a gap).
 pub fn choose(
@@ -101,12 +120,9 @@ pub fn choose(
         );
     };
     let held = ((y.len() as f64) * config.holdout).round() as usize;
-    let mut daily = layout;
-    daily.week = false;
     // The older part must train the model and the held-back part must
     // hold a day of origins.
-    let need = (daily.min_samples() + held.max(layout.day + layout.horizons))
-        .max(((daily.min_samples() as f64) / (1.0 - config.holdout)).ceil() as usize);
+    let need = choice_need(y.len(), &layout, config);
     if y.len() < need {
         return Choice::keep(
             FallbackReason::TooShort {
