@@ -1,6 +1,6 @@
 //! Criterion benches of the forecaster: the request-path read, `record`,
 //! closing a step, one retrain on two weeks of 5-minute samples, and one
-//! seasonal fit and choice on the 15 days of 5-minute buckets a signal
+//! seasonal fit and choice on the 22 days of 5-minute buckets a signal
 //! keeps.
 //!
 //! `cargo bench -p foresight-forecast --bench forecast`
@@ -75,13 +75,13 @@ fn retrain(c: &mut Criterion) {
     c.bench_function("retrain 4032 points", |b| {
         b.iter(|| train(black_box(&y), Times::Unknown, &config).expect("trains"))
     });
-    // 15 days of 5-minute buckets: the seasonal history's capacity.
-    let y = series(4320);
+    // 22 days of 5-minute buckets: the seasonal history's capacity.
+    let y = series(6336);
     let seasonal = SeasonalConfig::default();
-    c.bench_function("seasonal fit 4320 buckets", |b| {
+    c.bench_function("seasonal fit 6336 buckets", |b| {
         b.iter(|| train_seasonal(black_box(&y), 300.0, &seasonal).expect("trains"))
     });
-    c.bench_function("seasonal choice 4320 buckets", |b| {
+    c.bench_function("seasonal choice 6336 buckets", |b| {
         b.iter(|| {
             let choice = choose(black_box(&y), 300.0, &config, &seasonal);
             assert!(choice.seasonal.is_some());
@@ -98,7 +98,7 @@ fn seasonal_reads(c: &mut Criterion) {
         .with_system_sampler(false)
         .build()
         .expect("valid configuration");
-    let y = series(4320);
+    let y = series(6336);
     let start = 1_420_070_400.0;
     for (i, v) in y.iter().enumerate() {
         for k in 0..5 {
@@ -108,7 +108,7 @@ fn seasonal_reads(c: &mut Criterion) {
     f.retrain_blocking();
     assert!(f.status(Signal::RequestRate).seasonal);
     // Each push republishes, with the seasonal model's forecasts.
-    let mut t = start + (4320 * 300) as f64;
+    let mut t = start + (6336 * 300) as f64;
     c.bench_function("push_at, republish with the seasonal model", |b| {
         b.iter(|| {
             t += 60.0;

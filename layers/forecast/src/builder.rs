@@ -60,7 +60,7 @@ impl ForecasterBuilder {
     }
 
     /// The seasonal model (default [`SeasonalConfig::default`]: daily and
-    /// weekly cycles, forecasts to 8 hours, 15 days of 5-minute buckets
+    /// weekly cycles, forecasts to 8 hours, 22 days of 5-minute buckets
     /// per signal); `None` for the short-term model alone, whose horizon
     /// count times the step is then the furthest forecast answered.
     ///

@@ -19,9 +19,9 @@
 //! one and six hours ahead, printed as the BASELINES.md table; the last
 //! line is `MASE 1h mean`. `--candidate chosen|short|seasonal` scores the
 //! model chosen per series (default) or one model alone; `--bounded` fits on the history the forecaster keeps at run time
-//! (15 days) instead of the whole training part; `--days K`,
+//! (22 days, or `--history-days D`) instead of the whole training part; `--days K`,
 //! `--weeks K`, `--seasonal-lags N`, `--seasonal-alpha A`,
-//! `--robust ROUNDS`, `--no-log`, `--significance Z` and `--margin M` change the seasonal settings.
+//! `--robust ROUNDS`, `--no-log`, `--log-mean`, `--significance Z` and `--margin M` change the seasonal settings.
 //!
 //! Options before the files change the model from the crate's default:
 //! `--forest TREES`, `--alpha A`, `--lags N`, `--windows W1,W2`,
@@ -91,6 +91,7 @@ fn main() -> ExitCode {
                 }
             }
             "--bounded" => bounded = true,
+            "--history-days" => season = season.with_history_days(value().parse().unwrap_or(22)),
             "--days" => season = season.with_days(value().parse().unwrap_or(7)),
             "--weeks" => season = season.with_weeks(value().parse().unwrap_or(1)),
             "--seasonal-lags" => season = season.with_lags(value().parse().unwrap_or(6)),
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
             "--significance" => season = season.with_significance(value().parse().unwrap_or(3.0)),
             "--robust" => season = season.with_robust(value().parse().unwrap_or(2)),
             "--no-log" => season = season.with_log(false),
+            "--log-mean" => season = season.with_log_mean(true),
             "--margin" => season = season.with_margin(value().parse().unwrap_or(0.02)),
             _ => files.push(PathBuf::from(arg)),
         }

@@ -128,6 +128,8 @@ pub struct SeasonalModel {
     pub(crate) layout: Layout,
     /// Fitted on `ln(1 + y)` (a series without negative values).
     log: bool,
+    /// Added to each horizon's prediction on the model's scale.
+    shifts: Box<[f64]>,
     /// `horizons × width`, row-major, on raw features.
     weights: Box<[f64]>,
     pub(crate) lower: Box<[f64]>,
@@ -186,6 +188,7 @@ pub fn train_seasonal(
     let mut targets = vec![0.0; rows];
     let mut lower = Vec::with_capacity(hs);
     let mut upper = Vec::with_capacity(hs);
+    let mut shifts = Vec::with_capacity(hs);
     let tail = (1.0 - config.coverage) / 2.0;
     for h in 1..=hs {
         for r in 0..rows {
@@ -194,11 +197,24 @@ pub fn train_seasonal(
             targets[r] = z[t + h] - z[t];
         }
         let w = fit_horizon(&x, &targets, width, &columns, config)?;
+        // On logs, the mean rather than the median: the smearing estimate
+        // ln(mean(exp(residual))) added before transforming back.
+        let shift = if log && config.log_mean {
+            let sum: f64 = x
+                .chunks_exact(width)
+                .zip(&targets)
+                .map(|(row, t)| (t - dot(&w, row)).exp())
+                .sum();
+            (sum / rows as f64).ln()
+        } else {
+            0.0
+        };
+        shifts.push(shift);
         // In-sample residuals until a held-back window replaces them.
         let mut residuals: Vec<f64> = x
             .chunks_exact(width)
             .enumerate()
-            .map(|(r, row)| y[first + r + h] - back(z[first + r] + dot(&w, row)))
+            .map(|(r, row)| y[first + r + h] - back(z[first + r] + dot(&w, row) + shift))
             .collect();
         lower.push(quantile(&mut residuals, tail));
         upper.push(quantile(&mut residuals, 1.0 - tail));
@@ -207,6 +223,7 @@ pub fn train_seasonal(
     Ok(SeasonalModel {
         layout,
         log,
+        shifts: shifts.into_boxed_slice(),
         weights: weights.into_boxed_slice(),
         lower: lower.into_boxed_slice(),
         upper: upper.into_boxed_slice(),
@@ -311,7 +328,8 @@ impl SeasonalModel {
         let t = y.len() - 1;
         let mut x = vec![0.0; self.layout.width()];
         for (i, f) in out.iter_mut().take(self.horizons()).enumerate() {
-            let mean = self.to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x));
+            let mean =
+                self.to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x) + self.shifts[i]);
             *f = Forecast {
                 mean,
                 lower: (mean + self.lower[i]).min(mean),
@@ -341,7 +359,8 @@ impl SeasonalModel {
         for t in start..end {
             let row = &mut out[(t - origins.start) * hs..(t - origins.start + 1) * hs];
             for (i, o) in row.iter_mut().enumerate() {
-                *o = self.to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x));
+                *o = self
+                    .to_original_scale(y[t] + self.change(&y, t, i + 1, &mut x) + self.shifts[i]);
             }
         }
         Ok(out)

@@ -34,6 +34,7 @@ pub struct SeasonalConfig {
     pub(crate) alpha: f64,
     pub(crate) robust: usize,
     pub(crate) log: bool,
+    pub(crate) log_mean: bool,
     pub(crate) significance: f64,
     pub(crate) margin: f64,
     pub(crate) holdout: f64,
@@ -41,7 +42,7 @@ pub struct SeasonalConfig {
 }
 
 impl Default for SeasonalConfig {
-    /// Forecasts to 8 hours; 5-minute buckets at run time, 15 days kept,
+    /// Forecasts to 8 hours; 5-minute buckets at run time, 22 days kept,
     /// refitted after each hour of new buckets;
     /// the mean of the 7 previous days and the same time a week earlier
     /// as anchors; 6 lagged differences; penalty 0.01 per row; a daily
@@ -54,7 +55,7 @@ impl Default for SeasonalConfig {
         Self {
             horizon: Duration::from_secs(8 * 3600),
             bucket: Duration::from_secs(300),
-            history_days: 15,
+            history_days: 22,
             refit_every: Duration::from_secs(3600),
             days: 7,
             weeks: 1,
@@ -62,6 +63,7 @@ impl Default for SeasonalConfig {
             alpha: 0.01,
             robust: 0,
             log: true,
+            log_mean: false,
             significance: 3.0,
             margin: 0.02,
             holdout: 0.2,
@@ -85,8 +87,9 @@ impl SeasonalConfig {
         self
     }
 
-    /// Days of buckets kept per signal at run time (default 15: two weeks
-    /// for the weekly anchor plus a day of margin).
+    /// Days of buckets kept per signal at run time (default 22: a week of
+    /// warm-up for the weekly anchor, two weeks of rows and a day; 6,336
+    /// buckets of 5 minutes, 50 KiB).
     pub fn with_history_days(mut self, days: usize) -> Self {
         self.history_days = days;
         self
@@ -138,6 +141,14 @@ impl SeasonalConfig {
     /// `true`): changes then scale with the level, and bursts weigh less.
     pub fn with_log(mut self, log: bool) -> Self {
         self.log = log;
+        self
+    }
+
+    /// With a fit on logs, forecasts the mean (the median times the mean
+    /// of the exponentiated residuals) instead of the median (default
+    /// `false`).
+    pub fn with_log_mean(mut self, mean: bool) -> Self {
+        self.log_mean = mean;
         self
     }
 
