@@ -89,6 +89,28 @@ pub(crate) fn run(
         share(a.caught[1]),
         a.seconds_mean,
     );
+    let naive_mase = |k: usize| {
+        reports
+            .iter()
+            .map(|r| r.horizons[k].naive_mase)
+            .sum::<f64>()
+            / reports.len().max(1) as f64
+    };
+    let mut naive = foresight_forecast::evaluate::AlarmCounts::default();
+    for r in &reports {
+        naive.true_positive += r.naive_alarm.true_positive;
+        naive.false_positive += r.naive_alarm.false_positive;
+        naive.false_negative += r.naive_alarm.false_negative;
+    }
+    println!(
+        "naive (protocol check): MASE {:.3} / {:.3} / {:.3}, alarm 1 h {:.3} / {:.3} / {:.3}",
+        naive_mase(0),
+        naive_mase(1),
+        naive_mase(2),
+        naive.precision(),
+        naive.recall(),
+        naive.f1()
+    );
     println!("MASE 1h mean: {:.3}", a.mase_mean[1]);
     ExitCode::SUCCESS
 }
