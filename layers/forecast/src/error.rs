@@ -33,7 +33,7 @@ pub enum FallbackReason {
     #[error("constant series")]
     Constant,
     /// The seasonal model was not considered: the daily cycle is too weak
-    /// (see [`SeasonalConfig::with_min_strength`](crate::model::SeasonalConfig::with_min_strength)).
+    /// (see [`SeasonalConfig::with_significance`](crate::model::SeasonalConfig::with_significance)).
     #[error("daily cycle too weak: strength {strength:.3}")]
     WeakCycle {
         /// The measured strength (NaN when it could not be measured).
