@@ -179,7 +179,7 @@ pub fn choose(
             if !s.is_finite() {
                 continue;
             }
-            residuals[h - 1].push((actual - y[t]) - (s - y[t]));
+            residuals[h - 1].push(actual - s);
             s_err += (s - actual).abs();
             b_err += (b - actual).abs();
             per_h[h - 1].0 += (s - actual).abs();
