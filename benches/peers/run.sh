@@ -13,6 +13,7 @@
 # seconds per 1,000 requests, as ratios to HAProxy, and ends with
 # `foresight shadow-off / haproxy req/s: X.XXx` (the median of the rounds).
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || true
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-10}
@@ -60,7 +61,7 @@ done
 cat > "$WORK/haproxy.cfg" <<CONF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096
 defaults
     mode http
     timeout connect 2s
