@@ -1,6 +1,7 @@
 //! The per-instance health slot that the failover and shadow layers fill and
 //! every router reads.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// The health state of one instance.
@@ -89,6 +90,13 @@ impl HealthSlot {
         InFlightGuard { slot: self }
     }
 
+    /// Like [`start_request`](Self::start_request), with a guard that owns
+    /// the slot, for a response future to hold.
+    pub fn track(self: &Arc<Self>) -> OwnedInFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        OwnedInFlight { slot: self.clone() }
+    }
+
     /// The published latency average, in seconds.
     pub fn latency_ewma(&self) -> f64 {
         f64::from_bits(self.latency_ewma_bits.load(Ordering::Relaxed))
@@ -118,6 +126,19 @@ pub struct InFlightGuard<'a> {
     slot: &'a HealthSlot,
 }
 
+/// Unmarks a request in flight when dropped; see [`HealthSlot::track`].
+#[derive(Debug)]
+#[must_use = "the request is counted until the guard is dropped"]
+pub struct OwnedInFlight {
+    slot: Arc<HealthSlot>,
+}
+
+impl Drop for OwnedInFlight {
+    fn drop(&mut self) {
+        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
         self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -136,6 +157,18 @@ mod tests {
         assert!(slot.transition(HealthState::Healthy, HealthState::Ejected));
         assert_eq!(slot.set_state(HealthState::Probing), HealthState::Ejected);
         assert_eq!(slot.state(), HealthState::Probing);
+    }
+
+    #[test]
+    fn owned_guards_count_until_dropped() {
+        let slot = Arc::new(HealthSlot::default());
+        let a = slot.track();
+        let b = slot.track();
+        assert_eq!(slot.in_flight(), 2);
+        drop(a);
+        assert_eq!(slot.in_flight(), 1);
+        drop(b);
+        assert_eq!(slot.in_flight(), 0);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub mod signal;
 pub mod topology;
 
 pub use error::{BoxError, ErrorResponse, HttpError};
-pub use health::{HealthSlot, HealthState};
+pub use health::{HealthSlot, HealthState, OwnedInFlight};
 pub use instance::{InstanceId, InstanceSpec};
 pub use key::{ClientKey, KeyError, KeyExtractor};
 pub use pool::{Pool, PoolError};

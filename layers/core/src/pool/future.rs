@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::error::PoolError;
 use crate::error::BoxError;
+use crate::health::OwnedInFlight;
 use crate::instance::InstanceId;
 use crate::route::{INSTANCE_HEADER, ServedBy};
 
@@ -44,6 +45,9 @@ pin_project! {
         #[pin]
         state: State<S, Req, S::Future>,
         target: Option<InstanceId>,
+        // Counts the request in its instance's in-flight load until the
+        // response head arrives or the future is dropped.
+        in_flight: Option<OwnedInFlight>,
         ready_timeout: Duration,
         instance_header: bool,
     }
@@ -54,6 +58,7 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
         service: S,
         request: Req,
         target: InstanceId,
+        in_flight: OwnedInFlight,
         ready_timeout: Duration,
         instance_header: bool,
     ) -> Self {
@@ -64,6 +69,7 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
                 deadline: None,
             },
             target: Some(target),
+            in_flight: Some(in_flight),
             ready_timeout,
             instance_header,
         }
@@ -73,6 +79,7 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
         Self {
             state: State::Failed { error: Some(error) },
             target: None,
+            in_flight: None,
             ready_timeout: Duration::ZERO,
             instance_header: false,
         }
@@ -121,7 +128,9 @@ where
                     }
                 },
                 StateProj::Calling { future } => {
-                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let result = ready!(future.poll(cx));
+                    this.in_flight.take();
+                    let mut response = result.map_err(Into::into)?;
                     let target = this.target.take().expect("polled after completion");
                     if *this.instance_header
                         && let Ok(value) = HeaderValue::from_str(target.as_str())

@@ -11,6 +11,7 @@ use tower_service::Service;
 use super::error::PoolError;
 use super::future::ResponseFuture;
 use crate::error::BoxError;
+use crate::health::HealthSlot;
 use crate::instance::InstanceId;
 use crate::route::Route;
 use crate::topology::{Instance, Topology};
@@ -23,7 +24,9 @@ type Factory<S> = dyn Fn(&Instance) -> S + Send + Sync;
 
 struct Table<S> {
     epoch: u64,
-    services: FxHashMap<InstanceId, S>,
+    /// Each member's service, and its health slot, whose in-flight count
+    /// the pool keeps.
+    services: FxHashMap<InstanceId, (S, Arc<HealthSlot>)>,
 }
 
 struct Shared<S> {
@@ -79,7 +82,7 @@ impl<S: Clone> Pool<S> {
         let members = topology.snapshot();
         let services = members
             .iter()
-            .map(|i| (i.id().clone(), factory(i)))
+            .map(|i| (i.id().clone(), (factory(i), i.health().clone())))
             .collect();
         let table = Arc::new(ArcSwap::from_pointee(Table {
             epoch: members.epoch(),
@@ -125,6 +128,11 @@ impl<S: Clone> Pool<S> {
     /// The service of `instance`, if it is a member.
     #[inline]
     pub fn service(&mut self, instance: &InstanceId) -> Option<S> {
+        self.entry(instance).map(|(service, _)| service)
+    }
+
+    #[inline]
+    fn entry(&mut self, instance: &InstanceId) -> Option<(S, Arc<HealthSlot>)> {
         if self.table.load().epoch != self.shared.topology.epoch() {
             self.sync();
         }
@@ -151,9 +159,9 @@ impl<S: Clone> Pool<S> {
                 let service = current
                     .services
                     .get(i.id())
-                    .cloned()
+                    .map(|(service, _)| service.clone())
                     .unwrap_or_else(|| (self.shared.factory)(i));
-                (i.id().clone(), service)
+                (i.id().clone(), (service, i.health().clone()))
             })
             .collect();
         self.shared.table.store(Arc::new(Table {
@@ -185,11 +193,12 @@ where
         else {
             return ResponseFuture::failed(PoolError::NoRoute);
         };
-        match self.service(&target) {
-            Some(service) => ResponseFuture::new(
+        match self.entry(&target) {
+            Some((service, slot)) => ResponseFuture::new(
                 service,
                 request,
                 target,
+                slot.track(),
                 self.ready_timeout,
                 self.instance_header,
             ),

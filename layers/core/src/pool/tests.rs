@@ -159,3 +159,24 @@ async fn follows_membership_changes() {
         Some(PoolError::UnknownTarget(_))
     ));
 }
+
+#[tokio::test]
+async fn requests_count_in_their_instance_in_flight_until_answered_or_dropped() {
+    let (topology, pool, mut handles) = mocks(&["a", "b"]);
+    let in_flight = |id: &str| topology.health(&id.into()).unwrap().in_flight();
+    let handle = handles.get_mut("a").unwrap();
+    handle.allow(2);
+    let answered = tokio::spawn(pool.clone().oneshot(routed("a")));
+    let mut dropped = Box::pin(pool.clone().oneshot(routed("a")));
+    let _ = std::future::poll_fn(|cx| std::task::Poll::Ready(dropped.as_mut().poll(cx))).await;
+    let (_, first) = handle.next_request().await.unwrap();
+    let (_, second) = handle.next_request().await.unwrap();
+    assert_eq!((in_flight("a"), in_flight("b")), (2, 0));
+    drop(dropped);
+    assert_eq!(in_flight("a"), 1);
+    // Which of the two requests was the dropped one does not matter.
+    first.send_response(Response::new("done"));
+    second.send_response(Response::new("done"));
+    answered.await.unwrap().unwrap();
+    assert_eq!(in_flight("a"), 0);
+}
