@@ -54,10 +54,10 @@ pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};
 pub use id::{ParseSessionIdError, SessionId};
 #[cfg(feature = "memory")]
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(all(feature = "redis", feature = "cache"))]
 pub use redis::RedisBus;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore, Unconfirmed};
-pub use store::{Expiry, SessionStore, SharedStore, StoreFuture};
+pub use store::{Expiry, Loaded, SessionStore, SharedStore, StoreFuture};
 pub use version::{Version, Versioned};
