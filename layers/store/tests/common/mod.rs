@@ -7,6 +7,9 @@
 // them, not for a public API.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "cache")]
+pub mod doubles;
+
 use std::sync::Arc;
 use std::time::Duration;
 
