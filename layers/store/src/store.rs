@@ -84,7 +84,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// absolute deadlines), as the store sees it when it answers.
     ///
     /// A cache keeps an entry no longer than that. The default answers
-    /// `ttl: None` (unknown), which a [`CachedStore`](crate::CachedStore)
+    /// `ttl: None` (unknown), which a `CachedStore`
     /// never caches; `MemoryStore` and `RedisStore` report it.
     fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
         Box::pin(async move {
