@@ -20,7 +20,9 @@ const SHARDS: usize = 32;
 /// entries go away without any task running: an access drops the entry it
 /// finds expired, every 64th create sweeps one of the 32 shards in turn
 /// (bounded work per call: one shard), and a create that finds the store
-/// full sweeps all shards before refusing. [`spawn_sweeper`](Self::spawn_sweeper)
+/// full sweeps all shards before refusing (at most once a second while
+/// such sweeps free nothing, so that a store full of live sessions refuses
+/// at once). [`spawn_sweeper`](Self::spawn_sweeper)
 /// adds a periodic sweep for stores that see few creates.
 ///
 /// The store holds at most [`with_capacity`](Self::with_capacity) sessions
@@ -60,6 +62,10 @@ struct Shared {
     stored: AtomicUsize,
     /// Creates so far, which pace the amortised sweep.
     creates: AtomicUsize,
+    /// After a full sweep that freed nothing, no other before this instant:
+    /// a store full of live sessions refuses at once instead of scanning
+    /// every entry on every create.
+    full_sweep_after: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Default [`MemoryStore::with_capacity`]: one million sessions.
@@ -67,6 +73,8 @@ pub const DEFAULT_MEMORY_CAPACITY: usize = 1_000_000;
 /// One shard is swept every this many creates, so that every shard is swept
 /// once per `SWEEP_EVERY * SHARDS` creates.
 const SWEEP_EVERY: usize = 64;
+/// Least time between two full sweeps of a full store that freed nothing.
+const FULL_SWEEP_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -181,7 +189,7 @@ impl MemoryStore {
         }
         if self.stored() >= self.capacity {
             // Full: make room from expired sessions before refusing.
-            self.shared.purge_expired();
+            self.shared.sweep_when_full(now);
             if self.stored() >= self.capacity {
                 metrics::counter!("foresight_store_memory_full_total").increment(1);
                 return Err(StoreError::Full {
@@ -301,6 +309,22 @@ impl Shared {
         for index in 0..SHARDS {
             self.sweep_shard(index, now);
         }
+    }
+
+    fn sweep_when_full(&self, now: Instant) {
+        let mut after = self
+            .full_sweep_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if after.is_some_and(|after| now < after) {
+            return;
+        }
+        let before = self.stored.load(Ordering::Relaxed);
+        for index in 0..SHARDS {
+            self.sweep_shard(index, now);
+        }
+        let freed = before > self.stored.load(Ordering::Relaxed);
+        *after = (!freed).then(|| now + FULL_SWEEP_BACKOFF);
     }
 
     fn sweep_shard(&self, index: usize, now: Instant) {

@@ -72,3 +72,26 @@ async fn creates_sweep_expired_sessions_a_shard_at_a_time() {
     assert_eq!(store.stored(), 64 * 32, "only live sessions remain");
     assert_eq!(store.len(), 64 * 32);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_sweep_that_freed_nothing_is_not_repeated_within_a_second() {
+    let store = MemoryStore::new().with_capacity(2);
+    store.create(&common::data(&[]), SHORT).await.unwrap();
+    store.create(&common::data(&[]), SHORT).await.unwrap();
+    advance(Duration::from_millis(900)).await;
+    // Full of live sessions: the sweep frees nothing.
+    assert!(matches!(
+        store.create(&common::data(&[]), LONG).await,
+        Err(StoreError::Full { .. })
+    ));
+    // Both expired at 1 s, but the next full sweep waits until 1.9 s.
+    advance(Duration::from_millis(300)).await;
+    assert!(matches!(
+        store.create(&common::data(&[]), LONG).await,
+        Err(StoreError::Full { .. })
+    ));
+    assert_eq!(store.stored(), 2, "not swept yet");
+    advance(Duration::from_millis(800)).await;
+    store.create(&common::data(&[]), LONG).await.unwrap();
+    assert_eq!(store.stored(), 1);
+}
