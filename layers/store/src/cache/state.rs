@@ -56,8 +56,9 @@ const NEVER: u64 = u64::MAX;
 pub(super) struct State {
     pub(super) cache: Cache<SessionId, Arc<Entry>>,
     pub(super) origin: u64,
-    /// Bumped by every event received; a fill whose epoch moved while it
-    /// ran is dropped (checked again after the insert).
+    /// Bumped by every announcement and reset received, and when trust is
+    /// withdrawn or restored; a fill whose epoch moved while it ran is
+    /// dropped (checked again after the insert).
     pub(super) epoch: AtomicU64,
     base: Instant,
     last_proof: AtomicU64,
@@ -121,8 +122,11 @@ impl State {
     }
 
     fn apply(&self, event: BusEvent) {
-        // Before anything else, so that a fill in progress sees it.
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        // Before anything else, so that a fill in progress sees it. A
+        // heartbeat changes nothing cached, unless it restores trust (below).
+        if !matches!(event, BusEvent::Heartbeat { .. }) {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
         match event {
             BusEvent::Invalidate(inv) if inv.origin == self.origin => {}
             BusEvent::Invalidate(inv) => {
