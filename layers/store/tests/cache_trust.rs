@@ -173,3 +173,31 @@ async fn a_fill_racing_an_announcement_is_dropped() {
     assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);
     assert!(!reader.is_cached(id), "a stale fill would serve version 1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_during_a_fill_does_not_drop_it() {
+    use foresight_store::InvalidationBus;
+    let bus = LocalBus::new();
+    let shared = MemoryStore::new();
+    let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let mut gated = Counting::new(shared.clone());
+    gated.hold = Some((read.clone(), release.clone()));
+    let reader = CachedStore::new(gated).with_bus(bus.clone());
+    let id = shared
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+
+    let reader_load = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.load(id).await }
+    });
+    read.notified().await;
+    // Another instance's heartbeat arrives while the load is out: it says
+    // nothing about the session.
+    bus.heartbeat(0xfeed).await.unwrap();
+    sleep(Duration::from_millis(1)).await;
+    release.notify_one();
+    assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);
+    assert!(reader.is_cached(id));
+}
