@@ -201,3 +201,45 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
     assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);
     assert!(reader.is_cached(id));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_announcement_during_a_save_leaves_no_older_entry_behind() {
+    use foresight_store::{Invalidation, InvalidationBus, SessionId};
+    let bus = LocalBus::new();
+    let (saved, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let mut gated = Counting::new(MemoryStore::new());
+    gated.hold_saves = Some((saved.clone(), release.clone()));
+    let owner = CachedStore::new(gated).with_bus(bus.clone());
+    let id = owner
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+    assert_eq!(n(owner.load(id).await.unwrap()), 1);
+    assert!(owner.is_cached(id));
+
+    let save = tokio::spawn({
+        let owner = owner.clone();
+        async move {
+            owner
+                .save(id, &common::data(&[("n", 2)]), Version::FIRST)
+                .await
+        }
+    });
+    saved.notified().await;
+    // While the owner's save is out, another instance announces a write of
+    // some other session.
+    let elsewhere = Invalidation {
+        origin: 7,
+        id: SessionId::random(),
+        version: Some(Version::new(3)),
+    };
+    bus.publish(elsewhere).await.unwrap();
+    sleep(Duration::from_millis(1)).await;
+    release.notify_one();
+    assert_eq!(save.await.unwrap().unwrap(), Version::new(2));
+    assert_eq!(
+        n(owner.load(id).await.unwrap()),
+        2,
+        "the owner reads its own write"
+    );
+}

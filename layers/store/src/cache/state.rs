@@ -109,9 +109,12 @@ impl State {
 
     /// Fills the cache with `entry` unless an event arrived since `epoch`
     /// was read; if one arrives during the insert, the entry is dropped
-    /// again.
+    /// again. Either way no older entry of `id` survives: it may be
+    /// older than `entry` (after a save, it is).
     pub(super) fn fill(&self, id: SessionId, entry: Entry, epoch: u64) {
         if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(&id);
+            metrics::counter!("foresight_store_cache_fills_dropped_total").increment(1);
             return;
         }
         self.cache.insert(id, Arc::new(entry));

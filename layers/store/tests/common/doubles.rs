@@ -12,12 +12,14 @@ use foresight_store::{
 use tokio::sync::{Notify, broadcast};
 
 /// Counts `load` / `load_with_ttl` calls that reach `inner`; optionally
-/// holds each load, after it read, until `release` is notified.
+/// holds each load (`hold`) or save (`hold_saves`), after it reached the
+/// store, notifying the first `Notify` and waiting for the second.
 #[derive(Clone, Debug)]
 pub struct Counting<S> {
     pub inner: S,
     pub loads: Arc<AtomicUsize>,
     pub hold: Option<(Arc<Notify>, Arc<Notify>)>,
+    pub hold_saves: Option<(Arc<Notify>, Arc<Notify>)>,
 }
 
 impl<S> Counting<S> {
@@ -26,6 +28,7 @@ impl<S> Counting<S> {
             inner,
             loads: Arc::default(),
             hold: None,
+            hold_saves: None,
         }
     }
 
@@ -65,7 +68,14 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         data: &'a SessionData,
         expected: Version,
     ) -> StoreFuture<'a, Version> {
-        self.inner.save(id, data, expected)
+        Box::pin(async move {
+            let saved = self.inner.save(id, data, expected).await;
+            if let Some((done, release)) = &self.hold_saves {
+                done.notify_one();
+                release.notified().await;
+            }
+            saved
+        })
     }
 
     fn delete(&self, id: SessionId, expected: Option<Version>) -> StoreFuture<'_, bool> {
