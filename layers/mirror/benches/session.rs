@@ -1,7 +1,8 @@
 //! Criterion benches of the session layer, in process (no network): one
 //! request through an axum router that reads, or increments, a counter in
 //! the session, for no session layer, SessionMirrorLayer over MemoryStore,
-//! CachedStore<MemoryStore>, RedisStore and CachedStore<RedisStore>, and
+//! CachedStore<MemoryStore>, RedisStore, CachedStore<RedisStore> (with and
+//! without the version check), and
 //! tower-sessions 0.14 over its MemoryStore. The loopback load test with
 //! wrk is `examples/loadtest.rs`.
 //!
@@ -77,10 +78,16 @@ fn benches(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let redis = RedisServer::start();
     let redis_store = RedisStore::standalone(&redis.url()).unwrap();
-    let cached_redis = rt.block_on(async {
+    let (cached_redis, checked_redis) = rt.block_on(async {
         let bus = redis_store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        CachedStore::new(redis_store.clone().with_key_prefix("cached:")).with_bus(bus)
+        let cached =
+            CachedStore::new(redis_store.clone().with_key_prefix("cached:")).with_bus(bus.clone());
+        // The same, serving a hit only after a version check (read-your-writes).
+        let checked = CachedStore::new(redis_store.clone().with_key_prefix("checked:"))
+            .with_bus(bus)
+            .with_version_check(true);
+        (cached, checked)
     });
     let variants: Vec<(&str, Router)> = vec![
         (
@@ -96,6 +103,10 @@ fn benches(c: &mut Criterion) {
         ),
         ("mirror-redis", mirror(SessionMirrorLayer::new(redis_store))),
         ("mirror-cached-redis", mirror(SessionMirrorLayer::new(cached_redis))),
+        (
+            "mirror-cached-redis-version-check",
+            mirror(SessionMirrorLayer::new(checked_redis)),
+        ),
         (
             "tower-sessions-memory",
             Router::new()

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use foresight_store::{Expiry, SharedStore};
 
+use crate::blind::BlindWrites;
 use crate::carrier::Carrier;
 use crate::merge::MergePolicy;
 use crate::touch::TouchLog;
@@ -19,6 +20,7 @@ pub(crate) struct Config {
     pub(crate) merge_attempts: usize,
     pub(crate) read_touch: Option<Duration>,
     pub(crate) touched: Arc<TouchLog>,
+    pub(crate) blind_writes: BlindWrites,
 }
 
 impl std::fmt::Debug for Config {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Config {
             .field("merge", &self.merge.is_some())
             .field("merge_attempts", &self.merge_attempts)
             .field("read_touch", &self.read_touch)
+            .field("blind_writes", &self.blind_writes)
             .finish()
     }
 }

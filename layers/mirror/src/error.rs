@@ -15,7 +15,7 @@ pub enum SessionError {
     /// merge policy reconciled the two: 409.
     #[error("the session was changed by another request")]
     Conflict(#[source] Arc<StoreError>),
-    /// The store cannot be reached: 503 with `retry-after`.
+    /// The store cannot be reached, or is full: 503 with `retry-after`.
     #[error("the session store is unavailable")]
     Unavailable {
         /// The cause.
@@ -48,10 +48,12 @@ impl SessionError {
     pub fn from_store(err: StoreError) -> Self {
         match err {
             StoreError::Conflict { .. } => SessionError::Conflict(Arc::new(err)),
-            StoreError::Unavailable { retry_after, .. } => SessionError::Unavailable {
-                retry_after,
-                source: Arc::new(err),
-            },
+            StoreError::Unavailable { retry_after, .. } | StoreError::Full { retry_after, .. } => {
+                SessionError::Unavailable {
+                    retry_after,
+                    source: Arc::new(err),
+                }
+            }
             StoreError::TooLarge(data) => SessionError::TooLarge(Arc::new(data)),
             other => SessionError::Store(Arc::new(other)),
         }
@@ -106,5 +108,11 @@ mod tests {
         assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(SessionError::Malformed.status(), StatusCode::BAD_REQUEST);
         assert!(std::error::Error::source(&down).is_some());
+        let full = SessionError::from_store(StoreError::Full {
+            capacity: 1,
+            retry_after: Duration::from_secs(2),
+        });
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(full.retry_after(), Some(Duration::from_secs(2)));
     }
 }

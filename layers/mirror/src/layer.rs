@@ -7,6 +7,7 @@ use foresight_store::{Expiry, SessionStore, SharedStore};
 use http::HeaderName;
 use tower_layer::Layer;
 
+use crate::blind::{BlindWritePolicy, BlindWrites};
 use crate::carrier::{Carrier, CookieConfig, SameSite};
 use crate::config::Config;
 use crate::merge::MergePolicy;
@@ -23,7 +24,8 @@ use crate::service::SessionMirror;
 /// - 30 minutes idle, 12 hours absolute;
 /// - a shadow request (`x-foresight-role: shadow`) does not reach the
 ///   handler;
-/// - no merge policy: a lost compare-and-set is a 409;
+/// - no merge policy: a lost compare-and-set is a 409, except for a blind
+///   write, reapplied over the newer version ([`BlindWritePolicy::Reapply`]);
 /// - a session that is only read has its idle timeout restarted at most
 ///   once a minute per instance.
 ///
@@ -52,6 +54,7 @@ impl SessionMirrorLayer {
                 merge_attempts: 3,
                 read_touch: Some(Duration::from_secs(60)),
                 touched: Arc::default(),
+                blind_writes: BlindWrites::default(),
             }),
         }
     }
@@ -157,6 +160,23 @@ impl SessionMirrorLayer {
     /// idle timeout.
     pub fn with_read_touch(mut self, interval: Option<Duration>) -> Self {
         self.config().read_touch = interval;
+        self
+    }
+
+    /// What a blind write does when its compare-and-set loses, for every
+    /// key not given its own policy (default [`BlindWritePolicy::Reapply`]).
+    pub fn with_blind_write_policy(mut self, policy: BlindWritePolicy) -> Self {
+        self.config().blind_writes.default = policy;
+        self
+    }
+
+    /// The [`BlindWritePolicy`] of one session key, over the default.
+    pub fn with_blind_write_policy_for(
+        mut self,
+        key: impl Into<String>,
+        policy: BlindWritePolicy,
+    ) -> Self {
+        self.config().blind_writes.set(key.into(), policy);
         self
     }
 

@@ -8,10 +8,15 @@
 //! instead of overwriting, unless a [`MergePolicy`] reconciles both. A
 //! *blind* write (the handler set keys without reading any of the data) does
 //! not depend on the version it loaded, so on a lost compare-and-set its keys
-//! are set again over the newer version: this is what lets a failover replay
-//! succeed when the dead primary's first attempt was applied, and a write
-//! behind a cache not yet invalidated go through. A write that read first
-//! keeps the 409: it may rest on a stale value.
+//! are set again over the newer version, if their [`BlindWritePolicy`] is
+//! `Reapply` (the default; counted), or refused with 409 if `Conflict`:
+//! reapplying is what lets a failover replay succeed when the dead
+//! primary's first attempt was applied. A write that read first keeps the
+//! 409: it may rest on a stale value.
+//!
+//! - A read never fails because the idle-timeout `touch` that follows it
+//!   failed: the failure is counted (`foresight_mirror_touch_errors_total`)
+//!   and logged.
 //!
 //! - A session that is only read has its idle timeout restarted with a
 //!   store `touch` at most once per interval per instance (default 60 s).
@@ -22,8 +27,8 @@
 //!   to the standby instance): the id is validated, the session loaded
 //!   (warming a `CachedStore` in front of the store) and its idle
 //!   timeout restarted; the handler is skipped and the answer is 204.
-//! - Store unreachable: **503** with `retry-after`, bounded by the store's
-//!   timeout; requests succeed again when it is back. Oversize data:
+//! - Store unreachable, or full (`StoreError::Full`): **503** with
+//!   `retry-after`, bounded by the store's timeout; requests succeed again when it is back. Oversize data:
 //!   **413**; a malformed id on a shadow request: **400**. The errors are
 //!   [`SessionError`], which implements [`foresight_core::HttpError`].
 //!
@@ -66,6 +71,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod blind;
 mod carrier;
 mod config;
 mod error;
@@ -79,6 +85,7 @@ mod service;
 mod session;
 mod touch;
 
+pub use blind::BlindWritePolicy;
 pub use carrier::SameSite;
 pub use error::SessionError;
 pub use foresight_store::{SessionStore, SharedStore};

@@ -42,11 +42,9 @@ pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcom
         if let (Some(id), Some(interval)) = (state.id, config.read_touch)
             && config.touched.due(id, interval)
         {
-            let alive = store
-                .touch(id, config.expiry.idle)
-                .await
-                .map_err(SessionError::from_store)?;
-            if !alive {
+            // The read already succeeded: a failed touch costs at most an
+            // earlier idle expiry, not the response.
+            if touch(config, id).await == Some(false) {
                 return Ok(Outcome::ClearId);
             }
         }
@@ -114,14 +112,16 @@ async fn save(
                     return Err(SessionError::from_store(e));
                 };
                 // A blind write (the handler set keys and saw none of the
-                // data) does not depend on the version it loaded: applied
-                // after the newer one, it sets its keys over it. That is
-                // what a failover replay needs when the dead instance's
-                // first attempt, or a write behind a cache not yet
-                // invalidated, got there first. A write that read first may
-                // have computed from a stale value (two increments both
-                // writing 1): that stays a conflict, or goes to the merge
-                // policy.
+                // data) does not depend on the version it loaded: if its
+                // keys' `BlindWritePolicy` allows, it is applied after the
+                // newer one, setting its keys over it. That is what a
+                // failover replay needs when the dead instance's first
+                // attempt, or a write behind a cache not yet invalidated,
+                // got there first. A write already applied (the newer
+                // version holds exactly its keys) succeeds under any policy:
+                // nothing is overwritten. A write that read first may have
+                // computed from a stale value (two increments both writing
+                // 1): that stays a conflict, or goes to the merge policy.
                 if !state.observed {
                     let mut ours = theirs.value.clone();
                     for key in &state.written {
@@ -135,7 +135,11 @@ async fn save(
                             .increment(1);
                         return Ok(());
                     }
-                    if blind_attempts_left == 0 {
+                    if blind_attempts_left == 0
+                        || !config.blind_writes.may_reapply(state.written.iter())
+                    {
+                        metrics::counter!("foresight_mirror_blind_writes_refused_total")
+                            .increment(1);
                         return Err(SessionError::from_store(e));
                     }
                     blind_attempts_left -= 1;
@@ -180,11 +184,21 @@ pub(crate) async fn warm(config: &Config, presented: Presented) -> Result<bool, 
     if found.is_none() {
         return Ok(false);
     }
-    let alive = config
-        .store
-        .touch(id, config.expiry.idle)
-        .await
-        .map_err(SessionError::from_store)?;
+    let alive = touch(config, id).await != Some(false);
     metrics::counter!("foresight_mirror_shadow_warmed_total").increment(1);
     Ok(alive)
+}
+
+/// Restarts the idle timeout of a session that was read: whether it is
+/// still alive, `None` if the touch failed. A failure is counted and
+/// logged, never returned: the read it follows succeeded.
+async fn touch(config: &Config, id: SessionId) -> Option<bool> {
+    match config.store.touch(id, config.expiry.idle).await {
+        Ok(alive) => Some(alive),
+        Err(e) => {
+            metrics::counter!("foresight_mirror_touch_errors_total").increment(1);
+            tracing::warn!(error = %e, %id, "idle timeout not restarted after a read");
+            None
+        }
+    }
 }

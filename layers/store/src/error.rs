@@ -49,6 +49,16 @@ pub enum StoreError {
         /// The version written on the primary.
         version: Version,
     },
+    /// The store holds as many sessions as it may (see
+    /// `MemoryStore::with_capacity`); nothing was written. Expired sessions
+    /// are swept, so retrying later may succeed.
+    #[error("session store full: {capacity} sessions")]
+    Full {
+        /// Most sessions the store holds.
+        capacity: usize,
+        /// Suggested delay before retrying.
+        retry_after: Duration,
+    },
     /// Any other backend failure.
     #[error("session store backend error")]
     Backend(#[source] BoxError),

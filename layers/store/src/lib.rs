@@ -5,12 +5,34 @@
 //! and a stale writer gets [`StoreError::Conflict`] instead of silently
 //! overwriting someone else's update.
 //!
+//! # What is guaranteed, and what is not
+//! - A store applies a save or a versioned delete only if the stored
+//!   version is the one the writer named; otherwise nothing is written and
+//!   the writer gets [`StoreError::Conflict`]. No store ever lays a write
+//!   over a version its writer did not name.
+//! - A layer above may decide to write again on top of the newer version:
+//!   `foresight-mirror` does so for *blind* writes (keys set without being
+//!   read) under its `BlindWritePolicy::Reapply`, the default, counted by
+//!   `foresight_mirror_blind_writes_reapplied_total`; its
+//!   `BlindWritePolicy::Conflict` answers 409 instead. That write is a new
+//!   compare-and-set on the newer version, so it still never overwrites a
+//!   version it did not see, but it does replace the values of the keys it
+//!   writes.
+//! - A write that fails with [`StoreError::Unavailable`] may or may not
+//!   have been applied. [`StoreError::NotReplicated`] means it was applied
+//!   on the primary and may be lost on a failover.
+//! - A cache may answer with an older version: see `CachedStore` for the
+//!   bounds, and its version check for read-your-writes across instances.
+//! - `MemoryStore` lives in one process and is lost with it.
+//!
 //! Stores:
-//! - `MemoryStore` (feature `memory`, default): in-process, sharded.
+//! - `MemoryStore` (feature `memory`, default): in-process, sharded,
+//!   bounded (`with_capacity`).
 //! - `RedisStore` (feature `redis`): standalone Redis or Redis Cluster,
 //!   each write one Lua script, optional `WAIT` for replicas.
 //! - `CachedStore` (feature `cache`): a moka cache in front of any store,
-//!   version-aware, with cross-instance invalidation.
+//!   version-aware and expiry-aware, with cross-instance invalidation
+//!   checked by a heartbeat, and an optional per-hit version check.
 //!
 //! ```
 //! use foresight_store::{Expiry, MemoryStore, SessionData, SessionStore, SharedStore};
@@ -54,10 +76,10 @@ pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};
 pub use id::{ParseSessionIdError, SessionId};
 #[cfg(feature = "memory")]
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 #[cfg(all(feature = "redis", feature = "cache"))]
 pub use redis::RedisBus;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_KEY_PREFIX, RedisStore, Unconfirmed};
-pub use store::{Expiry, SessionStore, SharedStore, StoreFuture};
+pub use store::{Expiry, Loaded, SessionStore, SharedStore, StoreFuture};
 pub use version::{Version, Versioned};

@@ -1,13 +1,14 @@
 //! `MemoryStore`: the embedded, in-process store.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::store::StoreFuture;
-use crate::{Expiry, SessionData, SessionId, SessionStore, StoreError, Version, Versioned};
+use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Version, Versioned};
 
 const SHARDS: usize = 32;
 
@@ -15,9 +16,18 @@ const SHARDS: usize = 32;
 /// read-write locks, so readers of different sessions never contend.
 ///
 /// Expiry (idle and absolute, see [`Expiry`]) is checked on every access
-/// against [`tokio::time::Instant`], so paused-time tests see it; expired
-/// entries are dropped when touched and by [`purge_expired`](Self::purge_expired),
-/// which [`spawn_sweeper`](Self::spawn_sweeper) runs periodically.
+/// against [`tokio::time::Instant`], so paused-time tests see it. Expired
+/// entries go away without any task running: an access drops the entry it
+/// finds expired, every 64th create sweeps one of the 32 shards in turn
+/// (bounded work per call: one shard), and a create that finds the store
+/// full sweeps all shards before refusing (at most once a second while
+/// such sweeps free nothing, so that a store full of live sessions refuses
+/// at once). [`spawn_sweeper`](Self::spawn_sweeper)
+/// adds a periodic sweep for stores that see few creates.
+///
+/// The store holds at most [`with_capacity`](Self::with_capacity) sessions
+/// (default one million); a create beyond that is [`StoreError::Full`],
+/// which `foresight-mirror` answers with 503 and `retry-after`.
 ///
 /// Cloning shares the sessions.
 ///
@@ -39,15 +49,39 @@ const SHARDS: usize = 32;
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    shards: Arc<[RwLock<HashMap<SessionId, Entry>>; SHARDS]>,
+    shared: Arc<Shared>,
     max_size: usize,
+    capacity: usize,
 }
+
+#[derive(Debug, Default)]
+struct Shared {
+    shards: [RwLock<HashMap<SessionId, Entry>>; SHARDS],
+    /// Entries stored, expired ones not swept yet included; changed only
+    /// under the write lock of the shard concerned.
+    stored: AtomicUsize,
+    /// Creates so far, which pace the amortised sweep.
+    creates: AtomicUsize,
+    /// After a full sweep that freed nothing, no other before this instant:
+    /// a store full of live sessions refuses at once instead of scanning
+    /// every entry on every create.
+    full_sweep_after: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Default [`MemoryStore::with_capacity`]: one million sessions.
+pub const DEFAULT_MEMORY_CAPACITY: usize = 1_000_000;
+/// One shard is swept every this many creates, so that every shard is swept
+/// once per `SWEEP_EVERY * SHARDS` creates.
+const SWEEP_EVERY: usize = 64;
+/// Least time between two full sweeps of a full store that freed nothing.
+const FULL_SWEEP_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
-            shards: Arc::default(),
+            shared: Arc::default(),
             max_size: crate::DEFAULT_SIZE_LIMIT,
+            capacity: DEFAULT_MEMORY_CAPACITY,
         }
     }
 }
@@ -69,10 +103,14 @@ impl Entry {
     fn restart_idle(&mut self, now: Instant) {
         self.idle_deadline = now + self.idle;
     }
+
+    fn ttl(&self, now: Instant) -> Duration {
+        self.idle_deadline.min(self.absolute_deadline) - now
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store holding at most [`DEFAULT_MEMORY_CAPACITY`] sessions.
     pub fn new() -> Self {
         Self::default()
     }
@@ -85,14 +123,25 @@ impl MemoryStore {
         self
     }
 
+    /// Most sessions held (default [`DEFAULT_MEMORY_CAPACITY`]). A create
+    /// beyond it first sweeps expired sessions, then fails with
+    /// [`StoreError::Full`]. Clones share the sessions and each keeps the
+    /// capacity it was given.
+    #[must_use]
+    pub fn with_capacity(mut self, sessions: usize) -> Self {
+        self.capacity = sessions;
+        self
+    }
+
     fn shard(&self, id: &SessionId) -> &RwLock<HashMap<SessionId, Entry>> {
-        &self.shards[(id.as_u128() as usize) % SHARDS]
+        &self.shared.shards[(id.as_u128() as usize) % SHARDS]
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         let now = Instant::now();
-        self.shards
+        self.shared
+            .shards
             .iter()
             .map(|s| read(s).values().filter(|e| e.live(now)).count())
             .sum()
@@ -100,7 +149,7 @@ impl MemoryStore {
 
     /// Number of stored entries, expired ones not purged yet included.
     pub fn stored(&self) -> usize {
-        self.shards.iter().map(|s| read(s).len()).sum()
+        self.shared.stored.load(Ordering::Relaxed)
     }
 
     /// Whether there is no live session.
@@ -108,29 +157,24 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Drops every expired session.
+    /// Drops every expired session. Creates also do this, a shard at a
+    /// time, so that expired sessions go away without any task running.
     pub fn purge_expired(&self) {
-        let now = Instant::now();
-        for shard in self.shards.iter() {
-            write(shard).retain(|_, e| e.live(now));
-        }
+        self.shared.purge_expired();
     }
 
-    /// Spawns a task that purges expired sessions every `period`. The task
-    /// ends when every clone of the store is dropped.
+    /// Spawns a task that purges expired sessions every `period`, for
+    /// stores that see few creates. The task ends when every clone of the
+    /// store is dropped.
     pub fn spawn_sweeper(&self, period: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.shards);
+        let weak = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(shards) = weak.upgrade() else { return };
-                MemoryStore {
-                    shards,
-                    max_size: 0,
-                }
-                .purge_expired();
+                let Some(shared) = weak.upgrade() else { return };
+                shared.purge_expired();
             }
         })
     }
@@ -138,13 +182,29 @@ impl MemoryStore {
     fn create_now(&self, data: &SessionData, expiry: Expiry) -> Result<SessionId, StoreError> {
         check_size(data, self.max_size)?;
         let now = Instant::now();
+        let creates = self.shared.creates.fetch_add(1, Ordering::Relaxed);
+        if creates.is_multiple_of(SWEEP_EVERY) {
+            self.shared
+                .sweep_shard((creates / SWEEP_EVERY) % SHARDS, now);
+        }
+        if self.stored() >= self.capacity {
+            // Full: make room from expired sessions before refusing.
+            self.shared.sweep_when_full(now);
+            if self.stored() >= self.capacity {
+                metrics::counter!("foresight_store_memory_full_total").increment(1);
+                return Err(StoreError::Full {
+                    capacity: self.capacity,
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+        }
         loop {
             let id = SessionId::random();
             let mut shard = write(self.shard(&id));
             if shard.get(&id).is_some_and(|e| e.live(now)) {
                 continue;
             }
-            shard.insert(
+            let replaced = shard.insert(
                 id,
                 Entry {
                     data: data.clone(),
@@ -154,15 +214,27 @@ impl MemoryStore {
                     absolute_deadline: now + expiry.absolute,
                 },
             );
+            if replaced.is_none() {
+                self.shared.stored.fetch_add(1, Ordering::Relaxed);
+            }
             return Ok(id);
         }
     }
 
-    fn load_now(&self, id: SessionId) -> Option<Versioned<SessionData>> {
+    fn load_now(&self, id: SessionId) -> Option<Loaded> {
         let now = Instant::now();
         let shard = read(self.shard(&id));
         let entry = shard.get(&id).filter(|e| e.live(now))?;
-        Some(Versioned::new(entry.data.clone(), entry.version))
+        Some(Loaded {
+            session: Versioned::new(entry.data.clone(), entry.version),
+            ttl: Some(entry.ttl(now)),
+        })
+    }
+
+    fn version_now(&self, id: SessionId) -> Option<Version> {
+        let now = Instant::now();
+        let shard = read(self.shard(&id));
+        shard.get(&id).filter(|e| e.live(now)).map(|e| e.version)
     }
 
     fn save_now(
@@ -174,7 +246,7 @@ impl MemoryStore {
         check_size(data, self.max_size)?;
         let now = Instant::now();
         let mut shard = write(self.shard(&id));
-        let Some(entry) = live_entry(&mut shard, id, now) else {
+        let Some(entry) = live_entry(&mut shard, &self.shared.stored, id, now) else {
             return Err(StoreError::Conflict {
                 expected,
                 actual: None,
@@ -195,7 +267,7 @@ impl MemoryStore {
     fn delete_now(&self, id: SessionId, expected: Option<Version>) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut shard = write(self.shard(&id));
-        let Some(entry) = live_entry(&mut shard, id, now) else {
+        let Some(entry) = live_entry(&mut shard, &self.shared.stored, id, now) else {
             return match expected {
                 Some(expected) => Err(StoreError::Conflict {
                     expected,
@@ -213,13 +285,14 @@ impl MemoryStore {
             });
         }
         shard.remove(&id);
+        self.shared.stored.fetch_sub(1, Ordering::Relaxed);
         Ok(true)
     }
 
     fn touch_now(&self, id: SessionId, idle: Duration) -> bool {
         let now = Instant::now();
         let mut shard = write(self.shard(&id));
-        match live_entry(&mut shard, id, now) {
+        match live_entry(&mut shard, &self.shared.stored, id, now) {
             Some(entry) => {
                 entry.idle = idle;
                 entry.restart_idle(now);
@@ -230,14 +303,52 @@ impl MemoryStore {
     }
 }
 
+impl Shared {
+    fn purge_expired(&self) {
+        let now = Instant::now();
+        for index in 0..SHARDS {
+            self.sweep_shard(index, now);
+        }
+    }
+
+    fn sweep_when_full(&self, now: Instant) {
+        let mut after = self
+            .full_sweep_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if after.is_some_and(|after| now < after) {
+            return;
+        }
+        let before = self.stored.load(Ordering::Relaxed);
+        for index in 0..SHARDS {
+            self.sweep_shard(index, now);
+        }
+        let freed = before > self.stored.load(Ordering::Relaxed);
+        *after = (!freed).then(|| now + FULL_SWEEP_BACKOFF);
+    }
+
+    fn sweep_shard(&self, index: usize, now: Instant) {
+        let mut shard = write(&self.shards[index]);
+        let before = shard.len();
+        shard.retain(|_, e| e.live(now));
+        let swept = before - shard.len();
+        if swept > 0 {
+            self.stored.fetch_sub(swept, Ordering::Relaxed);
+            metrics::counter!("foresight_store_memory_swept_total").increment(swept as u64);
+        }
+    }
+}
+
 /// The live entry for `id`, dropping it if it expired.
-fn live_entry(
-    shard: &mut HashMap<SessionId, Entry>,
+fn live_entry<'a>(
+    shard: &'a mut HashMap<SessionId, Entry>,
+    stored: &AtomicUsize,
     id: SessionId,
     now: Instant,
-) -> Option<&mut Entry> {
+) -> Option<&'a mut Entry> {
     if shard.get(&id).is_some_and(|e| !e.live(now)) {
         shard.remove(&id);
+        stored.fetch_sub(1, Ordering::Relaxed);
     }
     shard.get_mut(&id)
 }
@@ -269,7 +380,17 @@ impl SessionStore for MemoryStore {
     }
 
     fn load(&self, id: SessionId) -> StoreFuture<'_, Option<Versioned<SessionData>>> {
+        let result = self.load_now(id).map(|l| l.session);
+        Box::pin(async move { Ok(result) })
+    }
+
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
         let result = self.load_now(id);
+        Box::pin(async move { Ok(result) })
+    }
+
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
+        let result = self.version_now(id);
         Box::pin(async move { Ok(result) })
     }
 

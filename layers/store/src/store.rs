@@ -43,7 +43,11 @@ impl Default for Expiry {
 /// Every write is a compare-and-set on the session's [`Version`]: a writer
 /// that read version `v` saves with `expected = v`; it gets `v + 1` back, or
 /// [`StoreError::Conflict`] if anyone else saved (or deleted the session) in
-/// between. Nothing is ever overwritten silently.
+/// between. The store itself never overwrites a version its writer did not
+/// name. (A layer above it may choose to re-apply a write on top of a newer
+/// version, as `foresight-mirror` does for blind writes under its
+/// `BlindWritePolicy::Reapply`; that is a decision of the layer, counted,
+/// not of the store.)
 ///
 /// Ids are issued by the store ([`create`](Self::create)); loading an id the
 /// store never issued (or that expired) answers `None`.
@@ -74,6 +78,38 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// the version. The absolute deadline still applies. Returns whether the
     /// session exists.
     fn touch(&self, id: SessionId, idle: Duration) -> StoreFuture<'_, bool>;
+
+    /// Like [`load`](Self::load), and also how long the session has left
+    /// before it expires if nothing touches it (the earlier of its idle and
+    /// absolute deadlines), as the store sees it when it answers.
+    ///
+    /// A cache keeps an entry no longer than that. The default answers
+    /// `ttl: None` (unknown), which a `CachedStore`
+    /// never caches; `MemoryStore` and `RedisStore` report it.
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
+        Box::pin(async move {
+            Ok(self
+                .load(id)
+                .await?
+                .map(|session| Loaded { session, ttl: None }))
+        })
+    }
+
+    /// The version of a live session, `None` if there is none: a cheap
+    /// check that a copy is current. The default loads the session.
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
+        Box::pin(async move { Ok(self.load(id).await?.map(|s| s.version)) })
+    }
+}
+
+/// A session as [`SessionStore::load_with_ttl`] answers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    /// The data and its version.
+    pub session: Versioned<SessionData>,
+    /// Time left before the session expires unless saved or touched;
+    /// `None` when the store does not tell.
+    pub ttl: Option<Duration>,
 }
 
 /// A store shared behind an `Arc`.
@@ -103,5 +139,13 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
 
     fn touch(&self, id: SessionId, idle: Duration) -> StoreFuture<'_, bool> {
         (**self).touch(id, idle)
+    }
+
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
+        (**self).load_with_ttl(id)
+    }
+
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
+        (**self).version(id)
     }
 }

@@ -57,12 +57,44 @@ pub enum BusEvent {
     /// Announcements may have been missed (the subscription dropped and
     /// came back, or the subscriber lagged): forget everything cached.
     Reset,
+    /// A cache's periodic proof that the channel carries its messages;
+    /// each cache listens for its own.
+    Heartbeat {
+        /// Random id of the sending [`CachedStore`](crate::CachedStore).
+        origin: u64,
+    },
+}
+
+/// Wire form of a heartbeat: this prefix, then the origin in hexadecimal.
+/// No invalidation starts with it (theirs start with a hexadecimal digit).
+const HEARTBEAT_PREFIX: &str = "hb:";
+
+impl BusEvent {
+    /// Wire form of a heartbeat from `origin`.
+    pub fn encode_heartbeat(origin: u64) -> String {
+        format!("{HEARTBEAT_PREFIX}{origin:016x}")
+    }
+
+    /// Parses the wire form of an invalidation or a heartbeat.
+    pub fn decode(text: &str) -> Option<Self> {
+        match text.strip_prefix(HEARTBEAT_PREFIX) {
+            Some(origin) => Some(BusEvent::Heartbeat {
+                origin: u64::from_str_radix(origin, 16).ok()?,
+            }),
+            None => Invalidation::decode(text).map(BusEvent::Invalidate),
+        }
+    }
 }
 
 /// Transport of [`Invalidation`]s between the caches of several instances.
 pub trait InvalidationBus: Send + Sync + fmt::Debug + 'static {
     /// Announces a change to every subscriber, this instance's included.
     fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()>;
+
+    /// Sends a [`BusEvent::Heartbeat`] from `origin` to every subscriber,
+    /// over the same path as announcements, so that receiving it proves
+    /// announcements arrive.
+    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()>;
 
     /// A new subscription to every announcement.
     fn subscribe(&self) -> broadcast::Receiver<BusEvent>;
@@ -104,6 +136,11 @@ impl InvalidationBus for LocalBus {
         Box::pin(async { Ok(()) })
     }
 
+    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
+        let _ = self.sender.send(BusEvent::Heartbeat { origin });
+        Box::pin(async { Ok(()) })
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
         self.sender.subscribe()
     }
@@ -128,6 +165,12 @@ mod tests {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
         assert_eq!(Invalidation::decode("zz:1:2"), None);
+        let beat = BusEvent::Heartbeat { origin: 0xfeed };
+        assert_eq!(
+            BusEvent::decode(&BusEvent::encode_heartbeat(0xfeed)),
+            Some(beat)
+        );
+        assert_eq!(BusEvent::decode("hb:zz"), None);
         assert_eq!(Invalidation::decode("1:2"), None);
     }
 }

@@ -79,22 +79,29 @@ impl RedisBus {
     }
 }
 
+impl RedisBus {
+    async fn send(&self, payload: String) -> Result<(), crate::StoreError> {
+        let channel = self.channel.clone();
+        self.store
+            .run(|mut conn| async move {
+                redis::cmd("PUBLISH")
+                    .arg(&*channel)
+                    .arg(payload)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+}
+
 impl InvalidationBus for RedisBus {
     fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let payload = invalidation.encode();
-            let channel = self.channel.clone();
-            self.store
-                .run(|mut conn| async move {
-                    redis::cmd("PUBLISH")
-                        .arg(&*channel)
-                        .arg(payload)
-                        .query_async::<i64>(&mut conn)
-                        .await
-                })
-                .await?;
-            Ok(())
-        })
+        Box::pin(self.send(invalidation.encode()))
+    }
+
+    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(BusEvent::encode_heartbeat(origin)))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
@@ -147,9 +154,9 @@ async fn subscribe_loop(
                         return;
                     };
                     let payload = String::from_utf8_lossy(message.get_payload_bytes());
-                    match Invalidation::decode(&payload) {
-                        Some(inv) => {
-                            let _ = shared.sender.send(BusEvent::Invalidate(inv));
+                    match BusEvent::decode(&payload) {
+                        Some(event) => {
+                            let _ = shared.sender.send(event);
                         }
                         None => tracing::warn!("malformed session invalidation ignored"),
                     }

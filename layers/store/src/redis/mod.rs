@@ -4,6 +4,7 @@
 mod bus;
 mod codec;
 mod conn;
+mod read;
 mod script;
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use self::conn::{Conn, Pool, Shared};
 use self::script::Scripts;
 use crate::store::StoreFuture;
 use crate::{
-    DEFAULT_SIZE_LIMIT, Expiry, SessionData, SessionId, SessionStore, StoreError, Version,
+    DEFAULT_SIZE_LIMIT, Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Version,
     Versioned,
 };
 
@@ -389,52 +390,28 @@ impl SessionStore for RedisStore {
     }
 
     fn load(&self, id: SessionId) -> StoreFuture<'_, Option<Versioned<SessionData>>> {
+        Box::pin(async move { Ok(self.load_record(id).await?.map(|l| l.session)) })
+    }
+
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
+        Box::pin(self.load_record(id))
+    }
+
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
         Box::pin(async move {
             let key = self.key(id);
-            let replicas = self.replicas;
-            let (fields, confirmed): (Vec<Option<Vec<u8>>>, Option<usize>) = self
-                .run(|mut conn| async move {
-                    let mut read = redis::cmd("HMGET");
-                    read.arg(&key).arg("v").arg("a").arg("i").arg("d");
-                    match replicas {
-                        None => Ok((read.query_async(&mut conn).await?, None)),
-                        // With replicas required, a read is fenced like a
-                        // write: `WAIT` on the same connection shows that the
-                        // node still has its replicas, which a former master
-                        // back from a crash (and not yet demoted) has not.
-                        Some((n, timeout)) => {
-                            let mut pipe = redis::pipe();
-                            pipe.add_command(read);
-                            pipe.cmd("WAIT").arg(n).arg(timeout.as_millis() as u64);
-                            let (fields, confirmed): (Vec<Option<Vec<u8>>>, u64) =
-                                pipe.query_async(&mut conn).await?;
-                            Ok((fields, Some(confirmed as usize)))
-                        }
-                    }
+            let fields = self
+                .fenced_read(|read| {
+                    read.cmd("HMGET").arg(&key).arg("v").arg("a");
                 })
                 .await?;
-            if let (Some((required, _)), Some(confirmed)) = (replicas, confirmed)
-                && confirmed < required
-            {
-                return Err(self.unconfirmed(confirmed, required));
-            }
-            let [v, a, i, d] =
-                <[Option<Vec<u8>>; 4]>::try_from(fields).map_err(|_| corrupt_record())?;
-            if v.is_none() && a.is_none() && i.is_none() && d.is_none() {
+            let [v, a] = <[Option<Vec<u8>>; 2]>::try_from(fields).map_err(|_| corrupt_record())?;
+            if v.is_none() && a.is_none() {
                 return Ok(None);
             }
-            let number = |field: Option<Vec<u8>>, name| {
-                field
-                    .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<u64>().ok())
-                    .ok_or(StoreError::Corrupt(Box::new(codec::DecodeError::BadField(
-                        name,
-                    ))))
-            };
-            let version = number(v, "v")?;
-            number(a, "a")?;
-            number(i, "i")?;
-            let data = codec::decode(&d.unwrap_or_default(), self.max_size)?;
-            Ok(Some(Versioned::new(data, Version::new(version))))
+            let version = read::number(v, "v")?;
+            read::number(a, "a")?;
+            Ok(Some(Version::new(version)))
         })
     }
 

@@ -7,6 +7,9 @@
 // them, not for a public API.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "cache")]
+pub mod doubles;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ pub async fn conformance<S: SessionStore + Clone>(store: S) {
         touch_keeps_data_and_version,
         oversize_is_refused,
         values_keep_their_types,
+        ttl_and_version_agree_with_load,
     );
     concurrent_rmw_trials(&store, 25, 5).await;
 }
@@ -144,6 +148,33 @@ async fn touch_keeps_data_and_version<S: SessionStore>(store: &S) {
             .await
             .unwrap()
     );
+}
+
+/// `load_with_ttl` reports the data `load` does and the time left, never
+/// more than the idle timeout; `version` follows saves and deletes.
+async fn ttl_and_version_agree_with_load<S: SessionStore>(store: &S) {
+    let idle = Duration::from_secs(120);
+    let id = store
+        .create(
+            &data(&[("t", 1)]),
+            Expiry::new(idle, Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let loaded = store.load_with_ttl(id).await.unwrap().unwrap();
+    assert_eq!(loaded.session, store.load(id).await.unwrap().unwrap());
+    let ttl = loaded.ttl.expect("the store reports the time left");
+    assert!(ttl <= idle && ttl > Duration::ZERO, "{ttl:?}");
+    assert_eq!(store.version(id).await.unwrap(), Some(Version::FIRST));
+    let v2 = store
+        .save(id, &data(&[("t", 2)]), Version::FIRST)
+        .await
+        .unwrap();
+    assert_eq!(store.version(id).await.unwrap(), Some(v2));
+    assert!(store.delete(id, None).await.unwrap());
+    assert_eq!(store.version(id).await.unwrap(), None);
+    assert_eq!(store.load_with_ttl(id).await.unwrap(), None);
+    assert_eq!(store.version(SessionId::random()).await.unwrap(), None);
 }
 
 async fn oversize_is_refused<S: SessionStore>(store: &S) {

@@ -1,0 +1,201 @@
+//! What a cache shares between its clones and its background tasks: the
+//! entries, the epoch that guards fills, and the proof that announcements
+//! still arrive (the heartbeat).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::bus::{BusEvent, InvalidationBus};
+use crate::{SessionData, SessionId, Versioned};
+
+/// A cached session and the instant the store would expire it if nothing
+/// touched it (never later than the store's own deadline).
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) session: Versioned<SessionData>,
+    pub(super) expires_at: Instant,
+}
+
+/// Lets moka forget an entry when its session expires in the store, so
+/// that expired entries leave memory even if never read again. Reads check
+/// `expires_at` themselves as well, since moka's clock is not tokio's
+/// (paused time).
+struct UntilExpiry;
+
+impl moka::Expiry<SessionId, Arc<Entry>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _id: &SessionId,
+        entry: &Arc<Entry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(Instant::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        id: &SessionId,
+        entry: &Arc<Entry>,
+        updated_at: std::time::Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(id, entry, updated_at)
+    }
+}
+
+/// Milliseconds since `base` of the last proof that announcements arrive;
+/// `NEVER` when there is none.
+const NEVER: u64 = u64::MAX;
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) cache: Cache<SessionId, Arc<Entry>>,
+    pub(super) origin: u64,
+    /// Bumped by every announcement and reset received, and when trust is
+    /// withdrawn or restored; a fill whose epoch moved while it ran is
+    /// dropped (checked again after the insert).
+    pub(super) epoch: AtomicU64,
+    base: Instant,
+    last_proof: AtomicU64,
+    /// How long a proof stays valid.
+    proof_timeout: Duration,
+}
+
+impl State {
+    pub(super) fn new(capacity: u64, ttl: Duration, proof_timeout: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .expire_after(UntilExpiry)
+                .build(),
+            origin: rand::random(),
+            epoch: AtomicU64::new(0),
+            base: Instant::now(),
+            last_proof: AtomicU64::new(NEVER),
+            proof_timeout,
+        }
+    }
+
+    fn millis(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.base).as_millis() as u64
+    }
+
+    /// Records that announcements arrive now.
+    pub(super) fn proven(&self) {
+        self.last_proof
+            .store(self.millis(Instant::now()), Ordering::SeqCst);
+    }
+
+    /// Withdraws the proof: nothing is answered from memory until the next
+    /// heartbeat comes back.
+    pub(super) fn distrust(&self) {
+        self.last_proof.store(NEVER, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether announcements were proven to arrive within the timeout.
+    pub(super) fn proven_recently(&self) -> bool {
+        let last = self.last_proof.load(Ordering::SeqCst);
+        last != NEVER
+            && self.millis(Instant::now()).saturating_sub(last)
+                <= self.proof_timeout.as_millis() as u64
+    }
+
+    /// Fills the cache with `entry` unless an event arrived since `epoch`
+    /// was read; if one arrives during the insert, the entry is dropped
+    /// again. Either way no older entry of `id` survives: it may be
+    /// older than `entry` (after a save, it is).
+    pub(super) fn fill(&self, id: SessionId, entry: Entry, epoch: u64) {
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(&id);
+            metrics::counter!("foresight_store_cache_fills_dropped_total").increment(1);
+            return;
+        }
+        self.cache.insert(id, Arc::new(entry));
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.invalidate(&id);
+            metrics::counter!("foresight_store_cache_fills_dropped_total").increment(1);
+        }
+    }
+
+    fn apply(&self, event: BusEvent) {
+        // Before anything else, so that a fill in progress sees it. A
+        // heartbeat changes nothing cached, unless it restores trust (below).
+        if !matches!(event, BusEvent::Heartbeat { .. }) {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        match event {
+            BusEvent::Invalidate(inv) if inv.origin == self.origin => {}
+            BusEvent::Invalidate(inv) => {
+                let newer = match (self.cache.get(&inv.id), inv.version) {
+                    (Some(cached), Some(v)) => cached.session.version >= v,
+                    _ => false,
+                };
+                if !newer {
+                    self.cache.invalidate(&inv.id);
+                    metrics::counter!("foresight_store_cache_invalidations_total").increment(1);
+                }
+            }
+            BusEvent::Heartbeat { origin } if origin == self.origin => {
+                if !self.proven_recently() {
+                    // Announcements may have been lost while unproven.
+                    self.cache.invalidate_all();
+                    self.epoch.fetch_add(1, Ordering::SeqCst);
+                }
+                self.proven();
+            }
+            BusEvent::Heartbeat { .. } => {}
+            BusEvent::Reset => {
+                self.cache.invalidate_all();
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                // The subscription was just (re)established.
+                self.proven();
+            }
+        }
+    }
+}
+
+/// Applies every event of `bus` to the state, until the state is dropped.
+pub(super) fn spawn_listener(bus: &dyn InvalidationBus, state: Weak<State>) {
+    let mut events = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => BusEvent::Reset,
+                Err(RecvError::Closed) => return,
+            };
+            let Some(state) = state.upgrade() else { return };
+            state.apply(event);
+        }
+    });
+}
+
+/// Publishes this cache's heartbeat every `interval`, until the state is
+/// dropped.
+pub(super) fn spawn_heartbeat(
+    bus: Arc<dyn InvalidationBus>,
+    state: Weak<State>,
+    interval: Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(origin) = state.upgrade().map(|s| s.origin) else {
+                return;
+            };
+            if let Err(e) = bus.heartbeat(origin).await {
+                tracing::debug!(error = %e, "session cache heartbeat not published");
+                metrics::counter!("foresight_store_cache_heartbeat_errors_total").increment(1);
+            }
+        }
+    });
+}

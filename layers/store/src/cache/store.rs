@@ -1,0 +1,384 @@
+//! The `CachedStore` type and its `SessionStore` implementation.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::bus::{Invalidation, InvalidationBus};
+use super::state::{Entry, State, spawn_heartbeat, spawn_listener};
+use crate::store::StoreFuture;
+use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Version, Versioned};
+
+/// A [`SessionStore`] that answers loads from an in-process moka cache,
+/// only while it can show them current, and writes through to the store
+/// behind it.
+///
+/// Defaults, each with a setter: 100 000 sessions; an entry kept at most
+/// 5 minutes, and never beyond the session's own expiry; a heartbeat every
+/// second, trusted for 3 seconds; no version check.
+///
+/// Cloning shares the cache.
+///
+/// # How a cache stays right
+/// - **Expiry.** An entry keeps the session's time left as the store told
+///   it ([`SessionStore::load_with_ttl`](crate::SessionStore::load_with_ttl):
+///   the earlier of the idle and the absolute deadline), measured from
+///   before the request was sent, so the entry never outlives the session.
+///   A save or touch through the cache never extends it (the store's idle
+///   timer restarts, the entry keeps the earlier deadline: at worst one
+///   extra load per idle period). An expired entry is a miss and is
+///   evicted. A store that does not report a ttl is never cached.
+/// - **Writes go through** with their compare-and-set version, so a stale
+///   entry can never overwrite a newer version: the writer gets a conflict
+///   and the entry is dropped.
+/// - **Announcements.** After a write, the new version is published on the
+///   [`InvalidationBus`] before the write is acknowledged, and every other
+///   instance drops its older entry when the announcement arrives.
+/// - **Fail closed: the heartbeat.** A subscriber can look connected and
+///   hear nothing (a half-open connection). So each cache publishes its own
+///   heartbeat on the bus every interval (default 1 s) and answers from
+///   memory only while the bus says it is connected *and* its own heartbeat
+///   came back within the timeout (default 3 s). Otherwise every read goes
+///   to the store, and when heartbeats come back everything cached is
+///   forgotten (announcements may have been lost meanwhile). A
+///   (re)subscription or a lagging subscriber forgets everything as well.
+/// - **A failed announcement** (publish error) leaves the write in the
+///   store and acknowledged, since it was applied: the writer's cache drops
+///   the session and stops answering from memory until its next heartbeat
+///   comes back. Other instances stop answering from memory within the
+///   heartbeat timeout if the channel is down for them too; if only the
+///   writer could not publish, they may serve the previous version until
+///   their entry expires, unless they check versions (next point).
+/// - **Read-your-writes across instances: the version check.** With
+///   [`CachedStore::with_version_check`], a hit is served only after a
+///   cheap version read ([`SessionStore::version`](crate::SessionStore::version):
+///   `HMGET v a` on Redis, no data) shows it current. A write acknowledged
+///   on one instance is then seen by the next read on any other, every
+///   time, whatever happened to the announcement; a hit costs one small
+///   round trip instead of none. Off by default: the bus alone gives
+///   staleness bounded by the announcement's delivery (microseconds on a
+///   healthy bus; at worst the heartbeat timeout plus interval).
+/// - **Fills cannot go stale.** A load fills the cache only if no event
+///   arrived while it read, and checks again after the insert, dropping the
+///   entry if one arrived meanwhile: an announcement can never land
+///   between the check and the insert unnoticed.
+///
+/// Without a bus ([`CachedStore::new`]) the cache is only right when this
+/// instance is the only writer.
+///
+/// ```
+/// use foresight_store::{CachedStore, Expiry, LocalBus, MemoryStore, SessionData, SessionStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let shared = MemoryStore::new();
+/// let bus = LocalBus::new();
+/// let a = CachedStore::new(shared.clone()).with_bus(bus.clone());
+/// // B checks versions: it sees A's writes at once, announced or not.
+/// let b = CachedStore::new(shared).with_bus(bus).with_version_check(true);
+///
+/// let id = a.create(&SessionData::new(), Expiry::default()).await.unwrap();
+/// let seen_by_b = b.load(id).await.unwrap().unwrap(); // cached in b
+/// let mut data = SessionData::new();
+/// data.insert("moved", &true).unwrap();
+/// a.save(id, &data, seen_by_b.version).await.unwrap();
+/// assert_eq!(b.load(id).await.unwrap().unwrap().value, data);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct CachedStore<S> {
+    inner: S,
+    state: Arc<State>,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    ttl: Duration,
+    capacity: u64,
+    heartbeat: Duration,
+    heartbeat_timeout: Duration,
+    version_check: bool,
+}
+
+impl<S: Clone> Clone for CachedStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            state: self.state.clone(),
+            bus: self.bus.clone(),
+            ttl: self.ttl,
+            capacity: self.capacity,
+            heartbeat: self.heartbeat,
+            heartbeat_timeout: self.heartbeat_timeout,
+            version_check: self.version_check,
+        }
+    }
+}
+
+const DEFAULT_TTL: Duration = Duration::from_secs(300);
+const DEFAULT_CAPACITY: u64 = 100_000;
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl<S: SessionStore> CachedStore<S> {
+    /// A cache in front of `inner`, without cross-instance invalidation.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            state: Arc::new(State::new(
+                DEFAULT_CAPACITY,
+                DEFAULT_TTL,
+                DEFAULT_HEARTBEAT_TIMEOUT,
+            )),
+            bus: None,
+            ttl: DEFAULT_TTL,
+            capacity: DEFAULT_CAPACITY,
+            heartbeat: DEFAULT_HEARTBEAT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            version_check: false,
+        }
+    }
+
+    /// Most sessions kept (default 100 000). Starts an empty cache.
+    #[must_use]
+    pub fn with_capacity(mut self, sessions: u64) -> Self {
+        self.capacity = sessions;
+        self.rebuild()
+    }
+
+    /// Longest time an entry may be served after it was cached (default
+    /// 5 min), even if the session lives longer. Starts an empty cache.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.rebuild()
+    }
+
+    /// Publishes a heartbeat every `interval` and answers from memory only
+    /// while one came back within `timeout` (defaults 1 s and 3 s). Keep
+    /// `timeout` a few intervals long. Starts an empty cache.
+    #[must_use]
+    pub fn with_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat = interval;
+        self.heartbeat_timeout = timeout;
+        self.rebuild()
+    }
+
+    /// Whether a hit is served only after the store's version of the
+    /// session matches it (default false): read-your-writes across
+    /// instances every time, for one small round trip per hit.
+    #[must_use]
+    pub fn with_version_check(mut self, on: bool) -> Self {
+        self.version_check = on;
+        self
+    }
+
+    /// Publishes this cache's writes on `bus` and drops entries announced
+    /// by others. Spawns a listener and a heartbeat task on the current
+    /// tokio runtime; they end when every clone of this store is dropped.
+    #[must_use]
+    pub fn with_bus(mut self, bus: impl InvalidationBus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self.rebuild()
+    }
+
+    fn rebuild(mut self) -> Self {
+        self.state = Arc::new(State::new(self.capacity, self.ttl, self.heartbeat_timeout));
+        if let Some(bus) = &self.bus {
+            spawn_listener(bus.as_ref(), Arc::downgrade(&self.state));
+            if bus.is_connected() {
+                // Subscribed now, on the bus's word; heartbeats must
+                // confirm it within the timeout.
+                self.state.proven();
+            }
+            spawn_heartbeat(bus.clone(), Arc::downgrade(&self.state), self.heartbeat);
+        }
+        self
+    }
+
+    /// The store behind the cache.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Whether `id` is cached now (expired or not).
+    pub fn is_cached(&self, id: SessionId) -> bool {
+        self.state.cache.contains_key(&id)
+    }
+
+    /// Forgets `id`.
+    pub fn evict(&self, id: SessionId) {
+        self.state.cache.invalidate(&id);
+    }
+
+    /// Whether the cache answers from memory now: no bus, or a connected
+    /// bus whose heartbeat came back within the timeout.
+    pub fn is_trusted(&self) -> bool {
+        match &self.bus {
+            None => true,
+            Some(bus) => bus.is_connected() && self.state.proven_recently(),
+        }
+    }
+
+    /// A current, unexpired entry for `id`, if there is one.
+    async fn hit(&self, id: SessionId) -> Result<Option<Arc<Entry>>, StoreError> {
+        let Some(entry) = self.state.cache.get(&id) else {
+            return Ok(None);
+        };
+        if entry.expires_at <= Instant::now() {
+            self.state.cache.invalidate(&id);
+            metrics::counter!("foresight_store_cache_expired_total").increment(1);
+            return Ok(None);
+        }
+        if self.version_check && self.inner.version(id).await? != Some(entry.session.version) {
+            self.state.cache.invalidate(&id);
+            metrics::counter!("foresight_store_cache_version_mismatches_total").increment(1);
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    async fn load_through(&self, id: SessionId) -> Result<Option<Loaded>, StoreError> {
+        let trusted = self.is_trusted();
+        if trusted && let Some(entry) = self.hit(id).await? {
+            metrics::counter!("foresight_store_cache_hits_total").increment(1);
+            return Ok(Some(Loaded {
+                session: entry.session.clone(),
+                ttl: Some(entry.expires_at.saturating_duration_since(Instant::now())),
+            }));
+        }
+        metrics::counter!("foresight_store_cache_misses_total").increment(1);
+        let epoch = self.state.epoch.load(Ordering::SeqCst);
+        let sent = Instant::now();
+        let loaded = self.inner.load_with_ttl(id).await?;
+        if let Some(found) = &loaded
+            && let Some(ttl) = found.ttl
+            && trusted
+        {
+            let entry = Entry {
+                session: found.session.clone(),
+                // Counted from before the request: never later than the
+                // store's deadline.
+                expires_at: sent + ttl,
+            };
+            self.state.fill(id, entry, epoch);
+        }
+        Ok(loaded)
+    }
+
+    /// Announces a write. On failure, this cache forgets the session and
+    /// stops answering from memory until its heartbeat comes back.
+    async fn announce(&self, id: SessionId, version: Option<Version>) {
+        if let Some(bus) = &self.bus {
+            let invalidation = Invalidation {
+                origin: self.state.origin,
+                id,
+                version,
+            };
+            if let Err(e) = bus.publish(invalidation).await {
+                self.state.distrust();
+                self.state.cache.invalidate(&id);
+                tracing::warn!(error = %e, %id, "session invalidation not published; cache bypassed until the heartbeat returns");
+                metrics::counter!("foresight_store_invalidation_publish_errors_total").increment(1);
+            }
+        }
+    }
+}
+
+impl<S: SessionStore> SessionStore for CachedStore<S> {
+    fn create<'a>(&'a self, data: &'a SessionData, expiry: Expiry) -> StoreFuture<'a, SessionId> {
+        Box::pin(async move {
+            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            let sent = Instant::now();
+            let id = self.inner.create(data, expiry).await?;
+            if self.is_trusted() {
+                let entry = Entry {
+                    session: Versioned::new(data.clone(), Version::FIRST),
+                    expires_at: sent + expiry.idle.min(expiry.absolute),
+                };
+                self.state.fill(id, entry, epoch);
+            }
+            Ok(id)
+        })
+    }
+
+    fn load(&self, id: SessionId) -> StoreFuture<'_, Option<Versioned<SessionData>>> {
+        Box::pin(async move { Ok(self.load_through(id).await?.map(|l| l.session)) })
+    }
+
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
+        Box::pin(self.load_through(id))
+    }
+
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
+        self.inner.version(id)
+    }
+
+    fn save<'a>(
+        &'a self,
+        id: SessionId,
+        data: &'a SessionData,
+        expected: Version,
+    ) -> StoreFuture<'a, Version> {
+        Box::pin(async move {
+            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            match self.inner.save(id, data, expected).await {
+                Ok(version) => {
+                    // The store restarted the idle timer; the entry keeps
+                    // its earlier deadline, which stays on the safe side.
+                    match self.state.cache.get(&id) {
+                        Some(old) if self.is_trusted() => {
+                            let entry = Entry {
+                                session: Versioned::new(data.clone(), version),
+                                expires_at: old.expires_at,
+                            };
+                            self.state.fill(id, entry, epoch);
+                        }
+                        _ => self.state.cache.invalidate(&id),
+                    }
+                    self.announce(id, Some(version)).await;
+                    Ok(version)
+                }
+                Err(e) => {
+                    // A conflict means the entry is stale; any other failure
+                    // leaves the outcome unknown.
+                    self.state.cache.invalidate(&id);
+                    if let StoreError::NotReplicated { version, .. } = &e {
+                        self.announce(id, Some(*version)).await;
+                    }
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn delete(&self, id: SessionId, expected: Option<Version>) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let result = self.inner.delete(id, expected).await;
+            self.state.cache.invalidate(&id);
+            if matches!(result, Ok(true)) {
+                self.announce(id, None).await;
+            }
+            result
+        })
+    }
+
+    fn touch(&self, id: SessionId, idle: Duration) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let sent = Instant::now();
+            let alive = self.inner.touch(id, idle).await?;
+            match self.state.cache.get(&id) {
+                Some(_) if !alive => self.state.cache.invalidate(&id),
+                // A shorter idle timeout shortens the entry too.
+                Some(old) if sent + idle < old.expires_at => {
+                    let epoch = self.state.epoch.load(Ordering::SeqCst);
+                    let entry = Entry {
+                        session: old.session.clone(),
+                        expires_at: sent + idle,
+                    };
+                    self.state.fill(id, entry, epoch);
+                }
+                _ => {}
+            }
+            Ok(alive)
+        })
+    }
+}

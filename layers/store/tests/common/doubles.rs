@@ -1,0 +1,128 @@
+//! Test doubles around real stores and buses: a store that counts the loads
+//! reaching it, and a bus that can go silent or fail its publishes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use foresight_store::{
+    BusEvent, Expiry, Invalidation, InvalidationBus, Loaded, LocalBus, SessionData, SessionId,
+    SessionStore, StoreError, StoreFuture, Version, Versioned,
+};
+use tokio::sync::{Notify, broadcast};
+
+/// Counts `load` / `load_with_ttl` calls that reach `inner`; optionally
+/// holds each load (`hold`) or save (`hold_saves`), after it reached the
+/// store, notifying the first `Notify` and waiting for the second.
+#[derive(Clone, Debug)]
+pub struct Counting<S> {
+    pub inner: S,
+    pub loads: Arc<AtomicUsize>,
+    pub hold: Option<(Arc<Notify>, Arc<Notify>)>,
+    pub hold_saves: Option<(Arc<Notify>, Arc<Notify>)>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            loads: Arc::default(),
+            hold: None,
+            hold_saves: None,
+        }
+    }
+
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: SessionStore> SessionStore for Counting<S> {
+    fn create<'a>(&'a self, data: &'a SessionData, expiry: Expiry) -> StoreFuture<'a, SessionId> {
+        self.inner.create(data, expiry)
+    }
+
+    fn load(&self, id: SessionId) -> StoreFuture<'_, Option<Versioned<SessionData>>> {
+        Box::pin(async move { Ok(self.load_with_ttl(id).await?.map(|l| l.session)) })
+    }
+
+    fn load_with_ttl(&self, id: SessionId) -> StoreFuture<'_, Option<Loaded>> {
+        Box::pin(async move {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            let loaded = self.inner.load_with_ttl(id).await?;
+            if let Some((read, release)) = &self.hold {
+                read.notify_one();
+                release.notified().await;
+            }
+            Ok(loaded)
+        })
+    }
+
+    fn version(&self, id: SessionId) -> StoreFuture<'_, Option<Version>> {
+        self.inner.version(id)
+    }
+
+    fn save<'a>(
+        &'a self,
+        id: SessionId,
+        data: &'a SessionData,
+        expected: Version,
+    ) -> StoreFuture<'a, Version> {
+        Box::pin(async move {
+            let saved = self.inner.save(id, data, expected).await;
+            if let Some((done, release)) = &self.hold_saves {
+                done.notify_one();
+                release.notified().await;
+            }
+            saved
+        })
+    }
+
+    fn delete(&self, id: SessionId, expected: Option<Version>) -> StoreFuture<'_, bool> {
+        self.inner.delete(id, expected)
+    }
+
+    fn touch(&self, id: SessionId, idle: Duration) -> StoreFuture<'_, bool> {
+        self.inner.touch(id, idle)
+    }
+}
+
+/// A [`LocalBus`] that can go silent (a half-open connection: it still
+/// says it is connected, publishing "succeeds", nothing arrives) or fail
+/// every publish and heartbeat outright.
+#[derive(Clone, Debug, Default)]
+pub struct FaultyBus {
+    pub inner: LocalBus,
+    pub silent: Arc<AtomicBool>,
+    pub failing: Arc<AtomicBool>,
+}
+
+impl FaultyBus {
+    fn send(&self, event: impl FnOnce(&LocalBus) -> StoreFuture<'_, ()>) -> StoreFuture<'_, ()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::unavailable("publish refused")) });
+        }
+        if self.silent.load(Ordering::SeqCst) {
+            return Box::pin(async { Ok(()) });
+        }
+        event(&self.inner)
+    }
+}
+
+impl InvalidationBus for FaultyBus {
+    fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()> {
+        self.send(|bus| bus.publish(invalidation))
+    }
+
+    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
+        self.send(|bus| bus.heartbeat(origin))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
+        self.inner.subscribe()
+    }
+
+    fn is_connected(&self) -> bool {
+        true
+    }
+}
