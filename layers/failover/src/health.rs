@@ -172,6 +172,10 @@ pub(crate) struct InstanceStats {
     predicted_out: AtomicBool,
     /// When the signal last predicted a degradation (0: never).
     predicted_seen: AtomicU64,
+    /// The fleet baseline and its own latency average (f64 seconds) when
+    /// the prediction moved it out: a readmitting probe must beat both.
+    predicted_baseline: AtomicU64,
+    predicted_latency: AtomicU64,
     /// Latency histogram, filled only when hedging is on.
     latencies: LatencyQuantiles,
     /// The hedge delay last computed (ns, 0 = none) and when.
@@ -200,6 +204,8 @@ impl InstanceStats {
             signal_at: AtomicU64::new(0),
             predicted_out: AtomicBool::new(false),
             predicted_seen: AtomicU64::new(0),
+            predicted_baseline: AtomicU64::new(0f64.to_bits()),
+            predicted_latency: AtomicU64::new(0f64.to_bits()),
             latencies: LatencyQuantiles::default(),
             hedge_nanos: AtomicU64::new(0),
             hedge_at: AtomicU64::new(0),
@@ -734,7 +740,7 @@ impl Tracker {
         if stats.state() != HealthState::Probing {
             return;
         }
-        if self.prediction_holds(stats, now)
+        if self.prediction_holds(stats, seconds, now)
             || self.is_slow(seconds, baseline, self.config.recover_ratio)
         {
             self.set(stats, HealthState::Degraded, now);

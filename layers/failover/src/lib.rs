@@ -52,7 +52,7 @@
 //! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
 //! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 30 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
 //! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
-//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) |
+//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
 //! | Probing | Degraded | the probe succeeds, but slowly, with degradation predicted, or within the hold of the last prediction |
 //! | Probing | Ejected | the probe fails (with a doubled backoff) |
 //!
@@ -91,12 +91,23 @@
 //!   slows down, and its keys drain to their secondaries once.
 //! - **Hold.** While Degraded or under probe the signal is still asked.
 //!   An instance a prediction moved out is readmitted only by a probe that
-//!   is fast (under 2 × the baseline), with no prediction now and none for
-//!   the hold ([`HealthFailoverLayer::with_signal_hold`], 1 s; set it to at
-//!   least one step of the forecaster, so that the forecaster has seen a
-//!   probe's latency before the next probe can readmit). A prediction that
-//!   flips on and off around its threshold faster than the hold keeps the
-//!   instance out: its sessions move once, not with every flip.
+//!   is fast (under 2 × the baseline of now and of when it was moved out,
+//!   and under its own latency average of then),
+//!   with no prediction now and none for the hold
+//!   ([`HealthFailoverLayer::with_signal_hold`], 1 s; set it to at least
+//!   one step of the forecaster, so that the forecaster has seen a probe's
+//!   latency before the next probe can readmit). A prediction that flips on
+//!   and off around its threshold faster than the hold keeps the instance
+//!   out: its sessions move once, not with every flip. The probe's own
+//!   latency matters because a drained instance gets no traffic but its
+//!   probes: a forecaster fed by live attempts soon has nothing new to
+//!   predict from, and a prediction that clears for lack of data is not a
+//!   recovery. The baseline of when it was moved out matters because a busy
+//!   host raises the baseline of now.
+//! - **Cap.** A prediction moves an instance only while fewer instances
+//!   than the ejection cap (half, at least one) are out of Healthy: a
+//!   slowdown predicted for most of the fleet is the host's, and moving
+//!   sessions would not avoid it.
 //!
 //! Nothing reads the future: the forecaster learns only from attempts that
 //! have ended. The fault test `tests/predictive.rs` runs an instance whose

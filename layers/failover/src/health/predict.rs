@@ -63,25 +63,44 @@ impl Tracker {
             .is_some();
         if predicted {
             stats.predicted_seen.store(now, R);
-            if !stats.predicted_out.load(R) {
-                stats.predicted_out.store(true, R);
+            if !stats.predicted_out.swap(true, R) {
+                let baseline = self.baseline(now).unwrap_or(0.0);
+                stats.predicted_baseline.store(baseline.to_bits(), R);
+                stats.predicted_latency.store(stats.latency().to_bits(), R);
             }
         }
         predicted
     }
 
     /// Whether a prediction still keeps `stats` out of rotation at the end
-    /// of a probe: the signal predicts a degradation now, or it did less
-    /// than the hold ago during an episode it opened.
-    pub(super) fn prediction_holds(&self, stats: &InstanceStats, now: u64) -> bool {
+    /// of a probe that took `seconds`: the signal predicts a degradation
+    /// now; or, during an episode a prediction opened, it did less than the
+    /// hold ago, or the probe is slower than the recovery ratio times the
+    /// fleet baseline of when the episode began, or slower than the
+    /// instance's own latency average then (a latency still climbing has
+    /// not recovered). A drained instance gets no traffic but its probes,
+    /// so a forecaster fed by live attempts soon has nothing new to predict
+    /// from: a cleared prediction alone does not show a recovery, the
+    /// probe's own latency does.
+    pub(super) fn prediction_holds(&self, stats: &InstanceStats, seconds: f64, now: u64) -> bool {
         let Some(signal) = &self.config.signal else {
             return false;
         };
         if self.ask(&**signal, stats, now) {
             return true;
         }
-        stats.predicted_out.load(R)
-            && now.saturating_sub(stats.predicted_seen.load(R)) < nanos(self.config.signal_hold)
+        if !stats.predicted_out.load(R) {
+            return false;
+        }
+        let before = f64::from_bits(stats.predicted_baseline.load(R));
+        let own = f64::from_bits(stats.predicted_latency.load(R));
+        now.saturating_sub(stats.predicted_seen.load(R)) < nanos(self.config.signal_hold)
+            || (own > 0.0 && seconds > own)
+            || self.is_slow(
+                seconds,
+                (before > 0.0).then_some(before),
+                self.config.recover_ratio,
+            )
     }
 
     /// Reports a finished (or cancelled) attempt to the recorder, if any:

@@ -134,6 +134,67 @@ fn a_cleared_prediction_readmits_only_on_a_fast_probe_after_the_hold() {
 }
 
 #[test]
+fn a_prediction_gone_for_lack_of_traffic_is_not_a_recovery() {
+    let signal = Arc::new(Switch(AtomicBool::new(true)));
+    let t = predicted_tracker(&signal);
+    warm(&t, 10 * MS);
+    let r = route(&["a", "b"]);
+    // Moved out while the fleet answers in 1 ms.
+    let _ = t.choose(&r, true, 200 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+    signal.set(false);
+    // The rest of the fleet slows to 20 ms (the host is busy): twice the
+    // baseline is now 40 ms.
+    for i in 0..5 {
+        ok(&t, "b", 20 * MS, 400 * MS + i * MS);
+        ok(&t, "c", 20 * MS, 400 * MS + i * MS);
+    }
+    // Long after the prediction cleared, a 10 ms probe is fast for the
+    // fleet of now, not for the fleet a was moved out of.
+    let due = 200 * MS + 2 * SEC;
+    let probe = t.choose(&r, true, due).unwrap();
+    assert!(probe.probe);
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, due, due + 10 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+    let again = due + 10 * MS + SEC;
+    let probe = t.choose(&r, true, again).unwrap();
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, again, again + MS);
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+}
+
+#[test]
+fn a_latency_still_above_where_the_episode_began_is_not_a_recovery() {
+    let signal = Arc::new(Switch(AtomicBool::new(false)));
+    let t = predicted_tracker(&signal);
+    // The fleet answers in 10 ms, a in 12 ms, and a is predicted to degrade.
+    for i in 0..5 {
+        ok(&t, "b", 10 * MS, 20 * MS + i * MS);
+        ok(&t, "c", 10 * MS, 20 * MS + i * MS);
+        ok(&t, "a", 12 * MS, 20 * MS + i * MS);
+    }
+    signal.set(true);
+    let r = route(&["a", "b"]);
+    let _ = t.choose(&r, true, 200 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+    signal.set(false);
+    // Cleared for long, and 15 ms is under twice the baseline (20 ms), but
+    // above the 12 ms a answered in when it was moved out.
+    let due = 200 * MS + 2 * SEC;
+    let probe = t.choose(&r, true, due).unwrap();
+    assert!(probe.probe);
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, due, due + 15 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+    let again = due + 15 * MS + SEC;
+    let probe = t.choose(&r, true, again).unwrap();
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, again, again + 11 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+}
+
+#[test]
 fn a_probe_that_finds_the_instance_still_degraded_does_not_bring_its_keys_back() {
     let t = tracker();
     warm(&t, 10 * MS);
