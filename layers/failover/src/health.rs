@@ -392,7 +392,7 @@ impl Tracker {
             match state {
                 HealthState::Healthy => unreachable!("handled above"),
                 HealthState::Degraded => {
-                    self.poll_signal(stats, now);
+                    self.poll_while_out(stats, now);
                     // A Degraded instance still serves, so any request may
                     // probe it.
                     if self.try_probe_degraded(stats, now) {
@@ -409,7 +409,7 @@ impl Tracker {
                     }
                 }
                 HealthState::Probing => {
-                    self.poll_signal(stats, now);
+                    self.poll_while_out(stats, now);
                     // A probe whose request was cancelled freed its turn.
                     if replayable && stats.probe.compare_exchange(false, true, R, R).is_ok() {
                         self.counters.probes.fetch_add(1, R);

@@ -105,7 +105,7 @@
 //!   recovery. The baseline of when it was moved out matters because a busy
 //!   host raises the baseline of now.
 //! - **Cap.** A prediction moves an instance only while fewer instances
-//!   than the ejection cap (half, at least one) are out of Healthy: a
+//!   than the ejection cap (half, at least one) are out on a prediction: a
 //!   slowdown predicted for most of the fleet is the host's, and moving
 //!   sessions would not avoid it.
 //!

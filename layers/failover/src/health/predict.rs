@@ -23,9 +23,9 @@ use super::{InstanceStats, Outcome, R, Reason, Tracker, claim_refresh, nanos};
 impl Tracker {
     /// Whether the signal predicts `stats` to degrade, asked at most once
     /// per interval; moves a Healthy instance to Degraded if so, unless as
-    /// many instances as may be ejected at once are already out of Healthy:
-    /// a slowdown predicted for most of the fleet is the fleet's (a host
-    /// under load), and moving sessions would not avoid it.
+    /// many instances as may be ejected at once are already out on a
+    /// prediction: a slowdown predicted for most of the fleet is the
+    /// fleet's (a host under load), and moving sessions would not avoid it.
     pub(super) fn predicted(&self, stats: &InstanceStats, now: u64) -> bool {
         if !self.poll_signal(stats, now) {
             return false;
@@ -36,15 +36,37 @@ impl Tracker {
         let out = table
             .map
             .values()
-            .filter(|s| s.id != stats.id && s.state() != HealthState::Healthy)
+            .filter(|s| {
+                s.id != stats.id && s.predicted_out.load(R) && s.state() != HealthState::Healthy
+            })
             .count();
         if out >= limit {
             metrics::counter!("foresight_failover_predictions_suppressed_total").increment(1);
             tracing::debug!(instance = %stats.id, out, limit, "prediction not acted on");
             return false;
         }
+        self.mark_predicted_out(stats, now);
         self.degrade(stats, now, Reason::Predicted);
         true
+    }
+
+    /// Opens a predicted episode for `stats`, if none is open: notes the
+    /// fleet baseline and its own latency, which a readmitting probe must
+    /// beat.
+    fn mark_predicted_out(&self, stats: &InstanceStats, now: u64) {
+        if !stats.predicted_out.swap(true, R) {
+            let baseline = self.baseline(now).unwrap_or(0.0);
+            stats.predicted_baseline.store(baseline.to_bits(), R);
+            stats.predicted_latency.store(stats.latency().to_bits(), R);
+        }
+    }
+
+    /// While `stats` is out of rotation: asks the signal at most once per
+    /// interval, and a prediction opens an episode if none is open.
+    pub(super) fn poll_while_out(&self, stats: &InstanceStats, now: u64) {
+        if self.poll_signal(stats, now) {
+            self.mark_predicted_out(stats, now);
+        }
     }
 
     /// Asks the signal about `stats` unless it was asked less than an
@@ -63,11 +85,6 @@ impl Tracker {
             .is_some();
         if predicted {
             stats.predicted_seen.store(now, R);
-            if !stats.predicted_out.swap(true, R) {
-                let baseline = self.baseline(now).unwrap_or(0.0);
-                stats.predicted_baseline.store(baseline.to_bits(), R);
-                stats.predicted_latency.store(stats.latency().to_bits(), R);
-            }
         }
         predicted
     }
@@ -87,6 +104,7 @@ impl Tracker {
             return false;
         };
         if self.ask(&**signal, stats, now) {
+            self.mark_predicted_out(stats, now);
             return true;
         }
         if !stats.predicted_out.load(R) {

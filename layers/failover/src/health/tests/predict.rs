@@ -245,6 +245,21 @@ fn a_slowdown_predicted_for_the_whole_fleet_moves_one_instance_at_most() {
     assert_eq!(t.stats().degradations, 1);
 }
 
+#[test]
+fn an_instance_out_for_slowness_does_not_block_a_prediction() {
+    let signal = Arc::new(Switch(AtomicBool::new(false)));
+    let t = predicted_tracker(&signal);
+    warm(&t, 10 * MS);
+    // b degrades on its own latency, not on a prediction.
+    for i in 0..5 {
+        ok(&t, "b", 20 * MS, 200 * MS + i * MS);
+    }
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    signal.set(true);
+    let _ = t.choose(&route(&["a", "c"]), true, 300 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+}
+
 /// Keeps what it is told, up to a bound.
 #[derive(Default)]
 struct Recorded(Mutex<Vec<(String, Duration, bool)>>);
