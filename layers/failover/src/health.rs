@@ -804,35 +804,20 @@ impl Tracker {
     }
 }
 
-/// A later candidate replaces the one chosen so far only when its latency
-/// average is below the chosen one's divided by this.
-const SWITCH_MARGIN: f64 = 2.0;
-
-/// Among Degraded candidates offered in rank order: one that no prediction
-/// moved out before one that a prediction did (it is heading past its
-/// threshold), then the fastest by latency average, where a later
-/// candidate must be [`SWITCH_MARGIN`] times faster to replace an earlier
-/// one. Latency averages wobble on a busy host; without the margin, a
-/// session whose candidates are all Degraded would go back and forth with
-/// them.
+/// The candidate with the lowest latency average among those offered; the
+/// first offered on ties (rank order).
 #[derive(Default)]
 struct Fastest {
     index: Option<usize>,
     latency: f64,
-    predicted: bool,
 }
 
 impl Fastest {
     fn offer(&mut self, index: usize, stats: &InstanceStats) {
         let latency = stats.latency();
-        let predicted = stats.predicted_out.load(R);
-        let better = self.index.is_none()
-            || (self.predicted && !predicted)
-            || (self.predicted == predicted && latency * SWITCH_MARGIN < self.latency);
-        if better {
+        if self.index.is_none() || latency < self.latency {
             self.index = Some(index);
             self.latency = latency;
-            self.predicted = predicted;
         }
     }
 }

@@ -9,9 +9,8 @@
 //!
 //! 1. re-aims the route at the **first Healthy candidate** in rank order (a
 //!    Degraded candidate keeps the keys it has not drained yet; when no
-//!    candidate is Healthy, the one with the lowest latency average serves,
-//!    with hysteresis: a candidate a prediction moved out comes last, and a
-//!    lower-ranked one must be twice as fast to be preferred; when every
+//!    candidate is Healthy, the one with the lowest latency average serves;
+//!    when every
 //!    candidate is out, the request is answered at once with
 //!    [`FailoverError::NoLiveInstance`]: `503` with `retry-after` at the
 //!    edge, without touching any instance);

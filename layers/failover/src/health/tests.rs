@@ -519,23 +519,3 @@ fn when_every_candidate_is_degraded_the_fastest_serves() {
 }
 
 mod predict;
-
-#[test]
-fn degraded_candidates_of_similar_latency_keep_the_rank_order() {
-    let t = tracker();
-    warm(&t, 10 * MS);
-    // a degrades at 30 ms, then b at 20 ms: b is faster, not twice as fast.
-    for i in 0..5 {
-        ok(&t, "a", 30 * MS, 200 * MS + i * MS);
-    }
-    for i in 0..5 {
-        ok(&t, "b", 20 * MS, 210 * MS + i * MS);
-    }
-    assert_eq!(state(&t, "a"), HealthState::Degraded);
-    assert_eq!(state(&t, "b"), HealthState::Degraded);
-    let now = 700 * MS;
-    for k in 0..50 {
-        let r = keyed_route(k.to_string(), &["a", "b"]);
-        assert_eq!(chosen(&t, &r, false, now).unwrap().0, "a");
-    }
-}

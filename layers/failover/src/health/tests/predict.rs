@@ -260,32 +260,6 @@ fn an_instance_out_for_slowness_does_not_block_a_prediction() {
     assert_eq!(state(&t, "a"), HealthState::Degraded);
 }
 
-#[test]
-fn a_degraded_candidate_serves_before_one_a_prediction_moved_out() {
-    let signal = Arc::new(Switch(AtomicBool::new(false)));
-    let t = predicted_tracker(&signal);
-    warm(&t, 10 * MS);
-    for i in 0..5 {
-        ok(&t, "a", 3 * MS, 100 * MS + i * MS);
-    }
-    // a is moved out on a prediction while fast; b degrades on latency.
-    signal.set(true);
-    let _ = t.choose(&route(&["a", "c"]), true, 200 * MS);
-    for i in 0..5 {
-        ok(&t, "b", 20 * MS, 300 * MS + i * MS);
-    }
-    assert_eq!(state(&t, "a"), HealthState::Degraded);
-    assert_eq!(state(&t, "b"), HealthState::Degraded);
-    assert!(stats(&t, "a").latency() < stats(&t, "b").latency());
-    // Both drained: b serves the keys of both, a is heading past its
-    // threshold.
-    let now = 800 * MS;
-    for k in 0..50 {
-        let r = keyed_route(k.to_string(), &["a", "b"]);
-        assert_eq!(chosen(&t, &r, false, now).unwrap().0, "b");
-    }
-}
-
 /// Keeps what it is told, up to a bound.
 #[derive(Default)]
 struct Recorded(Mutex<Vec<(String, Duration, bool)>>);
