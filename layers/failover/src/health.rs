@@ -160,12 +160,25 @@ pub(crate) struct InstanceStats {
     ewma_at: AtomicU64,
     window: ErrorWindow,
     since: AtomicU64,
+    /// When the current Degraded episode began (Healthy → Degraded): the
+    /// drain runs from here, and a probe that finds the instance still
+    /// degraded does not start it over.
+    drain_from: AtomicU64,
     until: AtomicU64,
     ejections: AtomicU32,
     probe: AtomicBool,
     /// Probing a Degraded (still serving) instance, not an Ejected one.
     probing_degraded: AtomicBool,
     signal_at: AtomicU64,
+    /// Out of rotation on a prediction that has not been followed by a
+    /// readmission yet.
+    predicted_out: AtomicBool,
+    /// When the signal last predicted a degradation (0: never).
+    predicted_seen: AtomicU64,
+    /// The fleet baseline and its own latency average (f64 seconds) when
+    /// the prediction moved it out: a readmitting probe must beat both.
+    predicted_baseline: AtomicU64,
+    predicted_latency: AtomicU64,
     /// Latency histogram, filled only when hedging is on.
     latencies: LatencyQuantiles,
     /// The hedge delay last computed (ns, 0 = none) and when.
@@ -186,11 +199,16 @@ impl InstanceStats {
             ewma_at: AtomicU64::new(0),
             window: ErrorWindow::default(),
             since: AtomicU64::new(0),
+            drain_from: AtomicU64::new(0),
             until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             probe: AtomicBool::new(false),
             probing_degraded: AtomicBool::new(false),
             signal_at: AtomicU64::new(0),
+            predicted_out: AtomicBool::new(false),
+            predicted_seen: AtomicU64::new(0),
+            predicted_baseline: AtomicU64::new(0f64.to_bits()),
+            predicted_latency: AtomicU64::new(0f64.to_bits()),
             latencies: LatencyQuantiles::default(),
             hedge_nanos: AtomicU64::new(0),
             hedge_at: AtomicU64::new(0),
@@ -377,6 +395,7 @@ impl Tracker {
             match state {
                 HealthState::Healthy => unreachable!("handled above"),
                 HealthState::Degraded => {
+                    self.poll_while_out(stats, now);
                     // A Degraded instance still serves, so any request may
                     // probe it.
                     if self.try_probe_degraded(stats, now) {
@@ -393,6 +412,7 @@ impl Tracker {
                     }
                 }
                 HealthState::Probing => {
+                    self.poll_while_out(stats, now);
                     // A probe whose request was cancelled freed its turn.
                     if replayable && stats.probe.compare_exchange(false, true, R, R).is_ok() {
                         self.counters.probes.fetch_add(1, R);
@@ -459,32 +479,12 @@ impl Tracker {
             .max(Duration::from_millis(1))
     }
 
-    /// Whether the health signal predicts `stats` to degrade; moves it to
-    /// Degraded if so. The signal is asked at most once per interval per
-    /// instance.
-    fn predicted(&self, stats: &InstanceStats, now: u64) -> bool {
-        let Some(signal) = &self.config.signal else {
-            return false;
-        };
-        if !claim_refresh(&stats.signal_at, now, nanos(self.config.signal_interval)) {
-            return false;
-        }
-        if signal
-            .predicted_degradation(&stats.id, self.config.signal_lead)
-            .is_some()
-        {
-            self.degrade(stats, now, Reason::Predicted);
-            return true;
-        }
-        false
-    }
-
     /// During a drain, keys leave a Degraded instance in a fixed order, a
     /// growing share over the drain period, so the secondary warms up
     /// instead of taking every session at once.
     fn drained(&self, stats: &InstanceStats, route: &Route, now: u64) -> bool {
         let drain = nanos(self.config.drain);
-        let elapsed = now.saturating_sub(stats.since.load(R));
+        let elapsed = now.saturating_sub(stats.drain_from.load(R));
         if elapsed >= drain {
             return true;
         }
@@ -584,6 +584,7 @@ impl Tracker {
             // from drifting down as hedges cancel the slow attempts.
             stats.latencies.record(latency, now, nanos(hedging.window));
         }
+        self.record_attempt(stats, outcome, latency);
         let seconds = latency as f64 / 1e9;
         let epoch = now / (nanos(self.config.error_window) / ERROR_SLOTS as u64).max(1) + 1;
         match outcome {
@@ -728,6 +729,7 @@ impl Tracker {
             .transition(HealthState::Healthy, HealthState::Degraded)
         {
             stats.since.store(now, R);
+            stats.drain_from.store(now, R);
             stats.slow.store(0, R);
             self.counters.degradations.fetch_add(1, R);
             metrics::counter!("foresight_failover_degradations_total").increment(1);
@@ -746,11 +748,9 @@ impl Tracker {
         if stats.state() != HealthState::Probing {
             return;
         }
-        let predicted = self.config.signal.as_ref().is_some_and(|s| {
-            s.predicted_degradation(&stats.id, self.config.signal_lead)
-                .is_some()
-        });
-        if predicted || self.is_slow(seconds, baseline, self.config.recover_ratio) {
+        if self.prediction_holds(stats, seconds, now)
+            || self.is_slow(seconds, baseline, self.config.recover_ratio)
+        {
             self.set(stats, HealthState::Degraded, now);
             tracing::debug!(instance = %stats.id, "probe answered, still degraded");
             return;
@@ -760,6 +760,7 @@ impl Tracker {
         stats.slow.store(0, R);
         stats.window.clear();
         stats.slot.set_error_ratio(0.0);
+        stats.predicted_out.store(false, R);
         self.set(stats, HealthState::Healthy, now);
         self.counters.readmissions.fetch_add(1, R);
         metrics::counter!("foresight_failover_readmissions_total").increment(1);
@@ -828,6 +829,7 @@ impl Fastest {
         }
     }
 }
+mod predict;
 mod quantile;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_core::Topology;
-use foresight_core::signal::HealthSignal;
+use foresight_core::signal::{HealthRecorder, HealthSignal};
 use http::{HeaderName, Method, Request, StatusCode};
 use tower_layer::Layer;
 
@@ -51,6 +51,9 @@ pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idem
 /// How far ahead a [`HealthSignal`] prediction moves an instance to
 /// Degraded.
 pub const DEFAULT_SIGNAL_LEAD: Duration = Duration::from_secs(1);
+/// An instance moved out on a prediction is readmitted only once the
+/// prediction has stayed clear this long (and a probe then passes).
+pub const DEFAULT_SIGNAL_HOLD: Duration = Duration::from_secs(1);
 
 /// How long an attempt that could be replayed may take before it is
 /// abandoned, counted as a failure, and replayed on the next candidate.
@@ -208,6 +211,8 @@ pub(crate) struct Config {
     pub(crate) signal: Option<Arc<dyn HealthSignal>>,
     pub(crate) signal_lead: Duration,
     pub(crate) signal_interval: Duration,
+    pub(crate) signal_hold: Duration,
+    pub(crate) recorder: Option<Arc<dyn HealthRecorder>>,
 }
 
 impl Default for Config {
@@ -239,6 +244,8 @@ impl Default for Config {
             signal: None,
             signal_lead: DEFAULT_SIGNAL_LEAD,
             signal_interval: Duration::from_millis(50),
+            signal_hold: DEFAULT_SIGNAL_HOLD,
+            recorder: None,
         }
     }
 }
@@ -260,6 +267,9 @@ impl fmt::Debug for Config {
             .field("hedging", &self.hedging)
             .field("body_cap", &self.body_cap)
             .field("signal", &self.signal.is_some())
+            .field("signal_lead", &self.signal_lead)
+            .field("signal_hold", &self.signal_hold)
+            .field("recorder", &self.recorder.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -446,14 +456,80 @@ impl HealthFailoverLayer {
 
     /// A predicted degradation signal (a forecaster): an instance predicted
     /// to degrade within `lead` moves to Degraded before it slows down, and
-    /// is readmitted only once the prediction is gone (default: none;
-    /// [`DEFAULT_SIGNAL_LEAD`]). The signal is asked at most every 50 ms per
-    /// instance.
+    /// is readmitted only by a probe that passes once the prediction has
+    /// been gone for the hold ([`with_signal_hold`](Self::with_signal_hold))
+    /// (default: none; [`DEFAULT_SIGNAL_LEAD`]). The signal is asked at most
+    /// every 50 ms per instance. To also feed the forecaster from this
+    /// layer's traffic, use [`with_forecast`](Self::with_forecast).
     pub fn with_health_signal<H: HealthSignal>(self, signal: H, lead: Duration) -> Self {
         let signal: Arc<dyn HealthSignal> = Arc::new(signal);
         self.with(|c| {
             c.signal = Some(signal);
             c.signal_lead = lead;
+        })
+    }
+
+    /// How long a prediction must stay clear before an instance it moved
+    /// out is readmitted by a passing probe (default
+    /// [`DEFAULT_SIGNAL_HOLD`]). Set it to at least one step of the
+    /// forecaster behind the signal, so that the forecaster has seen the
+    /// latency of a probe before the next one can readmit.
+    pub fn with_signal_hold(self, hold: Duration) -> Self {
+        self.with(|c| c.signal_hold = hold)
+    }
+
+    /// Reports every attempt when it ends, or when it is dropped first
+    /// (cancelled attempts count, with the time they had waited), to
+    /// `recorder`: the instance, the latency, and whether the instance
+    /// failed it (an error, a 5xx by [`with_failure_status`], a timeout).
+    /// The call runs on the request path; a recorder must neither block nor
+    /// allocate, as [`HealthRecorder`] requires (default: none).
+    ///
+    /// [`with_failure_status`]: Self::with_failure_status
+    pub fn with_health_recorder<H: HealthRecorder>(self, recorder: H) -> Self {
+        let recorder: Arc<dyn HealthRecorder> = Arc::new(recorder);
+        self.with(|c| c.recorder = Some(recorder))
+    }
+
+    /// A forecaster that both learns from this layer's live traffic and
+    /// predicts from it: every attempt is recorded into it (as
+    /// [`with_health_recorder`]) and its predictions move instances to
+    /// Degraded within `lead` (as [`with_health_signal`]). One handle
+    /// serves both; nothing of the forecaster is copied or restarted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use foresight_core::{InstanceSpec, Topology};
+    /// use foresight_failover::HealthFailoverLayer;
+    /// use foresight_forecast::{Forecaster, Signal};
+    ///
+    /// let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
+    /// // Degraded when the latency of an instance is predicted above 50 ms.
+    /// let forecaster = Forecaster::builder()
+    ///     .with_step(Duration::from_millis(200))
+    ///     .with_system_sampler(false)
+    ///     .with_health(Signal::Latency, 0.050)
+    ///     .build()
+    ///     .unwrap();
+    /// let failover = HealthFailoverLayer::new(topology)
+    ///     .with_forecast(forecaster, Duration::from_secs(1))
+    ///     .with_signal_hold(Duration::from_millis(600));
+    /// # let _ = failover;
+    /// ```
+    ///
+    /// [`with_health_recorder`]: Self::with_health_recorder
+    /// [`with_health_signal`]: Self::with_health_signal
+    pub fn with_forecast<F>(self, forecaster: F, lead: Duration) -> Self
+    where
+        F: HealthSignal + HealthRecorder,
+    {
+        let forecaster = Arc::new(forecaster);
+        let signal: Arc<dyn HealthSignal> = forecaster.clone();
+        let recorder: Arc<dyn HealthRecorder> = forecaster;
+        self.with(|c| {
+            c.signal = Some(signal);
+            c.signal_lead = lead;
+            c.recorder = Some(recorder);
         })
     }
 

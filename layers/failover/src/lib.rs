@@ -52,8 +52,8 @@
 //! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
 //! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 30 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
 //! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
-//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, and no degradation is predicted |
-//! | Probing | Degraded | the probe succeeds, but slowly or with degradation predicted |
+//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
+//! | Probing | Degraded | the probe succeeds, but slowly, with degradation predicted, or within the hold of the last prediction |
 //! | Probing | Ejected | the probe fails (with a doubled backoff) |
 //!
 //! Hysteresis keeps a flapping instance from oscillating: the recovery
@@ -67,10 +67,52 @@
 //!
 //! A Degraded instance still serves, but its keys leave it over a 250 ms
 //! drain, a growing share at a time, so the secondaries warm up instead of
-//! taking every session at once. Probes are real requests; a replayable
+//! taking every session at once. The drain runs once per episode: a probe
+//! that finds the instance still degraded does not bring its keys back. Probes are real requests; a replayable
 //! probe that fails is replayed, so its client does not see the failure.
 //! While a Degraded instance is being probed it is still a last resort for
 //! its keys.
+//!
+//! # Prediction
+//!
+//! [`HealthFailoverLayer::with_forecast`] hands the layer a forecaster (a
+//! [`foresight_forecast::Forecaster`](https://docs.rs/foresight-forecast),
+//! or anything that is both a
+//! [`HealthSignal`](foresight_core::signal::HealthSignal) and a
+//! [`HealthRecorder`](foresight_core::signal::HealthRecorder)) and a lead:
+//!
+//! - **Feed.** Every attempt, when it ends or from the drop guard when it
+//!   is dropped first (a cancelled attempt with the time it waited), is
+//!   recorded with its instance, latency, and whether the instance failed
+//!   it. The `Forecaster` aggregates per instance and per step, lock-free.
+//! - **Act.** While an instance is Healthy the signal is asked at most
+//!   every 50 ms; when it predicts the instance to pass its threshold (say a
+//!   latency SLO) within the lead, the instance moves to Degraded before it
+//!   slows down, and its keys drain to their secondaries once.
+//! - **Hold.** While Degraded or under probe the signal is still asked.
+//!   An instance a prediction moved out is readmitted only by a probe that
+//!   is fast (under 2 × the baseline of now and of when it was moved out,
+//!   and under its own latency average of then),
+//!   with no prediction now and none for the hold
+//!   ([`HealthFailoverLayer::with_signal_hold`], 1 s; set it to at least
+//!   one step of the forecaster, so that the forecaster has seen a probe's
+//!   latency before the next probe can readmit). A prediction that flips on
+//!   and off around its threshold faster than the hold keeps the instance
+//!   out: its sessions move once, not with every flip. The probe's own
+//!   latency matters because a drained instance gets no traffic but its
+//!   probes: a forecaster fed by live attempts soon has nothing new to
+//!   predict from, and a prediction that clears for lack of data is not a
+//!   recovery. The baseline of when it was moved out matters because a busy
+//!   host raises the baseline of now.
+//! - **Cap.** A prediction moves an instance only while fewer instances
+//!   than the ejection cap (half, at least one) are out on a prediction: a
+//!   slowdown predicted for most of the fleet is the host's, and moving
+//!   sessions would not avoid it.
+//!
+//! Nothing reads the future: the forecaster learns only from attempts that
+//! have ended. The fault test `tests/predictive.rs` runs an instance whose
+//! latency climbs by 1 ms every 200 ms past a 50 ms SLO, with and without
+//! the forecast; the figures are in `benches/README.md`.
 //!
 //! # Default setup
 //!
@@ -183,7 +225,8 @@ pub use layer::{
     DEFAULT_DEGRADE_RATIO, DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO,
     DEFAULT_ERROR_WINDOW, DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER,
     DEFAULT_LATENCY_FLOOR, DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS,
-    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, HealthFailoverLayer, Hedging,
+    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES,
+    HealthFailoverLayer, Hedging,
 };
 pub use service::HealthFailover;
 pub use stats::FailoverStats;

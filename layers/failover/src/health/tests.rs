@@ -517,3 +517,5 @@ fn when_every_candidate_is_degraded_the_fastest_serves() {
         }
     }
 }
+
+mod predict;
