@@ -113,6 +113,7 @@ pub mod issuer;
 pub mod jwks;
 pub mod keys;
 mod layer;
+mod onset;
 pub mod revoke;
 pub mod server;
 mod service;
