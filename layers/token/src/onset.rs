@@ -44,14 +44,14 @@ mod tests {
     use super::*;
     use foresight_core::signal::Forecast;
 
-    /// Load 1.0 over the given minute ranges, 0.0 elsewhere.
+    /// Load 1.0 over the given `[from, to)` minute ranges, 0.0 elsewhere.
     #[derive(Debug)]
-    struct Minutes(Vec<std::ops::Range<u64>>);
+    struct Minutes(Vec<(u64, u64)>);
 
     impl Minutes {
         fn at(&self, h: Duration) -> f64 {
             let m = h.as_secs() / 60;
-            if self.0.iter().any(|r| r.contains(&m)) {
+            if self.0.iter().any(|&(from, to)| (from..to).contains(&m)) {
                 1.0
             } else {
                 0.0
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn a_peak_ahead_is_its_own_onset() {
-        let signal = Minutes(vec![30..90]);
+        let signal = Minutes(vec![(30, 90)]);
         assert_eq!(
             next_onset(&signal, 0.5, 120 * MINUTE, MINUTE),
             Some(30 * MINUTE)
@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_peak_under_way_is_skipped_for_the_next_onset() {
-        let signal = Minutes(vec![0..40, 100..160]);
+        let signal = Minutes(vec![(0, 40), (100, 160)]);
         assert_eq!(
             next_onset(&signal, 0.5, 180 * MINUTE, MINUTE),
             Some(100 * MINUTE)
@@ -100,7 +100,7 @@ mod tests {
         // Only the current peak within reach: nothing to plan.
         assert_eq!(next_onset(&signal, 0.5, 90 * MINUTE, MINUTE), None);
         // A peak that lasts past the forecast's reach: nothing to plan.
-        let long = Minutes(vec![0..1000]);
+        let long = Minutes(vec![(0, 1000)]);
         assert_eq!(next_onset(&long, 0.5, 180 * MINUTE, 10 * MINUTE), None);
     }
 }
