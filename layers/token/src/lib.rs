@@ -118,6 +118,8 @@ pub mod revoke;
 pub mod server;
 mod service;
 mod sessions;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod spread;
 #[cfg(feature = "store")]
 pub mod store;
