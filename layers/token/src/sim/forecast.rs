@@ -240,6 +240,35 @@ mod tests {
     }
 
     #[test]
+    fn finer_samples_are_averaged_into_a_step_once_it_has_ended() {
+        // 10-minute samples (value = minute of the day / 10) into 30-minute
+        // steps.
+        let mut csv = String::from("timestamp,value\n");
+        for d in 0..31 {
+            for k in 0..144 {
+                let (h, m) = (k / 6, (k % 6) * 10);
+                csv.push_str(&format!("2015-01-{:02} {h:02}:{m:02}:00,{k}\n", d + 1));
+            }
+        }
+        let trace = Arc::new(Trace::parse("fine", &csv).unwrap());
+        let r = Replay::new(trace, Scenario::default()).unwrap();
+        let mut feeder = Feeder::new(&r);
+        let first = r.trace().times()[0];
+        // Two of the first step's three samples have ended: nothing yet.
+        assert_eq!(feeder.advance(first + 1200.0), 0);
+        assert_eq!(feeder.advance(first + 1799.0), 0);
+        assert_eq!(feeder.advance(first + 1800.0), 1);
+        let newest = f64::from_bits(feeder.learned().newest.load(Relaxed));
+        assert_eq!(newest, first);
+        // The step's value is the mean of its samples (0, 1, 2).
+        let forecast = feeder
+            .learned()
+            .forecaster()
+            .forecast(Signal::RequestRate, Duration::ZERO);
+        assert_eq!(forecast.map(|f| f.mean), Some(1.0));
+    }
+
+    #[test]
     fn compressed_horizons_read_trace_time() {
         let r = replay();
         let clock = ManualClock::new(Duration::from_secs(super::super::replay::SIM_T0));
