@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::forecaster::Forecaster;
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, SeasonalConfig};
 use crate::{ForecastError, Signal};
 
 /// Builds a [`Forecaster`]. Every default is listed on its setter.
@@ -13,6 +13,7 @@ pub struct ForecasterBuilder {
     pub(crate) step: Duration,
     pub(crate) capacity: usize,
     pub(crate) model: ModelConfig,
+    pub(crate) seasonal: Option<SeasonalConfig>,
     pub(crate) retrain_every: Duration,
     pub(crate) system: bool,
     pub(crate) max_instances: usize,
@@ -26,6 +27,7 @@ impl Default for ForecasterBuilder {
             step: Duration::from_secs(10),
             capacity: 4032,
             model: ModelConfig::default(),
+            seasonal: Some(SeasonalConfig::default()),
             retrain_every: Duration::from_secs(60),
             system: true,
             max_instances: 256,
@@ -54,6 +56,26 @@ impl ForecasterBuilder {
     /// times the step is the furthest forecast answered.
     pub fn with_model(mut self, model: ModelConfig) -> Self {
         self.model = model;
+        self
+    }
+
+    /// The seasonal model (default [`SeasonalConfig::default`]: daily and
+    /// weekly cycles, forecasts to 8 hours, 22 days of 5-minute buckets
+    /// per signal); `None` for the short-term model alone, whose horizon
+    /// count times the step is then the furthest forecast answered.
+    ///
+    /// Each signal keeps a second history of bucket means (the step when
+    /// it is longer than the bucket), placed by sample time: the step's
+    /// close for [`tick`](Forecaster::tick), the given time for
+    /// [`push_at`](Forecaster::push_at). Once it holds enough of them
+    /// (about 3 days; see [`choose`](crate::model::choose)), retraining
+    /// also chooses, per signal and horizon, between the seasonal and the
+    /// short-term model on a held-back window, at most once per hour of
+    /// new buckets. Until then, and for a signal without a daily cycle,
+    /// the short-term model answers and its last forecast is held out to
+    /// the seasonal horizon.
+    pub fn with_seasonal(mut self, seasonal: Option<SeasonalConfig>) -> Self {
+        self.seasonal = seasonal;
         self
     }
 
@@ -92,6 +114,9 @@ impl ForecasterBuilder {
 
     pub(crate) fn validate(&self) -> Result<(), ForecastError> {
         self.model.validate()?;
+        if let Some(s) = &self.seasonal {
+            s.validate()?;
+        }
         if self.step.is_zero() {
             return Err(ForecastError::Config("step must be positive"));
         }

@@ -32,6 +32,22 @@ pub enum FallbackReason {
     /// The series never changes, so the naive forecast is exact.
     #[error("constant series")]
     Constant,
+    /// The seasonal model was not considered: the daily cycle is too weak
+    /// (see [`SeasonalConfig::with_significance`](crate::model::SeasonalConfig::with_significance)).
+    #[error("daily cycle too weak: strength {strength:.3}")]
+    WeakCycle {
+        /// The measured strength (NaN when it could not be measured).
+        strength: f64,
+    },
+    /// The seasonal model did not forecast the held-back window enough
+    /// better than the short-term model.
+    #[error("seasonal model not better on the held-back window: MAE {seasonal:.4} vs {short:.4}")]
+    NotBetter {
+        /// Held-back mean absolute error of the seasonal model.
+        seasonal: f64,
+        /// Held-back mean absolute error of the short-term model.
+        short: f64,
+    },
     /// The regression itself failed (a singular system, for instance).
     #[error("model training failed")]
     Training(#[source] smartcore::error::Failed),

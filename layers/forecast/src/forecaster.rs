@@ -9,8 +9,8 @@ use foresight_core::signal::Forecast;
 
 use crate::builder::ForecasterBuilder;
 use crate::instances::Instances;
-use crate::model::{ModelConfig, Times, train};
-use crate::series::{Series, Shape, Status};
+use crate::model::{ModelConfig, SeasonalConfig, Times, choose, train};
+use crate::series::{SeasonalShape, Series, Shape, Status};
 use crate::signal::{COUNT, Signal};
 use crate::{ForecastError, RequestGuard, SignalHandle};
 
@@ -40,6 +40,7 @@ impl Clock {
 pub(crate) struct Inner {
     pub(crate) shape: Shape,
     pub(crate) model: ModelConfig,
+    seasonal: Option<SeasonalConfig>,
     pub(crate) retrain_every: Duration,
     pub(crate) system: bool,
     series: [Series; COUNT],
@@ -88,11 +89,21 @@ impl Forecaster {
     }
 
     pub(crate) fn from_builder(b: ForecasterBuilder) -> Self {
+        let step = b.step.as_secs_f64();
         let shape = Shape {
             step: b.step,
             capacity: b.capacity,
             horizons: b.model.horizons(),
             coverage: b.model.coverage,
+            seasonal: b.seasonal.as_ref().map(|c| {
+                let bucket = c.bucket.as_secs_f64().max(step);
+                SeasonalShape {
+                    bucket,
+                    capacity: c.history_samples(bucket),
+                    refit_every: (c.refit_every.as_secs_f64() / bucket).ceil() as usize,
+                    max_horizon: c.horizon,
+                }
+            }),
         };
         let series = Signal::ALL.map(|s| Series::new(s.name(), s.aggregation(), shape));
         Self {
@@ -106,6 +117,7 @@ impl Forecaster {
                 health_threshold: b.health_threshold,
                 clock: Clock::new(),
                 model: b.model,
+                seasonal: b.seasonal,
             }),
         }
     }
@@ -200,9 +212,12 @@ impl Forecaster {
         self.inner.shape.step
     }
 
-    /// The furthest horizon answered: horizons × step.
+    /// The furthest horizon answered: horizons × step, or the seasonal
+    /// horizon (8 hours by default) when the seasonal model is on and that
+    /// is further. Past the horizons a model answers, the last forecast is
+    /// held.
     pub fn max_horizon(&self) -> Duration {
-        self.inner.shape.step * self.inner.shape.horizons as u32
+        self.inner.shape.max_horizon()
     }
 
     /// The condition of `signal`'s series.
@@ -270,6 +285,12 @@ impl Forecaster {
             };
             let result = train(&input.values, times, &inner.model);
             s.install(result, &input, inner.shape);
+            if let (Some(config), Some(shape)) = (&inner.seasonal, inner.shape.seasonal)
+                && let Some(values) = s.seasonal_input(inner.shape)
+            {
+                let choice = choose(&values, shape.bucket, &inner.model, config);
+                s.install_seasonal(choice, inner.shape);
+            }
         }
     }
 }

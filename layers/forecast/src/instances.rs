@@ -54,6 +54,12 @@ impl Instances {
             metrics::counter!("foresight_forecast_instance_samples_dropped").increment(1);
             return;
         }
+        // Per-instance series keep no seasonal history: their number is
+        // bounded, but a cycle per instance is not worth its memory.
+        let shape = Shape {
+            seasonal: None,
+            ..shape
+        };
         let series = Arc::new(Series::new("instance_health", self.aggregation, shape));
         series.record(value);
         let mut next = Map::clone(&current);

@@ -8,11 +8,12 @@ use arc_swap::ArcSwap;
 
 use crate::Forecast;
 use crate::accumulator::Accumulator;
+use crate::buckets::Buckets;
 use crate::error::FallbackReason;
 use crate::history::History;
-use crate::model::{Model, clean, naive_band};
+use crate::model::{Choice, Model, SeasonalModel, clean, naive_band};
 use crate::signal::Aggregation;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Far, Snapshot};
 
 /// Settings every series of a forecaster shares.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,37 @@ pub(crate) struct Shape {
     pub(crate) capacity: usize,
     pub(crate) horizons: usize,
     pub(crate) coverage: f64,
+    /// The seasonal history, when the seasonal model is on.
+    pub(crate) seasonal: Option<SeasonalShape>,
+}
+
+/// The seasonal history's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeasonalShape {
+    /// Seconds per bucket (at least the step).
+    pub(crate) bucket: f64,
+    /// Buckets kept.
+    pub(crate) capacity: usize,
+    /// Closed buckets between two seasonal fits.
+    pub(crate) refit_every: usize,
+    /// The furthest horizon answered.
+    pub(crate) max_horizon: Duration,
+}
+
+impl Shape {
+    /// The furthest horizon answered: the short-term model's, or the
+    /// seasonal one's when longer.
+    pub(crate) fn max_horizon(&self) -> Duration {
+        let near = self.step * self.horizons as u32;
+        self.seasonal.map_or(near, |s| near.max(s.max_horizon))
+    }
+}
+
+/// A chosen seasonal model and the horizons it answers.
+#[derive(Debug)]
+struct SeasonalFit {
+    model: SeasonalModel,
+    use_seasonal: Vec<bool>,
 }
 
 #[derive(Debug)]
@@ -35,6 +67,12 @@ struct State {
     /// Seconds since the Unix epoch of the newest sample.
     last_time: f64,
     scratch: Vec<f64>,
+    buckets: Option<Buckets>,
+    seasonal: Option<Arc<SeasonalFit>>,
+    seasonal_reason: Option<Arc<FallbackReason>>,
+    /// Buckets closed when the seasonal model was last fitted.
+    fitted_at: Option<usize>,
+    closed: usize,
 }
 
 /// A series' bookkeeping. `record` and `snapshot` are the request-path
@@ -69,6 +107,12 @@ pub struct Status {
     pub modelled: bool,
     /// Why the forecast is naive, when it is and a retrain has run.
     pub fallback: Option<Arc<FallbackReason>>,
+    /// Whether the seasonal model answers some horizons.
+    pub seasonal: bool,
+    /// Why the seasonal model is not used, when it is not and a seasonal
+    /// fit has run (too little history, a weak cycle, not better on the
+    /// held-back window).
+    pub seasonal_fallback: Option<Arc<FallbackReason>>,
 }
 
 impl Series {
@@ -86,6 +130,13 @@ impl Series {
                 previous: f64::NAN,
                 last_time: 0.0,
                 scratch: Vec::new(),
+                buckets: shape
+                    .seasonal
+                    .map(|s| Buckets::new(s.bucket, shape.step.as_secs_f64(), s.capacity)),
+                seasonal: None,
+                seasonal_reason: None,
+                fitted_at: None,
+                closed: 0,
             }),
             snapshot: ArcSwap::from_pointee(Snapshot::empty(shape.step)),
         }
@@ -127,7 +178,19 @@ impl Series {
         }
         state.history.push(value);
         state.last_time = now;
+        // The step's sample stands for the step that just ended.
+        Self::bucket(&mut state, now - shape.step.as_secs_f64(), value);
         self.publish(&mut state, shape);
+    }
+
+    fn bucket(state: &mut State, time: f64, value: f64) {
+        if let Some(b) = state.buckets.as_mut() {
+            let last = b.last_time();
+            b.push(time, value);
+            if b.last_time() != last {
+                state.closed += 1;
+            }
+        }
     }
 
     /// Pushes one sample directly (no aggregation) and republishes.
@@ -138,6 +201,44 @@ impl Series {
         }
         state.history.push(value);
         state.last_time = now;
+        Self::bucket(&mut state, now, value);
+        self.publish(&mut state, shape);
+    }
+
+    /// The closed buckets, when the seasonal model is on and due for a
+    /// fit (never fitted, or `refit_every` buckets closed since).
+    pub(crate) fn seasonal_input(&self, shape: Shape) -> Option<Vec<f64>> {
+        let season = shape.seasonal?;
+        let state = self.lock();
+        let buckets = state.buckets.as_ref()?;
+        let due = state
+            .fitted_at
+            .is_none_or(|at| state.closed >= at + season.refit_every.max(1));
+        if !due || buckets.len() == 0 {
+            return None;
+        }
+        let mut values = Vec::with_capacity(buckets.len());
+        buckets.copy_into(&mut values);
+        Some(values)
+    }
+
+    /// Installs the outcome of a seasonal choice and republishes.
+    pub(crate) fn install_seasonal(&self, choice: Choice, shape: Shape) {
+        let mut state = self.lock();
+        state.fitted_at = Some(state.closed);
+        match choice.seasonal {
+            Some(model) => {
+                state.seasonal = Some(Arc::new(SeasonalFit {
+                    model,
+                    use_seasonal: choice.use_seasonal,
+                }));
+                state.seasonal_reason = None;
+            }
+            None => {
+                state.seasonal = None;
+                state.seasonal_reason = choice.kept_short.map(Arc::new);
+            }
+        }
         self.publish(&mut state, shape);
     }
 
@@ -189,6 +290,8 @@ impl Series {
             capacity: state.history.capacity(),
             modelled: self.snapshot.load().modelled(),
             fallback: state.reason.clone(),
+            seasonal: state.seasonal.is_some(),
+            seasonal_fallback: state.seasonal_reason.clone(),
         }
     }
 
@@ -234,12 +337,53 @@ impl Series {
                 };
             }
         }
-        self.snapshot.store(Arc::new(Snapshot::new(
-            table.into_boxed_slice(),
-            last,
-            shape.step,
-            modelled,
-        )));
+        let far = Self::seasonal_table(state, shape, &mut table);
+        self.snapshot.store(Arc::new(
+            Snapshot::new(table.into_boxed_slice(), last, shape.step, modelled)
+                .with_far(far, shape.max_horizon()),
+        ));
+    }
+
+    /// The seasonal model's forecasts from the newest closed buckets.
+    /// When a bucket is one step, they replace the short-term forecasts in
+    /// `table` at the horizons where the model was chosen (and extend it,
+    /// holding the short-term model's last forecast where it was not);
+    /// otherwise they form the far table read beyond `table`.
+    fn seasonal_table(state: &mut State, shape: Shape, table: &mut Vec<Forecast>) -> Option<Far> {
+        let fit = state.seasonal.as_ref()?;
+        let buckets = state.buckets.as_ref()?;
+        let origin = buckets.last_time()?;
+        let bucket = buckets.bucket();
+        buckets.copy_tail(fit.model.context(), &mut state.scratch);
+        let nan = Forecast {
+            mean: f64::NAN,
+            lower: f64::NAN,
+            upper: f64::NAN,
+        };
+        let mut far = vec![nan; fit.model.horizons()];
+        fit.model.predict(&state.scratch, &mut far).ok()?;
+        for (f, used) in far.iter_mut().zip(&fit.use_seasonal) {
+            if !used {
+                *f = nan;
+            }
+        }
+        let step = shape.step.as_secs_f64();
+        let lag = state.last_time - origin;
+        if (bucket - step).abs() > 1e-9 || !buckets.fresh() || table.is_empty() {
+            return Some(Far {
+                table: far.into_boxed_slice(),
+                lag,
+                bucket_secs: bucket,
+            });
+        }
+        let held = table[table.len() - 1];
+        table.resize(table.len().max(far.len()), held);
+        for (t, f) in table.iter_mut().zip(&far) {
+            if f.mean.is_finite() {
+                *t = *f;
+            }
+        }
+        None
     }
 }
 
@@ -255,6 +399,7 @@ mod tests {
             capacity: 16,
             horizons: 4,
             coverage: 0.9,
+            seasonal: None,
         }
     }
 

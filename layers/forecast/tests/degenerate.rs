@@ -132,11 +132,28 @@ fn short_series_is_forecast_naively_with_an_interval() {
 
 #[test]
 fn horizons_beyond_the_model_are_not_answered() {
-    let f = manual();
+    // The short-term model alone answers its 12 steps.
+    let f = Forecaster::builder()
+        .with_system_sampler(false)
+        .with_seasonal(None)
+        .build()
+        .expect("valid configuration");
     f.push(Signal::Cpu, 10.0);
     assert_eq!(f.max_horizon(), Duration::from_secs(120));
     assert!(f.forecast(Signal::Cpu, Duration::from_secs(120)).is_some());
     assert_eq!(f.forecast(Signal::Cpu, Duration::from_secs(121)), None);
+    // With the seasonal model (the default), up to its 8 hours; before it
+    // is trained, the last forecast is held.
+    let f = manual();
+    f.push(Signal::Cpu, 10.0);
+    let eight_hours = Duration::from_secs(8 * 3600);
+    assert_eq!(f.max_horizon(), eight_hours);
+    let held = f.forecast(Signal::Cpu, eight_hours).expect("answered");
+    assert_eq!(held.mean, 10.0);
+    assert_eq!(
+        f.forecast(Signal::Cpu, eight_hours + Duration::from_secs(1)),
+        None
+    );
 }
 
 #[test]

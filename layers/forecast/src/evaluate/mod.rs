@@ -8,10 +8,12 @@
 mod aggregate;
 mod csv;
 mod score;
+mod seasonal;
 
-pub use aggregate::{Aggregate, aggregate};
+pub use aggregate::{Aggregate, SeasonalAggregate, aggregate, aggregate_seasonal};
 pub use csv::{EvalError, Series, parse_timestamp, read_csv};
-pub use score::{AlarmCounts, HorizonScore, Refit, SeriesReport, evaluate};
+pub use score::{AlarmCounts, HorizonScore, Refit, SeriesReport, evaluate, evaluate_with_seasonal};
+pub use seasonal::{Candidate, SEASONAL_HORIZONS, SeasonalReport, evaluate_seasonal, median_step};
 
 /// Horizons scored by the protocol, in steps.
 pub const HORIZONS: [usize; 3] = [1, 6, 12];

@@ -3,8 +3,9 @@
 use tokio::time::Instant;
 
 use super::csv::Series;
+use super::seasonal::median_step;
 use super::{ALARM_HORIZON, HORIZONS, TRAIN_SHARE};
-use crate::model::{ModelConfig, Times, train};
+use crate::model::{ModelConfig, SeasonalConfig, Times, choose, train};
 use crate::stats::{mean_abs_diff, quantile};
 
 /// Errors of one horizon over one series.
@@ -36,6 +37,17 @@ impl AlarmCounts {
         self.true_positive += o.true_positive;
         self.false_positive += o.false_positive;
         self.false_negative += o.false_negative;
+    }
+
+    /// Counts one origin: whether an alarm was raised and whether the
+    /// event happened.
+    pub(super) fn count(&mut self, alarm: bool, event: bool) {
+        match (alarm, event) {
+            (true, true) => self.true_positive += 1,
+            (true, false) => self.false_positive += 1,
+            (false, true) => self.false_negative += 1,
+            (false, false) => {}
+        }
     }
 
     /// Share of alarms that were right.
@@ -96,9 +108,21 @@ pub enum Refit {
     },
 }
 
-/// Runs the protocol on one series with `config` (which must forecast at
-/// least 12 horizons).
+/// Runs the protocol on one series with the short-term model of `config`
+/// alone (which must forecast at least 12 horizons).
 pub fn evaluate(series: &Series, config: &ModelConfig, refit: Refit) -> SeriesReport {
+    evaluate_with_seasonal(series, config, None, refit)
+}
+
+/// Runs the protocol on one series as the forecaster does: the short-term
+/// model of `config`, and, with `seasonal`, the seasonal model at every
+/// horizon where [`choose`] picks it on the held-back window of each fit.
+pub fn evaluate_with_seasonal(
+    series: &Series,
+    config: &ModelConfig,
+    seasonal: Option<&SeasonalConfig>,
+    refit: Refit,
+) -> SeriesReport {
     let y = &series.values;
     let n = y.len();
     let n_train = ((n as f64) * TRAIN_SHARE).round() as usize;
@@ -108,6 +132,7 @@ pub fn evaluate(series: &Series, config: &ModelConfig, refit: Refit) -> SeriesRe
     let hs = config.horizons();
     let max_h = HORIZONS[HORIZONS.len() - 1];
 
+    let step_secs = median_step(&series.times);
     let started = Instant::now();
     let times = Times::Explicit(&series.times);
     // Origins: every step whose forecasts land in the test part.
@@ -131,6 +156,17 @@ pub fn evaluate(series: &Series, config: &ModelConfig, refit: Refit) -> SeriesRe
             (Ok(p), Some(all)) => {
                 let at = (chunk - origins.start) * hs;
                 all[at..at + p.len()].copy_from_slice(&p);
+                if let Some(season) = seasonal {
+                    overlay_seasonal(
+                        &y[..=chunk],
+                        y,
+                        step_secs,
+                        config,
+                        season,
+                        chunk..end,
+                        &mut all[at..at + p.len()],
+                    );
+                }
             }
             (Err(e), _) => {
                 fallback = Some(e.to_string());
@@ -165,8 +201,8 @@ pub fn evaluate(series: &Series, config: &ModelConfig, refit: Refit) -> SeriesRe
             }
             if h == ALARM_HORIZON {
                 let event = actual > threshold;
-                count_alarm(&mut alarm, forecast > threshold, event);
-                count_alarm(&mut naive_alarm, naive > threshold, event);
+                alarm.count(forecast > threshold, event);
+                naive_alarm.count(naive > threshold, event);
             }
         }
         let c = count.max(1) as f64;
@@ -187,12 +223,35 @@ pub fn evaluate(series: &Series, config: &ModelConfig, refit: Refit) -> SeriesRe
     }
 }
 
-fn count_alarm(c: &mut AlarmCounts, alarm: bool, event: bool) {
-    match (alarm, event) {
-        (true, true) => c.true_positive += 1,
-        (true, false) => c.false_positive += 1,
-        (false, true) => c.false_negative += 1,
-        (false, false) => {}
+/// Replaces the short-term forecasts in `preds` (origins × horizons of
+/// `config`) by the seasonal model's at the horizons where [`choose`],
+/// run on `history`, picks it.
+fn overlay_seasonal(
+    history: &[f64],
+    y: &[f64],
+    step_secs: f64,
+    config: &ModelConfig,
+    season: &SeasonalConfig,
+    origins: std::ops::Range<usize>,
+    preds: &mut [f64],
+) {
+    let hs = config.horizons();
+    let window = history
+        .len()
+        .saturating_sub(season.history_samples(step_secs));
+    let choice = choose(&history[window..], step_secs, config, season);
+    let Some(model) = choice.seasonal else { return };
+    let Ok(p) = model.backtest(y, origins.clone()) else {
+        return;
+    };
+    let shs = model.horizons();
+    for r in 0..origins.len() {
+        for h in 1..=hs.min(shs) {
+            let s = p[r * shs + h - 1];
+            if choice.use_seasonal[h - 1] && s.is_finite() {
+                preds[r * hs + h - 1] = s;
+            }
+        }
     }
 }
 

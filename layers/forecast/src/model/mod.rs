@@ -11,11 +11,17 @@ mod features;
 mod forest;
 mod naive;
 mod ridge;
+mod seasonal;
+mod seasonal_config;
+mod select;
 mod train;
 mod trained;
 
 pub use config::{ModelConfig, ModelKind};
 pub use features::Times;
+pub use seasonal::{SeasonalModel, seasonal_min_samples, train_seasonal};
+pub use seasonal_config::SeasonalConfig;
+pub use select::{Choice, choice_min_samples, choose, cycle_strength};
 pub use train::{min_samples, train};
 pub use trained::Model;
 

@@ -13,21 +13,39 @@
 //! scale, so it is aggregated through MASE and relMAE). The last line is
 //! the aggregate `MASE h6 mean`.
 //!
+//! With `--protocol seasonal` it runs the protocol of the demand series
+//! instead (`shared/data/seasonal/README.md`): horizons of one step, one
+//! hour and six hours, the peak alarm one hour ahead and the onsets caught
+//! one and six hours ahead, printed as the BASELINES.md table; the last
+//! line is `MASE 1h mean`. `--candidate chosen|short|seasonal` scores the
+//! model chosen per series (default) or one model alone; `--bounded` fits on the history the forecaster keeps at run time
+//! (22 days, or `--history-days D`) instead of the whole training part; `--days K`,
+//! `--weeks K`, `--seasonal-lags N`, `--seasonal-alpha A`,
+//! `--robust ROUNDS`, `--no-log`, `--log-mean`, `--significance Z` and `--margin M` change the seasonal settings.
+//!
 //! Options before the files change the model from the crate's default:
 //! `--forest TREES`, `--alpha A`, `--lags N`, `--windows W1,W2`,
 //! `--calendar`, `--clip K`, `--drift`, `--refit EVERY`,
 //! `--lag-choices L1,L2`, `--alpha-choices A1,A2`.
 
+mod seasonal;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use foresight_forecast::evaluate::{HORIZONS, Refit, aggregate, evaluate, read_csv};
-use foresight_forecast::model::{ModelConfig, ModelKind};
+use foresight_forecast::evaluate::{
+    Candidate, HORIZONS, Refit, aggregate, evaluate_with_seasonal, read_csv,
+};
+use foresight_forecast::model::{ModelConfig, ModelKind, SeasonalConfig};
 
 fn main() -> ExitCode {
     let mut config = ModelConfig::default();
     let mut refit = Refit::Never;
     let mut files = Vec::new();
+    let mut seasonal_protocol = false;
+    let mut candidate = Candidate::Chosen;
+    let mut bounded = false;
+    let mut season = SeasonalConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_default();
@@ -64,6 +82,25 @@ fn main() -> ExitCode {
             "--calendar" => config = config.with_calendar(true),
             "--no-calendar" => config = config.with_calendar(false),
             "--clip" => config = config.with_clip(value().parse().ok().filter(|k: &f64| *k > 0.0)),
+            "--protocol" => seasonal_protocol = value() == "seasonal",
+            "--candidate" => {
+                candidate = match value().as_str() {
+                    "short" => Candidate::Short,
+                    "seasonal" => Candidate::Seasonal,
+                    _ => Candidate::Chosen,
+                }
+            }
+            "--bounded" => bounded = true,
+            "--history-days" => season = season.with_history_days(value().parse().unwrap_or(22)),
+            "--days" => season = season.with_days(value().parse().unwrap_or(7)),
+            "--weeks" => season = season.with_weeks(value().parse().unwrap_or(1)),
+            "--seasonal-lags" => season = season.with_lags(value().parse().unwrap_or(6)),
+            "--seasonal-alpha" => season = season.with_alpha(value().parse().unwrap_or(0.01)),
+            "--significance" => season = season.with_significance(value().parse().unwrap_or(3.0)),
+            "--robust" => season = season.with_robust(value().parse().unwrap_or(2)),
+            "--no-log" => season = season.with_log(false),
+            "--log-mean" => season = season.with_log_mean(true),
+            "--margin" => season = season.with_margin(value().parse().unwrap_or(0.02)),
             _ => files.push(PathBuf::from(arg)),
         }
     }
@@ -71,9 +108,22 @@ fn main() -> ExitCode {
         eprintln!("usage: evaluate [OPTIONS] FILE.csv...");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = config.validate() {
+    if let Err(e) = config.validate().and_then(|()| season.validate()) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
+    }
+    if seasonal_protocol {
+        let mut series = Vec::new();
+        for file in &files {
+            match read_csv(file) {
+                Ok(s) => series.push(s),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        return seasonal::run(&series, &config, &season, candidate, bounded);
     }
     println!("model: {config:?}, refit: {refit:?}");
     println!(
@@ -104,7 +154,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let r = evaluate(&series, &config, refit);
+        let season = match candidate {
+            Candidate::Short => None,
+            _ => Some(&season),
+        };
+        let r = evaluate_with_seasonal(&series, &config, season, refit);
         let rel = |k: usize| r.horizons[k].mae / r.horizons[k].naive_mae;
         println!(
             "{:<36} {:>14.4} {:>14.4} {:>14.4} {:>7.3} {:>7.3} {:>7.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>8.4}{}",
