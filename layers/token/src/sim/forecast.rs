@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use foresight_core::signal::{Forecast, LoadSignal};
-use foresight_forecast::model::ModelConfig;
+use foresight_forecast::model::{ModelConfig, SeasonalConfig};
 use foresight_forecast::{Forecaster, Signal};
 
 use super::replay::Replay;
@@ -80,10 +80,12 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// A forecaster for `replay`'s trace ([`Scenario::forecast_step`] steps,
-    /// ridge per horizon up to [`Scenario::forecast_reach`], with
-    /// time-of-day and day-of-week features) and its feeder, nothing pushed
-    /// yet.
+    /// A forecaster for `replay`'s trace and its feeder, nothing pushed
+    /// yet: [`Scenario::forecast_step`] steps; the short-term model (ridge
+    /// per horizon with time-of-day and day-of-week features) and the
+    /// seasonal model (daily and weekly anchors and a learned correction),
+    /// both up to [`Scenario::forecast_reach`], the forecaster choosing per
+    /// horizon on held-back data.
     ///
     /// [`Scenario::forecast_step`]: super::Scenario::forecast_step
     /// [`Scenario::forecast_reach`]: super::Scenario::forecast_reach
@@ -100,6 +102,9 @@ impl Feeder {
                     .with_horizons(horizons)
                     .with_calendar(true),
             )
+            .with_seasonal(Some(
+                SeasonalConfig::default().with_horizon(Duration::from_secs_f64(s.forecast_reach)),
+            ))
             .with_system_sampler(false)
             .build()
             .expect("valid forecaster settings");
