@@ -10,9 +10,12 @@
 //!    `ShadowWriteLayer`, instances with `SessionMirrorLayer` over one
 //!    shared store; an instance is killed mid-run and no client sees an
 //!    error or loses a write.
-//! 3. Tokens: sessions with short-lived tokens through a real load peak,
-//!    reactive refresh against predictive prefetch (`TokenPrefetchLayer`),
-//!    both against the real authentication server; one client switches
+//! 3. Tokens: sessions with short-lived tokens through a day of real,
+//!    seasonal load (NYC taxi demand); the forecaster, trained on the
+//!    preceding weeks and fed only what has happened, sees the morning rush
+//!    coming hours ahead; reactive refresh, jittered early refresh and
+//!    predictive prefetch (`TokenPrefetchLayer`) against the real
+//!    authentication server, with an SVG of the day; one client switches
 //!    to its pre-fetched token at expiry with no 401.
 //!
 //! Run with `cargo run --release --example demo`.

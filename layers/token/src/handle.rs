@@ -37,7 +37,11 @@ pub enum RefreshMode {
 /// How refreshes ahead of a predicted peak are planned.
 ///
 /// Every `plan_interval`, the layer asks the load signal whether `threshold`
-/// will be exceeded within `horizon`. If the peak is predicted at `T`, it
+/// will be exceeded within `horizon`. A peak already under way is not
+/// planned again: the planner looks past it (scanning the forecast in
+/// `scan_step`s) for the next onset within `horizon`, so that a forecast
+/// that moves the end of the current peak later never turns into a burst of
+/// refreshes inside it. If the next peak is predicted at `T`, it
 /// scans the forecast forward (in `scan_step`s, at most `max_extension` past
 /// `T`) for the end of the peak `E`, and selects the tracked sessions whose
 /// tokens all expire before `E`. Their refreshes are spread evenly over
@@ -364,10 +368,12 @@ impl TokenHandle {
             .last_plan
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(now.as_secs());
-        let Some(until) = signal.will_exceed(policy.threshold, policy.horizon) else {
+        let step = policy.scan_step.max(Duration::from_secs(1));
+        let Some(until) =
+            crate::onset::next_onset(&**signal, policy.threshold, policy.horizon, step)
+        else {
             return 0;
         };
-        let step = policy.scan_step.max(Duration::from_secs(1));
         let mut ahead = until;
         while ahead < until + policy.max_extension {
             let next = ahead + step;

@@ -113,10 +113,13 @@ pub mod issuer;
 pub mod jwks;
 pub mod keys;
 mod layer;
+mod onset;
 pub mod revoke;
 pub mod server;
 mod service;
 mod sessions;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod spread;
 #[cfg(feature = "store")]
 pub mod store;
