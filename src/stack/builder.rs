@@ -28,6 +28,11 @@ pub type DefaultKey = Or<JwtSubjectKey, CookieKey>;
 
 /// Issuer and audience of the tokens of the default local issuer.
 pub const DEFAULT_TOKEN_ISSUER: &str = "foresight";
+/// The default prefetch threshold: a peak is a predicted request rate above
+/// a quarter of the 99th percentile of the rate the forecaster has seen
+/// (the relative threshold of [`Forecaster::relative_signal`]), the global
+/// setting measured on recorded traces in `layers/token/README.md`.
+pub const DEFAULT_PREFETCH_THRESHOLD: f64 = 0.25;
 /// How often the token driver plans and runs prefetches.
 pub const DEFAULT_TOKEN_DRIVER_PERIOD: Duration = Duration::from_secs(1);
 
@@ -59,8 +64,10 @@ enum ForecastSetting {
 /// - prediction: a [`Forecaster`] on the built-in samplers (host CPU,
 ///   memory and network, plus the request rate, latency and errors the
 ///   routing tier records), shared by TokenPrefetchLayer (its request-rate
-///   forecast decides prefetches) and HealthFailoverLayer (predicted
-///   degradation of an instance moves its sessions ahead of time);
+///   forecast, relative to the rate's own 99th percentile, decides
+///   prefetches) and HealthFailoverLayer (it learns each instance's latency
+///   from every attempt, and a predicted degradation moves the instance's
+///   sessions ahead of time);
 /// - HealthFailoverLayer and ShadowWriteLayer with their own defaults.
 #[must_use]
 pub struct ForesightBuilder<K> {
@@ -169,8 +176,10 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
         self
     }
 
-    /// The prefetch policy of TokenPrefetchLayer (threshold in requests per
-    /// second of the forecast request rate, lead, bounds).
+    /// The prefetch policy of TokenPrefetchLayer: lead, bounds, and the
+    /// threshold as a fraction of the request rate's reference level (the
+    /// 99th percentile of the kept history; default
+    /// [`DEFAULT_PREFETCH_THRESHOLD`]).
     pub fn with_prefetch_policy(mut self, policy: PrefetchPolicy) -> Self {
         self.prefetch = Some(policy);
         self
@@ -220,7 +229,7 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
             .failover
             .unwrap_or_else(|| HealthFailoverLayer::new(self.topology.clone()));
         let failover = match &forecaster {
-            Some(f) => failover.with_health_signal(f.clone(), self.health_lead),
+            Some(f) => failover.with_forecast(f.clone(), self.health_lead),
             None => failover,
         };
         let shadow = self
@@ -268,12 +277,14 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
                 )
             }
         };
-        let mut builder = TokenPrefetchLayer::builder(verifier.clone(), issuer.clone());
-        if let Some(policy) = &self.prefetch {
-            builder = builder.policy(policy.clone());
-        }
+        let policy = self.prefetch.clone().unwrap_or_else(|| PrefetchPolicy {
+            threshold: DEFAULT_PREFETCH_THRESHOLD,
+            ..PrefetchPolicy::default()
+        });
+        let mut builder =
+            TokenPrefetchLayer::builder(verifier.clone(), issuer.clone()).policy(policy);
         if let Some(f) = forecaster {
-            builder = builder.load_signal(f.signal(Signal::RequestRate));
+            builder = builder.load_signal(f.relative_signal(Signal::RequestRate));
         }
         let layer = builder.build();
         if forecaster.is_some() {

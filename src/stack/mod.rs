@@ -104,7 +104,8 @@ mod record;
 mod routing;
 
 pub use builder::{
-    DEFAULT_TOKEN_DRIVER_PERIOD, DEFAULT_TOKEN_ISSUER, DefaultKey, ForesightBuilder,
+    DEFAULT_PREFETCH_THRESHOLD, DEFAULT_TOKEN_DRIVER_PERIOD, DEFAULT_TOKEN_ISSUER, DefaultKey,
+    ForesightBuilder,
 };
 pub use record::{RecordLoad, RecordLoadFuture, RecordLoadLayer};
 pub use routing::RoutingLayer;

@@ -12,7 +12,7 @@ use crate::instances::Instances;
 use crate::model::{ModelConfig, SeasonalConfig, Times, choose, train};
 use crate::series::{SeasonalShape, Series, Shape, Status};
 use crate::signal::{COUNT, Signal};
-use crate::{ForecastError, RequestGuard, SignalHandle};
+use crate::{ForecastError, RelativeSignal, RequestGuard, SignalHandle};
 
 /// Wall-clock seconds derived from Tokio's clock, so that paused-time tests
 /// see consistent sample times.
@@ -201,6 +201,24 @@ impl Forecaster {
             .will_exceed(self.inner.health_threshold, within)
     }
 
+    /// The reference level of `signal`: the 99th percentile of the history
+    /// it keeps (up to 22 days of 5-minute buckets with the seasonal model,
+    /// else the steps), as of the last retrain; `None` before one. It says
+    /// what "high" means for this deployment without a threshold set by
+    /// hand (see [`relative_signal`](Self::relative_signal)).
+    pub fn reference_level(&self, signal: Signal) -> Option<f64> {
+        self.inner.series[signal.index()].level()
+    }
+
+    /// A handle on `signal` whose forecasts are fractions of its
+    /// [`reference_level`](Self::reference_level) (`1.0` is the 99th
+    /// percentile of the kept history), for a layer whose threshold must
+    /// hold across deployments of any size. It forecasts nothing until the
+    /// level is known and positive.
+    pub fn relative_signal(&self, signal: Signal) -> RelativeSignal {
+        RelativeSignal::new(self.clone(), signal)
+    }
+
     /// A handle on one signal that implements
     /// [`LoadSignal`](foresight_core::signal::LoadSignal).
     pub fn signal(&self, signal: Signal) -> SignalHandle {
@@ -285,8 +303,23 @@ impl Forecaster {
             };
             let result = train(&input.values, times, &inner.model);
             s.install(result, &input, inner.shape);
-            if let (Some(config), Some(shape)) = (&inner.seasonal, inner.shape.seasonal)
-                && let Some(values) = s.seasonal_input(inner.shape)
+            let seasonal = inner
+                .shape
+                .seasonal
+                .and_then(|_| s.seasonal_input(inner.shape));
+            // The level comes from the longest history kept: the seasonal
+            // buckets when they reach further back than the steps.
+            match &seasonal {
+                Some(values)
+                    if values.len() as f64 * inner.shape.seasonal.map_or(0.0, |sh| sh.bucket)
+                        > input.values.len() as f64 * inner.shape.step.as_secs_f64() =>
+                {
+                    s.set_level(values)
+                }
+                _ => s.set_level(&input.values),
+            }
+            if let (Some(config), Some(shape), Some(values)) =
+                (&inner.seasonal, inner.shape.seasonal, seasonal)
             {
                 let choice = choose(&values, shape.bucket, &inner.model, config);
                 s.install_seasonal(choice, inner.shape);

@@ -162,6 +162,6 @@ pub use error::{FallbackReason, ForecastError};
 pub use forecaster::Forecaster;
 pub use foresight_core::signal::{Forecast, HealthSignal, LoadSignal};
 pub use guard::RequestGuard;
-pub use load::SignalHandle;
+pub use load::{RelativeSignal, SignalHandle};
 pub use series::Status;
 pub use signal::{Aggregation, Signal};

@@ -38,6 +38,45 @@ impl LoadSignal for SignalHandle {
     }
 }
 
+/// One signal of a [`Forecaster`] relative to its reference level (see
+/// [`Forecaster::relative_signal`]): a forecast of `0.5` is half the 99th
+/// percentile of the kept history. Cloning shares the forecaster.
+#[derive(Debug, Clone)]
+pub struct RelativeSignal {
+    forecaster: Forecaster,
+    signal: Signal,
+}
+
+impl RelativeSignal {
+    pub(crate) fn new(forecaster: Forecaster, signal: Signal) -> Self {
+        Self { forecaster, signal }
+    }
+
+    fn level(&self) -> Option<f64> {
+        self.forecaster
+            .reference_level(self.signal)
+            .filter(|level| *level > 0.0)
+    }
+}
+
+impl LoadSignal for RelativeSignal {
+    fn forecast(&self, horizon: Duration) -> Option<Forecast> {
+        let level = self.level()?;
+        let f = self.forecaster.forecast(self.signal, horizon)?;
+        Some(Forecast {
+            mean: f.mean / level,
+            lower: f.lower / level,
+            upper: f.upper / level,
+        })
+    }
+
+    fn will_exceed(&self, threshold: f64, within: Duration) -> Option<Duration> {
+        let level = self.level()?;
+        self.forecaster
+            .will_exceed(self.signal, threshold * level, within)
+    }
+}
+
 /// Degradation predicted from each instance's health signal (recorded with
 /// [`Forecaster::record_instance`]) passing the health threshold set by
 /// [`ForecasterBuilder::with_health`](crate::ForecasterBuilder::with_health).
@@ -72,6 +111,30 @@ mod tests {
             .with_health(health, threshold)
             .build()
             .expect("valid settings")
+    }
+
+    #[test]
+    fn a_relative_signal_reads_fractions_of_the_reference_level() {
+        let f = forecaster(Signal::Latency, 0.05);
+        let relative = f.relative_signal(Signal::RequestRate);
+        for i in 0..200 {
+            f.push(Signal::RequestRate, f64::from(i % 100));
+        }
+        assert_eq!(
+            relative.forecast(Duration::ZERO),
+            None,
+            "no level before a retrain"
+        );
+        f.retrain_blocking();
+        let level = f.reference_level(Signal::RequestRate).expect("a level");
+        assert_eq!(level, 98.0);
+        let now = relative.forecast(Duration::ZERO).expect("a forecast");
+        let absolute = f.forecast(Signal::RequestRate, Duration::ZERO).unwrap();
+        assert!((now.mean - absolute.mean / 98.0).abs() < 1e-12);
+        assert_eq!(
+            relative.will_exceed(0.5, Duration::from_secs(1)),
+            f.will_exceed(Signal::RequestRate, 49.0, Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -86,7 +86,14 @@ pub(crate) struct Series {
     acc: Accumulator,
     state: Mutex<State>,
     snapshot: ArcSwap<Snapshot>,
+    /// The reference level of the kept history (see
+    /// [`Forecaster::reference_level`](crate::Forecaster::reference_level)),
+    /// as `f64` bits; NaN until the first retrain.
+    level: std::sync::atomic::AtomicU64,
 }
+
+/// The quantile of the kept history that is a signal's reference level.
+pub(crate) const REFERENCE_QUANTILE: f64 = 0.99;
 
 /// What a trainer needs from a series.
 #[derive(Debug)]
@@ -139,6 +146,7 @@ impl Series {
                 closed: 0,
             }),
             snapshot: ArcSwap::from_pointee(Snapshot::empty(shape.step)),
+            level: std::sync::atomic::AtomicU64::new(f64::NAN.to_bits()),
         }
     }
 
@@ -207,6 +215,25 @@ impl Series {
 
     /// The closed buckets, when the seasonal model is on and due for a
     /// fit (never fitted, or `refit_every` buckets closed since).
+    /// Sets the reference level from `values` (the longest history the
+    /// series keeps): their [`REFERENCE_QUANTILE`] quantile, ignoring gaps.
+    pub(crate) fn set_level(&self, values: &[f64]) {
+        let mut finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if finite.is_empty() {
+            return;
+        }
+        let rank = ((finite.len() - 1) as f64 * REFERENCE_QUANTILE).round() as usize;
+        let (_, level, _) = finite.select_nth_unstable_by(rank, f64::total_cmp);
+        self.level
+            .store(level.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The reference level, once known.
+    pub(crate) fn level(&self) -> Option<f64> {
+        let level = f64::from_bits(self.level.load(std::sync::atomic::Ordering::Relaxed));
+        level.is_finite().then_some(level)
+    }
+
     pub(crate) fn seasonal_input(&self, shape: Shape) -> Option<Vec<f64>> {
         let season = shape.seasonal?;
         let state = self.lock();
