@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use foresight_core::Topology;
 use foresight_core::key::{KeyExtractor, MissingKeyPolicy};
+use foresight_core::rank::BoundedLoad;
 use tower_layer::Layer;
 
 use crate::metrics::ShardMetrics;
@@ -27,6 +28,7 @@ pub struct ShardLayer<K> {
     pub(crate) missing_key: MissingKeyPolicy,
     pub(crate) seed: u64,
     pub(crate) trusted_hop: bool,
+    pub(crate) bounded: Option<BoundedLoad>,
     pub(crate) metrics: ShardMetrics,
 }
 
@@ -39,6 +41,7 @@ impl<K> Clone for ShardLayer<K> {
             missing_key: self.missing_key,
             seed: self.seed,
             trusted_hop: self.trusted_hop,
+            bounded: self.bounded,
             metrics: self.metrics.clone(),
         }
     }
@@ -52,6 +55,7 @@ impl<K> fmt::Debug for ShardLayer<K> {
             .field("missing_key", &self.missing_key)
             .field("seed", &self.seed)
             .field("trusted_hop", &self.trusted_hop)
+            .field("bounded", &self.bounded)
             .finish()
     }
 }
@@ -69,6 +73,7 @@ impl<K: KeyExtractor> ShardLayer<K> {
             missing_key: MissingKeyPolicy::Reject,
             seed: DEFAULT_SEED,
             trusted_hop: false,
+            bounded: None,
             metrics: ShardMetrics::register(),
         }
     }
@@ -102,6 +107,18 @@ impl<K: KeyExtractor> ShardLayer<K> {
     /// that its shadow copies pass through.
     pub fn with_trusted_hop(mut self, trusted: bool) -> Self {
         self.trusted_hop = trusted;
+        self
+    }
+
+    /// Consistent hashing with bounded loads (off by default): a request
+    /// whose primary holds `⌈c · mean⌉` requests in flight or more goes to
+    /// the next candidate of its rendezvous order below that cap, which is
+    /// its named secondary first; the candidates it skipped follow it in the
+    /// route, so shadows and failover still reach its home. See
+    /// [`BoundedLoad`]. In-flight counts are those the
+    /// [`Pool`](foresight_core::Pool) keeps.
+    pub fn with_bounded_load(mut self, bounded: BoundedLoad) -> Self {
+        self.bounded = Some(bounded);
         self
     }
 

@@ -5,8 +5,8 @@
 
 use metrics::{Counter, counter};
 
-/// Routed requests, requests refused per reason, and role headers stripped
-/// from clients.
+/// Routed requests, requests refused per reason, role headers stripped from
+/// clients, and requests sent past a full primary by the bounded-load rule.
 #[derive(Clone, Debug)]
 pub(crate) struct ShardMetrics {
     pub(crate) routed: Counter,
@@ -14,6 +14,7 @@ pub(crate) struct ShardMetrics {
     pub(crate) bad_key: Counter,
     pub(crate) no_instances: Counter,
     pub(crate) role_stripped: Counter,
+    pub(crate) bounded_moves: Counter,
 }
 
 impl ShardMetrics {
@@ -24,6 +25,7 @@ impl ShardMetrics {
             bad_key: counter!("foresight_shard_rejected_total", "reason" => "malformed_key"),
             no_instances: counter!("foresight_shard_rejected_total", "reason" => "no_instances"),
             role_stripped: counter!("foresight_shard_role_stripped_total"),
+            bounded_moves: counter!("foresight_shard_bounded_load_moves_total"),
         }
     }
 }
