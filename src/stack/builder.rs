@@ -9,6 +9,7 @@ use foresight_core::Topology;
 use foresight_core::key::{
     CookieKey, JwtSubjectKey, KeyExtractor, KeyExtractorExt, MissingKeyPolicy, Or,
 };
+use foresight_core::rank::BoundedLoad;
 use foresight_failover::{DEFAULT_SIGNAL_LEAD, HealthFailoverLayer};
 use foresight_forecast::{Forecaster, Signal};
 use foresight_mirror::SessionMirrorLayer;
@@ -81,6 +82,7 @@ pub struct ForesightBuilder<K> {
     failover: Option<HealthFailoverLayer>,
     shadow: Option<ShadowWriteLayer>,
     health_lead: Duration,
+    bounded: Option<BoundedLoad>,
 }
 
 impl<K> fmt::Debug for ForesightBuilder<K> {
@@ -110,6 +112,7 @@ impl ForesightBuilder<DefaultKey> {
             failover: None,
             shadow: None,
             health_lead: DEFAULT_SIGNAL_LEAD,
+            bounded: None,
         }
     }
 }
@@ -128,6 +131,7 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
             failover: self.failover,
             shadow: self.shadow,
             health_lead: self.health_lead,
+            bounded: self.bounded,
         }
     }
 
@@ -192,6 +196,13 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
         self
     }
 
+    /// Consistent hashing with bounded loads in the ShardLayer (off by
+    /// default); see [`ShardLayer::with_bounded_load`].
+    pub fn with_bounded_load(mut self, bounded: BoundedLoad) -> Self {
+        self.bounded = Some(bounded);
+        self
+    }
+
     /// A customised HealthFailoverLayer over the same topology; the
     /// builder still gives it the forecaster unless prediction is off.
     pub fn with_failover(mut self, layer: HealthFailoverLayer) -> Self {
@@ -225,6 +236,10 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
 
         let shard =
             ShardLayer::new(self.topology.clone(), self.key).with_missing_key(self.missing_key);
+        let shard = match self.bounded {
+            Some(bounded) => shard.with_bounded_load(bounded),
+            None => shard,
+        };
         let failover = self
             .failover
             .unwrap_or_else(|| HealthFailoverLayer::new(self.topology.clone()));

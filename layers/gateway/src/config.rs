@@ -61,6 +61,20 @@ pub struct Config {
     /// CORS for browser clients.
     #[serde(default)]
     pub cors: CorsConfig,
+    /// Routing options.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+}
+
+/// `[routing]`: how keys are spread.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Consistent hashing with bounded loads: no instance takes more than
+    /// `balance_factor` × the mean of the requests in flight; a key whose
+    /// primary is full goes to its secondary. At least 1 (1.25 is usual);
+    /// absent: off.
+    pub balance_factor: Option<Spanned<f64>>,
 }
 
 /// `[listen]`: the public listener and the separate admin listener.
@@ -371,6 +385,15 @@ impl Config {
                 self.shadow.sampling.span(),
                 format!("sampling must be within 0 and 1, not {sampling}"),
             ));
+        }
+        if let Some(factor) = &self.routing.balance_factor {
+            let c = *factor.get_ref();
+            if !(c.is_finite() && c >= 1.0) {
+                return Err((
+                    factor.span(),
+                    format!("balance_factor must be at least 1, not {c}"),
+                ));
+            }
         }
         if self.limits.max_connections == 0 {
             return Err((0..0, "[limits] max_connections must be at least 1".into()));

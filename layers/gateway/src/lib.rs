@@ -57,6 +57,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use foresight::ServiceBuilderExt as _;
 use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
+use foresight::core::rank::BoundedLoad;
 use foresight::core::{Pool, Topology};
 use foresight::failover::ReplayBody;
 use foresight::forward::Forward;
@@ -223,6 +224,10 @@ fn routed<K: KeyExtractor + Clone>(
         .without_tokens()
         .with_shadow(shadow)
         .with_health_lead(config.forecast.health_lead);
+    let builder = match &config.routing.balance_factor {
+        Some(factor) => builder.with_bounded_load(BoundedLoad::new(*factor.get_ref())),
+        None => builder,
+    };
     let builder = if config.forecast.enabled {
         builder
     } else {

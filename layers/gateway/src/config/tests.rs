@@ -100,6 +100,20 @@ fn semantic_errors_point_at_the_offending_value() {
         error(&text),
         "g.toml:8:8: \"bad header\" is not a header name"
     );
+    let text = VALID.replace("[proxy]", "[routing]\nbalance_factor = 0.5\n\n[proxy]");
+    assert_eq!(
+        error(&text),
+        "g.toml:17:18: balance_factor must be at least 1, not 0.5"
+    );
+    let text = VALID.replace("[proxy]", "[routing]\nbalance_factor = 1.25\n\n[proxy]");
+    assert_eq!(
+        Config::parse("g.toml", &text)
+            .unwrap()
+            .routing
+            .balance_factor
+            .map(|f| *f.get_ref()),
+        Some(1.25)
+    );
     let no_instances =
         "instance = []\n[listen]\npublic = \"127.0.0.1:8080\"\nadmin = \"127.0.0.1:9090\"\n";
     assert_eq!(
