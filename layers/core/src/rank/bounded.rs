@@ -1,30 +1,29 @@
-//! Consistent hashing with bounded loads (Mirrokni, Thorup and
-//! Zadimoghaddam, "Consistent Hashing with Bounded Loads", SODA 2018; the
-//! `hash_balance_factor` of Envoy and `hash-balance-factor` of HAProxy).
-//!
-//! With `m` requests in flight (counting the one being placed) over `n`
-//! instances, no instance may hold more than `⌈c · m / n⌉`. A request goes
-//! to the first instance of its key's rendezvous order that is below that
-//! cap, so a key leaves its primary only while the primary is full, and then
-//! goes to its named secondary first. Since `c ≥ 1`, the caps add up to at
-//! least `m`: walking the whole order always finds room.
-//!
-//! ```
-//! use foresight_core::rank::BoundedLoad;
-//!
-//! let bounded = BoundedLoad::new(1.25);
-//! // 8 requests in flight over 4 instances, one more arriving: cap ⌈1.25 · 9 / 4⌉ = 3.
-//! assert_eq!(bounded.cap(8, 4), 3);
-//! // Loads in the key's rendezvous order: the primary is full, the secondary has room.
-//! assert_eq!(bounded.pick([3, 1, 2, 2], 8, 4), Some(1));
-//! assert_eq!(bounded.pick([2, 1, 2, 3], 8, 4), Some(0));
-//! ```
+//! The bounded-load rule of consistent hashing; see [`BoundedLoad`].
 
 /// Default balance factor: no instance above 1.25 × the mean.
 pub const DEFAULT_BALANCE_FACTOR: f64 = 1.25;
 
-/// The bounded-load rule with balance factor `c`; see the
-/// [module docs](self).
+/// Consistent hashing with bounded loads (Mirrokni, Thorup and
+/// Zadimoghaddam, "Consistent Hashing with Bounded Loads", SODA 2018; the
+/// `hash_balance_factor` of Envoy and `hash-balance-factor` of HAProxy).
+///
+/// With `m` requests in flight (counting the one being placed) over `n`
+/// instances, no instance may hold more than `⌈c · m / n⌉`. A request goes
+/// to the first instance of its key's rendezvous order that is below that
+/// cap, so a key leaves its primary only while the primary is full, and then
+/// goes to its named secondary first. Since `c ≥ 1`, the caps add up to at
+/// least `m`: walking the whole order always finds room.
+///
+/// ```
+/// use foresight_core::rank::BoundedLoad;
+///
+/// let bounded = BoundedLoad::new(1.25);
+/// // 8 requests in flight over 4 instances, one more arriving: cap ⌈1.25 · 9 / 4⌉ = 3.
+/// assert_eq!(bounded.cap(8, 4), 3);
+/// // Loads in the key's rendezvous order: the primary is full, the secondary has room.
+/// assert_eq!(bounded.pick([3, 1, 2, 2], 8, 4), Some(1));
+/// assert_eq!(bounded.pick([2, 1, 2, 3], 8, 4), Some(0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BoundedLoad {
     factor: f64,
