@@ -33,6 +33,8 @@
 //! - `CachedStore` (feature `cache`): a moka cache in front of any store,
 //!   version-aware and expiry-aware, with cross-instance invalidation
 //!   checked by a heartbeat, and an optional per-hit version check.
+//! - [`tower_sessions::TowerSessionStore`] (feature `tower-sessions`): any
+//!   of them behind tower-sessions' `SessionStore` trait.
 //!
 //! ```
 //! use foresight_store::{Expiry, MemoryStore, SessionData, SessionStore, SharedStore};
@@ -68,6 +70,8 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod store;
+#[cfg(feature = "tower-sessions")]
+pub mod tower_sessions;
 mod version;
 
 #[cfg(feature = "cache")]
