@@ -83,6 +83,7 @@ pub struct ForesightBuilder<K> {
     shadow: Option<ShadowWriteLayer>,
     health_lead: Duration,
     bounded: Option<BoundedLoad>,
+    slow_start: Duration,
 }
 
 impl<K> fmt::Debug for ForesightBuilder<K> {
@@ -113,6 +114,7 @@ impl ForesightBuilder<DefaultKey> {
             shadow: None,
             health_lead: DEFAULT_SIGNAL_LEAD,
             bounded: None,
+            slow_start: Duration::ZERO,
         }
     }
 }
@@ -132,6 +134,7 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
             shadow: self.shadow,
             health_lead: self.health_lead,
             bounded: self.bounded,
+            slow_start: self.slow_start,
         }
     }
 
@@ -196,6 +199,14 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
         self
     }
 
+    /// Slow start in the ShardLayer (off by default): an instance that
+    /// joins or is readmitted takes new sessions gradually over `ramp`;
+    /// see [`ShardLayer::with_slow_start`].
+    pub fn with_slow_start(mut self, ramp: Duration) -> Self {
+        self.slow_start = ramp;
+        self
+    }
+
     /// Consistent hashing with bounded loads in the ShardLayer (off by
     /// default); see [`ShardLayer::with_bounded_load`].
     pub fn with_bounded_load(mut self, bounded: BoundedLoad) -> Self {
@@ -236,6 +247,7 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
 
         let shard =
             ShardLayer::new(self.topology.clone(), self.key).with_missing_key(self.missing_key);
+        let shard = shard.with_slow_start(self.slow_start);
         let shard = match self.bounded {
             Some(bounded) => shard.with_bounded_load(bounded),
             None => shard,

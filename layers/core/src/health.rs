@@ -1,8 +1,22 @@
 //! The per-instance health slot that the failover and shadow layers fill and
 //! every router reads.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Microseconds on the Tokio clock (so paused-time tests see them move)
+/// since the first call in the process, plus one, so that zero means "never".
+fn clock_micros() -> u64 {
+    static BASE: OnceLock<tokio::time::Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(tokio::time::Instant::now);
+    let since = tokio::time::Instant::now().saturating_duration_since(base);
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// When any slot of the process was last admitted: lets a router skip the
+/// slow-start check of every candidate once no ramp can still be running.
+static LAST_ADMISSION: AtomicU64 = AtomicU64::new(0);
 
 /// The health state of one instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,6 +61,9 @@ pub struct HealthSlot {
     in_flight: AtomicU32,
     latency_ewma_bits: AtomicU64,
     error_ratio_bits: AtomicU64,
+    /// When the instance joined or was readmitted (`clock_micros`), 0 if
+    /// it has been a member from the start.
+    admitted_micros: AtomicU64,
 }
 
 impl Default for HealthSlot {
@@ -56,6 +73,7 @@ impl Default for HealthSlot {
             in_flight: AtomicU32::new(0),
             latency_ewma_bits: AtomicU64::new(0f64.to_bits()),
             error_ratio_bits: AtomicU64::new(0f64.to_bits()),
+            admitted_micros: AtomicU64::new(0),
         }
     }
 }
@@ -68,14 +86,56 @@ impl HealthSlot {
 
     /// Replaces the state, returning the previous one.
     pub fn set_state(&self, state: HealthState) -> HealthState {
-        HealthState::from_u8(self.state.swap(state as u8, Ordering::Relaxed))
+        let old = HealthState::from_u8(self.state.swap(state as u8, Ordering::Relaxed));
+        self.admit_on(old, state);
+        old
     }
 
     /// Moves from `from` to `to` only if the state is still `from`.
     pub fn transition(&self, from: HealthState, to: HealthState) -> bool {
-        self.state
+        let done = self
+            .state
             .compare_exchange(from as u8, to as u8, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if done {
+            self.admit_on(from, to);
+        }
+        done
+    }
+
+    /// A return to service (from ejected or probing to healthy) starts a
+    /// slow start.
+    fn admit_on(&self, from: HealthState, to: HealthState) {
+        if to == HealthState::Healthy && matches!(from, HealthState::Ejected | HealthState::Probing)
+        {
+            self.mark_admitted();
+        }
+    }
+
+    /// Records that the instance joins (or rejoins) the rotation now: a
+    /// router with a slow start ramps its share of new sessions up from
+    /// here. A topology marks instances that join after it was built;
+    /// a readmission to [`HealthState::Healthy`] marks itself.
+    pub fn mark_admitted(&self) {
+        let now = clock_micros();
+        self.admitted_micros.store(now, Ordering::Relaxed);
+        LAST_ADMISSION.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The share of its full weight an instance has `ramp` into a slow
+    /// start: `elapsed / ramp`, 1.0 once the ramp is over or when the
+    /// instance was a member from the start.
+    pub fn ramp(&self, ramp: Duration) -> f64 {
+        let admitted = self.admitted_micros.load(Ordering::Relaxed);
+        ramp_share(admitted, clock_micros(), ramp)
+    }
+
+    /// Whether some instance of the process may still be in a slow start
+    /// of length `ramp`: one atomic load and a clock read, for routers to
+    /// skip per-candidate checks.
+    pub fn any_ramping(ramp: Duration) -> bool {
+        let last = LAST_ADMISSION.load(Ordering::Relaxed);
+        ramp_share(last, clock_micros(), ramp) < 1.0
     }
 
     /// Requests currently in flight to this instance.
@@ -145,6 +205,14 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+fn ramp_share(admitted: u64, now: u64, ramp: Duration) -> f64 {
+    let ramp = ramp.as_micros() as f64;
+    if admitted == 0 || ramp <= 0.0 {
+        return 1.0;
+    }
+    (now.saturating_sub(admitted) as f64 / ramp).min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +225,27 @@ mod tests {
         assert!(slot.transition(HealthState::Healthy, HealthState::Ejected));
         assert_eq!(slot.set_state(HealthState::Probing), HealthState::Ejected);
         assert_eq!(slot.state(), HealthState::Probing);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readmission_starts_a_ramp_and_a_founding_member_has_none() {
+        let ramp = Duration::from_secs(10);
+        let slot = HealthSlot::default();
+        assert_eq!(slot.ramp(ramp), 1.0, "a founding member is not ramping");
+        slot.set_state(HealthState::Ejected);
+        assert_eq!(slot.ramp(ramp), 1.0, "ejection alone starts nothing");
+        assert!(slot.transition(HealthState::Ejected, HealthState::Probing));
+        assert!(slot.transition(HealthState::Probing, HealthState::Healthy));
+        assert_eq!(slot.ramp(ramp), 0.0);
+        assert!(HealthSlot::any_ramping(ramp));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!((slot.ramp(ramp) - 0.4).abs() < 1e-6, "{}", slot.ramp(ramp));
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert_eq!(slot.ramp(ramp), 1.0);
+        // Degraded back to healthy is no readmission.
+        slot.set_state(HealthState::Degraded);
+        slot.set_state(HealthState::Healthy);
+        assert_eq!(slot.ramp(ramp), 1.0);
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct InstanceSpec {
     /// Relative capacity; a weight-2 instance owns twice the keys of a
     /// weight-1 instance. Must be finite and positive.
     pub weight: f64,
+    /// Draining: the instance takes no new sessions. Routers rank it after
+    /// every candidate that is not draining, so its sessions move to their
+    /// next candidate at their next request while the requests it already
+    /// has finish. Default `false`.
+    pub draining: bool,
 }
 
 impl InstanceSpec {
@@ -68,6 +73,7 @@ impl InstanceSpec {
             id: id.into(),
             addr: None,
             weight: 1.0,
+            draining: false,
         }
     }
 
@@ -82,6 +88,13 @@ impl InstanceSpec {
     #[must_use]
     pub fn with_weight(mut self, weight: f64) -> Self {
         self.weight = weight;
+        self
+    }
+
+    /// Marks the instance draining, or not (see [`draining`](Self::draining)).
+    #[must_use]
+    pub fn with_draining(mut self, draining: bool) -> Self {
+        self.draining = draining;
         self
     }
 }

@@ -13,118 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, Cache, Guard};
-use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use tower::discover::{Change, Discover};
 
 use crate::health::HealthSlot;
 use crate::instance::{InstanceId, InstanceSpec};
 use crate::key::ClientKey;
-use crate::rank::{Candidates, Flat, Ranker, Ranking, Skeleton, SkeletonLayout, node_hash};
+use crate::rank::{Ranking, SkeletonLayout};
 use crate::route::Ranked;
 
-/// Why a membership change was refused.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[non_exhaustive]
-pub enum TopologyError {
-    /// Weights must be finite and positive.
-    #[error("instance {id}: weight {weight} is not finite and positive")]
-    InvalidWeight {
-        /// The instance.
-        id: InstanceId,
-        /// The rejected weight.
-        weight: f64,
-    },
-    /// An initial list named the same instance twice.
-    #[error("instance {0} is listed twice")]
-    DuplicateId(InstanceId),
-}
-
-/// One member of a snapshot: its spec and its shared health slot.
-#[derive(Debug)]
-pub struct Instance {
-    spec: InstanceSpec,
-    health: Arc<HealthSlot>,
-}
-
-impl Instance {
-    /// The instance id.
-    pub fn id(&self) -> &InstanceId {
-        &self.spec.id
-    }
-
-    /// What the topology knows about it.
-    pub fn spec(&self) -> &InstanceSpec {
-        &self.spec
-    }
-
-    /// Its health slot, shared across snapshots while the id is a member.
-    pub fn health(&self) -> &Arc<HealthSlot> {
-        &self.health
-    }
-}
-
-/// An immutable membership snapshot with its ranking structure.
-#[derive(Debug)]
-pub struct Members {
-    epoch: u64,
-    instances: Vec<Instance>,
-    index: FxHashMap<InstanceId, usize>,
-    ranker: Option<Ranker>,
-}
-
-impl Members {
-    /// Increases with every membership change.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// Number of instances.
-    pub fn len(&self) -> usize {
-        self.instances.len()
-    }
-
-    /// Whether there is no instance.
-    pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
-    }
-
-    /// The instances, in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = &Instance> {
-        self.instances.iter()
-    }
-
-    /// The instance named `id`.
-    pub fn get(&self, id: &InstanceId) -> Option<&Instance> {
-        self.index.get(id).map(|&i| &self.instances[i])
-    }
-
-    /// The best `k` distinct instances for a key hash, best first (fewer when
-    /// there are fewer instances, none when there are none), borrowed from
-    /// this snapshot. `k` is capped at
-    /// [`MAX_CANDIDATES`](crate::rank::MAX_CANDIDATES).
-    #[inline]
-    pub fn top(&self, key_hash: u64, k: usize) -> impl Iterator<Item = &Instance> + '_ {
-        let candidates = match &self.ranker {
-            Some(ranker) => ranker.top_k(key_hash, k),
-            None => Candidates::empty(),
-        };
-        (0..candidates.len()).map(move |i| &self.instances[candidates.as_slice()[i] as usize])
-    }
-
-    /// The ids of [`top`](Self::top), owned, for a [`Route`](crate::Route).
-    #[inline]
-    pub fn rank_hash(&self, key_hash: u64, k: usize) -> Ranked {
-        self.top(key_hash, k).map(|i| i.spec.id.clone()).collect()
-    }
-
-    /// The exact share of all keys that instance `id` is the first choice
-    /// for, from the layout (not from sampling).
-    pub fn share(&self, id: &InstanceId) -> Option<f64> {
-        let i = *self.index.get(id)?;
-        self.ranker.as_ref().map(|r| r.share(i))
-    }
-}
+pub use members::{Instance, Members, TopologyError};
+use writer::{Writer, check_weight};
 
 /// The instance set with weights and per-instance health, shared by every
 /// layer of a router.
@@ -164,91 +63,6 @@ impl MembersCache {
 impl fmt::Debug for MembersCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MembersCache").finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug)]
-struct Writer {
-    epoch: u64,
-    specs: Vec<InstanceSpec>,
-    health: HashMap<InstanceId, Arc<HealthSlot>>,
-    layout: Option<SkeletonLayout>,
-}
-
-fn check_weight(spec: &InstanceSpec) -> Result<(), TopologyError> {
-    if spec.weight.is_finite() && spec.weight > 0.0 {
-        Ok(())
-    } else {
-        Err(TopologyError::InvalidWeight {
-            id: spec.id.clone(),
-            weight: spec.weight,
-        })
-    }
-}
-
-impl Writer {
-    fn snapshot(&self) -> Members {
-        let instances: Vec<Instance> = self
-            .specs
-            .iter()
-            .map(|spec| Instance {
-                spec: spec.clone(),
-                health: self.health[&spec.id].clone(),
-            })
-            .collect();
-        let index = instances
-            .iter()
-            .enumerate()
-            .map(|(i, inst)| (inst.spec.id.clone(), i))
-            .collect();
-        let ranker = (!instances.is_empty()).then(|| {
-            let hashes: Vec<u64> = self
-                .specs
-                .iter()
-                .map(|s| node_hash(s.id.as_str()))
-                .collect();
-            let weights: Vec<f64> = self.specs.iter().map(|s| s.weight).collect();
-            match &self.layout {
-                None => Ranker::Flat(Flat::new(hashes, weights)),
-                Some(layout) => Ranker::Skeleton(Skeleton::new(&hashes, &weights, layout, |i| {
-                    layout.leaf_of(&self.specs[i].id)
-                })),
-            }
-        });
-        Members {
-            epoch: self.epoch,
-            instances,
-            index,
-            ranker,
-        }
-    }
-
-    fn upsert(&mut self, spec: InstanceSpec) {
-        match self.specs.iter_mut().find(|s| s.id == spec.id) {
-            Some(existing) => {
-                if let Some(layout) = &mut self.layout {
-                    layout.reweigh(&spec.id, existing.weight, spec.weight);
-                }
-                *existing = spec;
-            }
-            None => {
-                if let Some(layout) = &mut self.layout {
-                    layout.join(&spec.id, spec.weight);
-                }
-                self.health.entry(spec.id.clone()).or_default();
-                self.specs.push(spec);
-            }
-        }
-    }
-
-    fn remove(&mut self, id: &InstanceId) -> Option<InstanceSpec> {
-        let at = self.specs.iter().position(|s| &s.id == id)?;
-        let spec = self.specs.remove(at);
-        if let Some(layout) = &mut self.layout {
-            layout.leave(id, spec.weight);
-        }
-        self.health.remove(id);
-        Some(spec)
     }
 }
 
@@ -294,10 +108,12 @@ impl TopologyBuilder {
             specs: Vec::with_capacity(specs.len()),
             health: HashMap::new(),
             layout,
+            built: false,
         };
         for spec in specs {
             writer.upsert(spec);
         }
+        writer.built = true;
         let members = writer.snapshot();
         Ok(Topology {
             inner: Arc::new(Inner {
@@ -419,6 +235,22 @@ impl Topology {
         Ok(())
     }
 
+    /// Marks a member draining or not (see [`InstanceSpec::draining`]);
+    /// returns whether it is a member. A change is a new snapshot.
+    pub fn set_draining(&self, id: &InstanceId, draining: bool) -> bool {
+        let mut found = false;
+        self.change(|w| match w.specs.iter_mut().find(|s| &s.id == id) {
+            Some(spec) => {
+                found = true;
+                let changed = spec.draining != draining;
+                spec.draining = draining;
+                changed
+            }
+            None => false,
+        });
+        found
+    }
+
     /// A receiver that sees the epoch of every new snapshot.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.changes.subscribe()
@@ -472,6 +304,9 @@ impl Topology {
         tracing::debug!(epoch, instances = writer.specs.len(), "topology changed");
     }
 }
+
+mod members;
+mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,10 @@
 //! reachable by clients or shadows an application path.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use foresight::core::{HealthState, Topology};
+use axum::routing::{get, post};
+use foresight::core::{HealthState, InstanceId, Topology};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
@@ -22,9 +22,12 @@ pub struct AdminState {
 }
 
 /// `/metrics` (Prometheus text), `/instances` (one line per instance:
-/// address, weight, key share, health state, latency, error ratio),
-/// `/healthz` (the process answers) and `/readyz` (503 while draining or
-/// with no instance in rotation).
+/// address, weight, key share, health state, draining, latency, error
+/// ratio), `/healthz` (the process answers), `/readyz` (503 while draining
+/// or with no instance in rotation), and `POST /instances/{id}/drain` and
+/// `/undrain`: the instance takes no new sessions (or takes them again)
+/// until the next reload, which applies the file's `draining` (404 for an
+/// unknown instance).
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route(
@@ -35,9 +38,38 @@ pub fn router(state: AdminState) -> Router {
             "/instances",
             get(|State(s): State<AdminState>| async move { instances_report(&s.topology) }),
         )
+        .route("/instances/{id}/drain", post(drain))
+        .route("/instances/{id}/undrain", post(undrain))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+async fn drain(state: State<AdminState>, id: Path<String>) -> (StatusCode, &'static str) {
+    set_draining(state, id, true)
+}
+
+async fn undrain(state: State<AdminState>, id: Path<String>) -> (StatusCode, &'static str) {
+    set_draining(state, id, false)
+}
+
+fn set_draining(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    draining: bool,
+) -> (StatusCode, &'static str) {
+    if state.topology.set_draining(&InstanceId::from(id), draining) {
+        (
+            StatusCode::OK,
+            if draining {
+                "draining\n"
+            } else {
+                "undrained\n"
+            },
+        )
+    } else {
+        (StatusCode::NOT_FOUND, "no such instance\n")
+    }
 }
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
@@ -60,12 +92,13 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 /// The `/instances` table, tab-separated with a header line.
 pub fn instances_report(topology: &Topology) -> String {
     let members = topology.load();
-    let mut out =
-        String::from("instance\taddress\tweight\tshare\tstate\tlatency_ms\terror_ratio\n");
+    let mut out = String::from(
+        "instance\taddress\tweight\tshare\tstate\tdraining\tlatency_ms\terror_ratio\n",
+    );
     for instance in members.iter() {
         let health = instance.health();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{:.4}\t{:?}\t{:.2}\t{:.3}\n",
+            "{}\t{}\t{}\t{:.4}\t{:?}\t{}\t{:.2}\t{:.3}\n",
             instance.id(),
             instance
                 .spec()
@@ -74,6 +107,7 @@ pub fn instances_report(topology: &Topology) -> String {
             instance.spec().weight,
             members.share(instance.id()).unwrap_or(0.0),
             health.state(),
+            instance.spec().draining,
             health.latency_ewma() * 1e3,
             health.error_ratio(),
         ));

@@ -67,14 +67,29 @@ pub struct Config {
 }
 
 /// `[routing]`: how keys are spread.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
+    /// Slow start: an instance that joins on a reload, or is readmitted
+    /// after an ejection, takes new sessions gradually over this time, its
+    /// share growing linearly to its full weight (default 10 s; `"0s"`
+    /// turns it off).
+    #[serde(with = "humantime_serde")]
+    pub slow_start: Duration,
     /// Consistent hashing with bounded loads: no instance takes more than
     /// `balance_factor` × the mean of the requests in flight; a key whose
     /// primary is full goes to its secondary. At least 1 (1.25 is usual);
     /// absent: off.
     pub balance_factor: Option<Spanned<f64>>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            slow_start: Duration::from_secs(10),
+            balance_factor: None,
+        }
+    }
 }
 
 /// `[listen]`: the public listener and the separate admin listener.
@@ -99,6 +114,11 @@ pub struct InstanceConfig {
     /// Relative share of keys (default 1).
     #[serde(default = "one")]
     pub weight: Spanned<f64>,
+    /// Draining: no new sessions; its sessions move to their secondaries at
+    /// their next request while open requests finish (default false). The
+    /// admin listener can also drain an instance until the next reload.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 fn one() -> Spanned<f64> {
@@ -423,6 +443,7 @@ impl Config {
                 foresight::core::InstanceSpec::new(i.id.get_ref().as_str())
                     .with_addr(i.addr)
                     .with_weight(*i.weight.get_ref())
+                    .with_draining(i.draining)
             })
             .collect()
     }

@@ -224,6 +224,7 @@ fn routed<K: KeyExtractor + Clone>(
         .without_tokens()
         .with_shadow(shadow)
         .with_health_lead(config.forecast.health_lead);
+    let builder = builder.with_slow_start(config.routing.slow_start);
     let builder = match &config.routing.balance_factor {
         Some(factor) => builder.with_bounded_load(BoundedLoad::new(*factor.get_ref())),
         None => builder,

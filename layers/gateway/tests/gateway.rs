@@ -366,3 +366,66 @@ async fn sighup_reloads_the_instances_and_sigterm_drains_open_requests() {
         "still accepting after the drain"
     );
 }
+
+async fn post(addr: SocketAddr, path: &str) -> String {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    raw(addr, request.as_bytes()).await
+}
+
+#[tokio::test]
+async fn a_drained_instance_hands_its_sessions_to_their_secondaries_without_an_error() {
+    let backends = three_backends().await;
+    let gateway = Gateway::start(&config(&backends, "")).await;
+    let mut homes = Vec::new();
+    for user in 0..30 {
+        let cookie = format!("Cookie: sid=user{user}\r\n");
+        let answer = get(gateway.public, "/", &cookie).await;
+        homes.push((cookie, served_by(&answer).to_owned()));
+    }
+    let drained = homes[0].1.clone();
+    let answer = post(gateway.admin, &format!("/instances/{drained}/drain")).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(
+        status(&post(gateway.admin, "/instances/nobody/drain").await),
+        404
+    );
+    let report = get(gateway.admin, "/instances", "").await;
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with(&format!("{drained}\t")) && l.contains("\ttrue\t")),
+        "{report}"
+    );
+    for (cookie, home) in &homes {
+        let answer = get(gateway.public, "/", cookie).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+        let now = served_by(&answer);
+        assert_ne!(now, drained, "a draining instance takes no sessions");
+        if home != &drained {
+            assert_eq!(now, home, "sessions elsewhere stay where they are");
+        }
+    }
+    assert_eq!(
+        status(&post(gateway.admin, &format!("/instances/{drained}/undrain")).await),
+        200
+    );
+    for (cookie, home) in &homes {
+        assert_eq!(served_by(&get(gateway.public, "/", cookie).await), home);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_draining_in_the_config_gets_nothing() {
+    let backends = three_backends().await;
+    let mut text = config(&backends, "");
+    text = text.replacen("weight = 1", "weight = 1\ndraining = true", 1);
+    assert!(text.contains("draining = true"), "{text}");
+    let gateway = Gateway::start(&text).await;
+    for user in 0..30 {
+        let answer = get(gateway.public, "/", &format!("Cookie: sid=user{user}\r\n")).await;
+        assert_eq!(status(&answer), 200, "{answer}");
+        assert_ne!(served_by(&answer), "alpha");
+    }
+}

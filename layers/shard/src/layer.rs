@@ -1,5 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foresight_core::Topology;
 use foresight_core::key::{KeyExtractor, MissingKeyPolicy};
@@ -7,6 +8,7 @@ use foresight_core::rank::BoundedLoad;
 use tower_layer::Layer;
 
 use crate::metrics::ShardMetrics;
+use crate::order::Ordering;
 use crate::service::Shard;
 
 /// Candidates per key unless set otherwise: a primary and a secondary.
@@ -28,7 +30,7 @@ pub struct ShardLayer<K> {
     pub(crate) missing_key: MissingKeyPolicy,
     pub(crate) seed: u64,
     pub(crate) trusted_hop: bool,
-    pub(crate) bounded: Option<BoundedLoad>,
+    pub(crate) order: Ordering,
     pub(crate) metrics: ShardMetrics,
 }
 
@@ -41,7 +43,7 @@ impl<K> Clone for ShardLayer<K> {
             missing_key: self.missing_key,
             seed: self.seed,
             trusted_hop: self.trusted_hop,
-            bounded: self.bounded,
+            order: self.order,
             metrics: self.metrics.clone(),
         }
     }
@@ -55,7 +57,8 @@ impl<K> fmt::Debug for ShardLayer<K> {
             .field("missing_key", &self.missing_key)
             .field("seed", &self.seed)
             .field("trusted_hop", &self.trusted_hop)
-            .field("bounded", &self.bounded)
+            .field("bounded", &self.order.bounded)
+            .field("slow_start", &self.order.slow_start)
             .finish()
     }
 }
@@ -73,7 +76,7 @@ impl<K: KeyExtractor> ShardLayer<K> {
             missing_key: MissingKeyPolicy::Reject,
             seed: DEFAULT_SEED,
             trusted_hop: false,
-            bounded: None,
+            order: Ordering::default(),
             metrics: ShardMetrics::register(),
         }
     }
@@ -118,7 +121,19 @@ impl<K: KeyExtractor> ShardLayer<K> {
     /// [`BoundedLoad`]. In-flight counts are those the
     /// [`Pool`](foresight_core::Pool) keeps.
     pub fn with_bounded_load(mut self, bounded: BoundedLoad) -> Self {
-        self.bounded = Some(bounded);
+        self.order.bounded = Some(bounded);
+        self
+    }
+
+    /// Slow start (off by default): an instance that joins the topology
+    /// after it was built, or is readmitted after an ejection, takes new
+    /// sessions gradually over `ramp`. A key moves to it once its own
+    /// fixed draw falls below the share of the ramp elapsed, so the
+    /// instance's share grows linearly to its full weight, each key moves
+    /// at most once, and until then the key keeps its next candidate.
+    /// A zero `ramp` turns it off.
+    pub fn with_slow_start(mut self, ramp: Duration) -> Self {
+        self.order.slow_start = (!ramp.is_zero()).then_some(ramp);
         self
     }
 

@@ -81,6 +81,7 @@ mod error;
 pub mod future;
 mod layer;
 mod metrics;
+mod order;
 mod service;
 
 pub use error::ShardError;

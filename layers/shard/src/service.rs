@@ -2,9 +2,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use foresight_core::key::{KeyExtractor, RequestHead};
-use foresight_core::rank::{BoundedLoad, MAX_CANDIDATES};
-use foresight_core::topology::Members;
-use foresight_core::{BoxError, InstanceId, MembersCache, Ranked, Role, Route};
+use foresight_core::{BoxError, MembersCache, Role, Route};
 use http::Request;
 use tower_service::Service;
 
@@ -70,55 +68,12 @@ where
             .map_err(ShardError::Key)?;
         let members = self.members.load();
         let hash = key.hash_with_seed(layer.seed);
-        let ranked = match layer.bounded {
-            None => members.rank_hash(hash, layer.replicas),
-            Some(bounded) => {
-                let (ranked, moved) = bounded_rank(members, hash, layer.replicas, bounded);
-                if moved {
-                    layer.metrics.bounded_moves.increment(1);
-                }
-                ranked
-            }
-        };
+        let (ranked, moved) = crate::order::rank(members, hash, layer.replicas, layer.order);
+        if moved {
+            layer.metrics.bounded_moves.increment(1);
+        }
         Route::primary(key, ranked).ok_or(ShardError::NoInstances)
     }
-}
-
-/// The key's candidates with the first one below the bounded-load cap in
-/// front, the others after it in rendezvous order; whether a candidate was
-/// skipped.
-fn bounded_rank(
-    members: &Members,
-    hash: u64,
-    replicas: usize,
-    bounded: BoundedLoad,
-) -> (Ranked, bool) {
-    let candidates = members.rank_hash(hash, MAX_CANDIDATES.max(replicas));
-    let load = |id: &InstanceId| members.get(id).map_or(0, |i| i.health().in_flight());
-    let total: u64 = members
-        .iter()
-        .map(|i| u64::from(i.health().in_flight()))
-        .sum();
-    let chosen = bounded
-        .pick(candidates.iter().map(load), total, members.len())
-        .or_else(|| (0..candidates.len()).min_by_key(|&i| load(&candidates[i])))
-        .unwrap_or(0);
-    if chosen == 0 {
-        let mut ranked = candidates;
-        ranked.truncate(replicas);
-        return (ranked, false);
-    }
-    let mut ranked = Ranked::new();
-    ranked.push(candidates[chosen].clone());
-    for (i, id) in candidates.iter().enumerate() {
-        if ranked.len() == replicas {
-            break;
-        }
-        if i != chosen {
-            ranked.push(id.clone());
-        }
-    }
-    (ranked, true)
 }
 
 impl<S, K, B> Service<Request<B>> for Shard<S, K>
