@@ -22,8 +22,8 @@ pub struct AdminState {
 }
 
 /// `/metrics` (Prometheus text), `/instances` (one line per instance:
-/// address, weight, key share, health state, draining, latency, error
-/// ratio), `/healthz` (the process answers), `/readyz` (503 while draining
+/// address, weight, key share, health state, draining, requests in flight, latency,
+/// error ratio), `/healthz` (the process answers), `/readyz` (503 while draining
 /// or with no instance in rotation), and `POST /instances/{id}/drain` and
 /// `/undrain`: the instance takes no new sessions (or takes them again)
 /// until the next reload, which applies the file's `draining` (404 for an
@@ -93,12 +93,12 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 pub fn instances_report(topology: &Topology) -> String {
     let members = topology.load();
     let mut out = String::from(
-        "instance\taddress\tweight\tshare\tstate\tdraining\tlatency_ms\terror_ratio\n",
+        "instance\taddress\tweight\tshare\tstate\tdraining\tin_flight\tlatency_ms\terror_ratio\n",
     );
     for instance in members.iter() {
         let health = instance.health();
         out.push_str(&format!(
-            "{}\t{}\t{}\t{:.4}\t{:?}\t{}\t{:.2}\t{:.3}\n",
+            "{}\t{}\t{}\t{:.4}\t{:?}\t{}\t{}\t{:.2}\t{:.3}\n",
             instance.id(),
             instance
                 .spec()
@@ -108,6 +108,7 @@ pub fn instances_report(topology: &Topology) -> String {
             members.share(instance.id()).unwrap_or(0.0),
             health.state(),
             instance.spec().draining,
+            health.in_flight(),
             health.latency_ewma() * 1e3,
             health.error_ratio(),
         ));
