@@ -35,6 +35,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod attempt;
 pub mod edge;
 pub mod error;
 pub mod health;

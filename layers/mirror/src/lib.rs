@@ -14,6 +14,16 @@
 //! primary's first attempt was applied. A write that read first keeps the
 //! 409: it may rest on a stale value.
 //!
+//! - **Late attempts are fenced.** A request the routing tier sent more
+//!   than once (a hedge, a replay after a timeout) carries its id and
+//!   attempt number in `x-foresight-attempt`
+//!   ([`foresight_core::attempt`]). Each write records its attempt in the
+//!   session (the last 32, under a key handlers never see); the write of an
+//!   attempt whose request another attempt already wrote is skipped and
+//!   counted (`foresight_mirror_fenced_writes_total`). So a request's
+//!   session effect is applied once, and a slow attempt that finishes after
+//!   the client's next request never lays its older write over it, even as
+//!   a reapplied blind write. Requests without the header are not fenced.
 //! - A read never fails because the idle-timeout `touch` that follows it
 //!   failed: the failure is counted (`foresight_mirror_touch_errors_total`)
 //!   and logged.
@@ -77,6 +87,7 @@ mod config;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod fence;
 pub mod future;
 mod layer;
 mod merge;

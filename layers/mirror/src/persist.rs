@@ -1,10 +1,11 @@
 //! Saving a session after the handler, and answering shadow requests.
 
-use foresight_store::{SessionId, StoreError};
+use foresight_store::{SessionData, SessionId, StoreError};
 
 use crate::carrier::Presented;
 use crate::config::Config;
 use crate::error::SessionError;
+use crate::fence;
 use crate::session::State;
 
 /// What the response must tell the client about its session id.
@@ -54,7 +55,7 @@ pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcom
     match (state.id, loaded) {
         (Some(old), Some(version)) if state.rotate => {
             let new = store
-                .create(&state.data, config.expiry)
+                .create(&stamped(state, &state.data, &state.writers)?, config.expiry)
                 .await
                 .map_err(SessionError::from_store)?;
             if let Err(e) = store.delete(old, Some(version)).await {
@@ -75,7 +76,7 @@ pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcom
                 return Ok(Outcome::Nothing);
             }
             let new = store
-                .create(&state.data, config.expiry)
+                .create(&stamped(state, &state.data, &[])?, config.expiry)
                 .await
                 .map_err(SessionError::from_store)?;
             Ok(Outcome::SetId(new))
@@ -89,7 +90,11 @@ async fn save(
     id: SessionId,
     version: foresight_store::Version,
 ) -> Result<(), SessionError> {
-    let mut data = state.data.clone();
+    if fence::sibling_wrote(&state.writers, state.attempt) {
+        metrics::counter!(fence::FENCED_WRITES).increment(1);
+        return Ok(());
+    }
+    let mut data = stamped(state, &state.data, &state.writers)?;
     let mut expected = version;
     let mut attempts_left = if config.merge.is_some() {
         config.merge_attempts
@@ -103,7 +108,7 @@ async fn save(
             Ok(_) => return Ok(()),
             Err(e @ StoreError::Conflict { .. }) => {
                 metrics::counter!("foresight_mirror_conflicts_total").increment(1);
-                let Some(theirs) = config
+                let Some(mut theirs) = config
                     .store
                     .load(id)
                     .await
@@ -111,6 +116,15 @@ async fn save(
                 else {
                     return Err(SessionError::from_store(e));
                 };
+                let writers = fence::take(&mut theirs.value);
+                // Another attempt of this request wrote meanwhile (a hedge,
+                // or the replay of a timed-out attempt): the request's effect
+                // is in, and this later copy of it must not be laid over
+                // whatever came after.
+                if fence::sibling_wrote(&writers, state.attempt) {
+                    metrics::counter!(fence::FENCED_WRITES).increment(1);
+                    return Ok(());
+                }
                 // A blind write (the handler set keys and saw none of the
                 // data) does not depend on the version it loaded: if its
                 // keys' `BlindWritePolicy` allows, it is applied after the
@@ -144,7 +158,7 @@ async fn save(
                     }
                     blind_attempts_left -= 1;
                     metrics::counter!("foresight_mirror_blind_writes_reapplied_total").increment(1);
-                    data = ours;
+                    data = stamped(state, &ours, &writers)?;
                     expected = theirs.version;
                     continue;
                 }
@@ -159,12 +173,24 @@ async fn save(
                     return Err(SessionError::from_store(e));
                 };
                 metrics::counter!("foresight_mirror_merges_total").increment(1);
-                data = merged;
+                data = stamped(state, &merged, &writers)?;
                 expected = theirs.version;
             }
             Err(e) => return Err(SessionError::from_store(e)),
         }
     }
+}
+
+/// `data` with the record of writing attempts put back: `writers` and this
+/// request's attempt.
+fn stamped(
+    state: &State,
+    data: &SessionData,
+    writers: &[foresight_core::attempt::Attempt],
+) -> Result<SessionData, SessionError> {
+    let mut data = data.clone();
+    fence::stamp(&mut data, writers, state.attempt).map_err(SessionError::from_data)?;
+    Ok(data)
 }
 
 /// A shadow request, when the handler is skipped: validate the id, load the

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use foresight_core::Role;
+use foresight_core::attempt::Attempt;
 use foresight_core::error::ErrorResponse;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
@@ -100,7 +101,8 @@ where
             Presented::Id(id) => Some(id),
             Presented::None | Presented::Malformed => None,
         };
-        let session = Session::new(config.clone(), id);
+        let attempt = Attempt::of_headers(req.headers());
+        let session = Session::new(config.clone(), id, attempt);
         let state = session.shares();
         req.extensions_mut().insert(session);
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use foresight_core::attempt::Attempt;
 use foresight_store::{SessionData, SessionId, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,10 +56,18 @@ pub(crate) struct State {
     /// A load failure, reported in the response even if the handler
     /// swallowed it.
     pub(crate) failed: Option<SessionError>,
+    /// The attempt this request is, as the routing tier tagged it.
+    pub(crate) attempt: Option<Attempt>,
+    /// The attempts that wrote the session, as loaded (see `fence`).
+    pub(crate) writers: Vec<Attempt>,
 }
 
 impl Session {
-    pub(crate) fn new(config: Arc<Config>, presented: Option<SessionId>) -> Self {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        presented: Option<SessionId>,
+        attempt: Option<Attempt>,
+    ) -> Self {
         Self {
             state: Arc::new(Mutex::new(State {
                 presented,
@@ -73,6 +82,8 @@ impl Session {
                 rotate: false,
                 destroy: false,
                 failed: None,
+                attempt,
+                writers: Vec::new(),
             })),
             config,
         }
@@ -191,9 +202,10 @@ pub(crate) async fn load(config: &Config, state: &mut State) -> Result<(), Sessi
     }
     if let Some(id) = state.presented {
         match config.store.load(id).await {
-            Ok(Some(found)) => {
+            Ok(Some(mut found)) => {
                 state.id = Some(id);
                 state.version = Some(found.version);
+                state.writers = crate::fence::take(&mut found.value);
                 if config.merge.is_some() {
                     state.base = Some(found.value.clone());
                 }

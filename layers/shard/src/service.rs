@@ -1,6 +1,7 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
+use foresight_core::attempt::Attempt;
 use foresight_core::key::{KeyExtractor, RequestHead};
 use foresight_core::{BoxError, MembersCache, Role, Route};
 use http::Request;
@@ -91,10 +92,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // The tier's entry: only a router of ours may mark a shadow copy.
-        if !self.layer.trusted_hop && Role::strip(request.headers_mut()) {
-            self.layer.metrics.role_stripped.increment(1);
-            tracing::debug!("client-sent role header stripped");
+        // The tier's entry: only a router of ours may mark a shadow copy
+        // or tag an attempt.
+        if !self.layer.trusted_hop {
+            if Role::strip(request.headers_mut()) {
+                self.layer.metrics.role_stripped.increment(1);
+                tracing::debug!("client-sent role header stripped");
+            }
+            Attempt::strip(request.headers_mut());
         }
         match self.route(&request) {
             Ok(route) => {

@@ -238,3 +238,20 @@ async fn stripped_role_headers_are_counted() {
         "{stripped:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_sent_attempt_header_never_reaches_the_inner_service() {
+    use foresight_core::attempt::ATTEMPT_HEADER;
+    let layer = ShardLayer::new(topology(), HeaderKey::new("x-key"));
+    let service = layer.layer(tower::service_fn(|request: Request<()>| async move {
+        let seen = request.headers().get_all(&ATTEMPT_HEADER).iter().count();
+        Ok::<_, std::convert::Infallible>(Response::new(seen))
+    }));
+    let mut request = keyed("mallory");
+    for value in ["00000000000000aa.0", "00000000000000aa.1"] {
+        request
+            .headers_mut()
+            .append(&ATTEMPT_HEADER, http::HeaderValue::from_static(value));
+    }
+    assert_eq!(service.oneshot(request).await.unwrap().into_body(), 0);
+}
