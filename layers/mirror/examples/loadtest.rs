@@ -191,6 +191,16 @@ async fn main() {
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
         CachedStore::new(store).with_bus(bus)
     };
+    let checked_redis = {
+        let store = RedisStore::standalone(&redis.url())
+            .unwrap()
+            .with_key_prefix("checked:session:");
+        let bus = store.invalidation_bus();
+        assert!(bus.wait_connected(Duration::from_secs(10)).await);
+        CachedStore::new(store)
+            .with_bus(bus)
+            .with_version_check(true)
+    };
     let fred = Pool::new(
         FredConfig::from_url(&redis.url()).unwrap(),
         None,
@@ -220,6 +230,10 @@ async fn main() {
         (
             "SessionMirrorLayer + CachedStore<RedisStore>",
             mirror_app(SessionMirrorLayer::new(cached_redis)),
+        ),
+        (
+            "SessionMirrorLayer + CachedStore<RedisStore> + version check",
+            mirror_app(SessionMirrorLayer::new(checked_redis)),
         ),
         (
             "tower-sessions 0.14 + MemoryStore",
