@@ -21,6 +21,8 @@ pub(crate) struct Config {
     pub(crate) read_touch: Option<Duration>,
     pub(crate) touched: Arc<TouchLog>,
     pub(crate) blind_writes: BlindWrites,
+    /// Requests with an `Idempotency-Key` run once per session.
+    pub(crate) idempotency: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for Config {
             .field("merge_attempts", &self.merge_attempts)
             .field("read_touch", &self.read_touch)
             .field("blind_writes", &self.blind_writes)
+            .field("idempotency", &self.idempotency)
             .finish()
     }
 }

@@ -38,6 +38,21 @@ pub enum SessionError {
     /// Any other store failure: 500.
     #[error("session store failure")]
     Store(#[source] Arc<StoreError>),
+    /// The `Idempotency-Key` header is empty, too long, repeated or not
+    /// visible ASCII: 400.
+    #[error("malformed idempotency key")]
+    InvalidIdempotencyKey,
+    /// Another request with this idempotency key is still running: 409.
+    #[error("a request with this idempotency key is in progress")]
+    IdempotencyKeyInUse,
+    /// The idempotency key was used for another method or path: 422.
+    #[error("this idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The answer of a request with an idempotency key could not be read
+    /// whole to be kept (too large, or the body failed), though the request
+    /// ran: 500.
+    #[error("the answer of an idempotent request could not be kept: {0}")]
+    AnswerNotKept(Arc<str>),
     /// The request went through no `SessionMirrorLayer`: 500.
     #[error("no session layer in front of this handler")]
     MissingLayer,
@@ -74,10 +89,15 @@ impl HttpError for SessionError {
             SessionError::Conflict(_) => StatusCode::CONFLICT,
             SessionError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             SessionError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            SessionError::Malformed => StatusCode::BAD_REQUEST,
-            SessionError::Data(_) | SessionError::Store(_) | SessionError::MissingLayer => {
-                StatusCode::INTERNAL_SERVER_ERROR
+            SessionError::Malformed | SessionError::InvalidIdempotencyKey => {
+                StatusCode::BAD_REQUEST
             }
+            SessionError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            SessionError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            SessionError::Data(_)
+            | SessionError::Store(_)
+            | SessionError::MissingLayer
+            | SessionError::AnswerNotKept(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

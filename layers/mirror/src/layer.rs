@@ -55,6 +55,7 @@ impl SessionMirrorLayer {
                 read_touch: Some(Duration::from_secs(60)),
                 touched: Arc::default(),
                 blind_writes: BlindWrites::default(),
+                idempotency: true,
             }),
         }
     }
@@ -167,6 +168,14 @@ impl SessionMirrorLayer {
     /// key not given its own policy (default [`BlindWritePolicy::Reapply`]).
     pub fn with_blind_write_policy(mut self, policy: BlindWritePolicy) -> Self {
         self.config().blind_writes.default = policy;
+        self
+    }
+
+    /// Whether requests with an `Idempotency-Key` header run at most once
+    /// per session, later ones answered from the stored answer (default
+    /// on). See [`idempotency`](crate::idempotency).
+    pub fn with_idempotency_keys(mut self, on: bool) -> Self {
+        self.config().idempotency = on;
         self
     }
 

@@ -24,6 +24,11 @@
 //!   session effect is applied once, and a slow attempt that finishes after
 //!   the client's next request never lays its older write over it, even as
 //!   a reapplied blind write. Requests without the header are not fenced.
+//! - **Idempotency keys.** A POST (or any method that is not idempotent)
+//!   with an `Idempotency-Key` header and a session runs its handler once:
+//!   a retry with the same key gets the stored answer (marked
+//!   `idempotent-replayed`), a copy still running is a 409, a key reused
+//!   for another request a 422. See [`idempotency`].
 //! - A read never fails because the idle-timeout `touch` that follows it
 //!   failed: the failure is counted (`foresight_mirror_touch_errors_total`)
 //!   and logged.
@@ -89,6 +94,8 @@ mod error;
 mod extract;
 mod fence;
 pub mod future;
+pub mod idempotency;
+mod keyed;
 mod layer;
 mod merge;
 mod persist;

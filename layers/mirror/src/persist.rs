@@ -6,6 +6,7 @@ use crate::carrier::Presented;
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::fence;
+use crate::idempotency;
 use crate::session::State;
 
 /// What the response must tell the client about its session id.
@@ -55,7 +56,10 @@ pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcom
     match (state.id, loaded) {
         (Some(old), Some(version)) if state.rotate => {
             let new = store
-                .create(&stamped(state, &state.data, &state.writers)?, config.expiry)
+                .create(
+                    &stamped(state, &state.data, &state.writers, &state.idempotency)?,
+                    config.expiry,
+                )
                 .await
                 .map_err(SessionError::from_store)?;
             if let Err(e) = store.delete(old, Some(version)).await {
@@ -76,7 +80,7 @@ pub(crate) async fn persist(config: &Config, state: &mut State) -> Result<Outcom
                 return Ok(Outcome::Nothing);
             }
             let new = store
-                .create(&stamped(state, &state.data, &[])?, config.expiry)
+                .create(&stamped(state, &state.data, &[], &[])?, config.expiry)
                 .await
                 .map_err(SessionError::from_store)?;
             Ok(Outcome::SetId(new))
@@ -94,7 +98,7 @@ async fn save(
         metrics::counter!(fence::FENCED_WRITES).increment(1);
         return Ok(());
     }
-    let mut data = stamped(state, &state.data, &state.writers)?;
+    let mut data = stamped(state, &state.data, &state.writers, &state.idempotency)?;
     let mut expected = version;
     let mut attempts_left = if config.merge.is_some() {
         config.merge_attempts
@@ -117,6 +121,7 @@ async fn save(
                     return Err(SessionError::from_store(e));
                 };
                 let writers = fence::take(&mut theirs.value);
+                let records = idempotency::take(&mut theirs.value);
                 // Another attempt of this request wrote meanwhile (a hedge,
                 // or the replay of a timed-out attempt): the request's effect
                 // is in, and this later copy of it must not be laid over
@@ -158,7 +163,7 @@ async fn save(
                     }
                     blind_attempts_left -= 1;
                     metrics::counter!("foresight_mirror_blind_writes_reapplied_total").increment(1);
-                    data = stamped(state, &ours, &writers)?;
+                    data = stamped(state, &ours, &writers, &records)?;
                     expected = theirs.version;
                     continue;
                 }
@@ -173,7 +178,7 @@ async fn save(
                     return Err(SessionError::from_store(e));
                 };
                 metrics::counter!("foresight_mirror_merges_total").increment(1);
-                data = stamped(state, &merged, &writers)?;
+                data = stamped(state, &merged, &writers, &records)?;
                 expected = theirs.version;
             }
             Err(e) => return Err(SessionError::from_store(e)),
@@ -181,16 +186,45 @@ async fn save(
     }
 }
 
-/// `data` with the record of writing attempts put back: `writers` and this
-/// request's attempt.
+/// `data` with the hidden records put back: the writing attempts
+/// (`writers` and this request's attempt) and the idempotency records
+/// (`records`, with this request's key as this request has it).
 fn stamped(
     state: &State,
     data: &SessionData,
     writers: &[foresight_core::attempt::Attempt],
+    records: &[idempotency::Record],
 ) -> Result<SessionData, SessionError> {
     let mut data = data.clone();
     fence::stamp(&mut data, writers, state.attempt).map_err(SessionError::from_data)?;
+    let records = idempotency::merge(
+        records,
+        &state.idempotency,
+        state.idempotency_key.as_deref(),
+    );
+    idempotency::stamp(&mut data, &records).map_err(SessionError::from_data)?;
     Ok(data)
+}
+
+/// Writes this request's idempotency reservation: the session as loaded,
+/// with the records as the request holds them, without its attempt among
+/// the writers (nothing of the request is applied yet). Returns the new
+/// version.
+pub(crate) async fn reserve(
+    config: &Config,
+    state: &State,
+) -> Result<foresight_store::Version, SessionError> {
+    let (Some(id), Some(version)) = (state.id, state.version) else {
+        return Err(SessionError::Malformed);
+    };
+    let mut data = state.data.clone();
+    fence::stamp(&mut data, &state.writers, None).map_err(SessionError::from_data)?;
+    idempotency::stamp(&mut data, &state.idempotency).map_err(SessionError::from_data)?;
+    config
+        .store
+        .save(id, &data, version)
+        .await
+        .map_err(SessionError::from_store)
 }
 
 /// A shadow request, when the handler is skipped: validate the id, load the

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use foresight_core::BoxError;
 use foresight_core::Role;
 use foresight_core::attempt::Attempt;
 use foresight_core::error::ErrorResponse;
 use http::{Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::{Either, Full};
 use tower_service::Service;
 
@@ -14,6 +16,8 @@ use crate::carrier::Presented;
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::future::{MirrorBody, ResponseFuture};
+use crate::idempotency::{self, KeyHeader};
+use crate::keyed;
 use crate::persist::{Outcome, persist, warm};
 use crate::session::Session;
 
@@ -70,7 +74,9 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError>,
 {
     type Response = Response<MirrorBody<ResBody>>;
     type Error = S::Error;
@@ -102,6 +108,14 @@ where
             Presented::None | Presented::Malformed => None,
         };
         let attempt = Attempt::of_headers(req.headers());
+        let key = match idempotency::key_of(req.method(), req.headers()) {
+            KeyHeader::Invalid => {
+                let err = SessionError::InvalidIdempotencyKey;
+                return ResponseFuture::new(async move { Ok(error_response(&err)) });
+            }
+            KeyHeader::Key(key) if config.idempotency && id.is_some() => Some(key),
+            KeyHeader::Key(_) | KeyHeader::Absent => None,
+        };
         let session = Session::new(config.clone(), id, attempt);
         let state = session.shares();
         req.extensions_mut().insert(session);
@@ -109,6 +123,14 @@ where
         // Take the service that was driven to readiness; leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if let Some(key) = key {
+            return ResponseFuture::new(async move {
+                Ok(match keyed::call(config, state, inner, req, key).await? {
+                    Ok(response) => response,
+                    Err(e) => error_response(&e),
+                })
+            });
+        }
         ResponseFuture::new(async move {
             let response = inner.call(req).await?;
             if shadow {

@@ -60,6 +60,11 @@ pub(crate) struct State {
     pub(crate) attempt: Option<Attempt>,
     /// The attempts that wrote the session, as loaded (see `fence`).
     pub(crate) writers: Vec<Attempt>,
+    /// The session's idempotency records, as loaded or as this request
+    /// changed them (see `idempotency`).
+    pub(crate) idempotency: Vec<crate::idempotency::Record>,
+    /// This request's idempotency key, when the layer deduplicates it.
+    pub(crate) idempotency_key: Option<String>,
 }
 
 impl Session {
@@ -84,6 +89,8 @@ impl Session {
                 failed: None,
                 attempt,
                 writers: Vec::new(),
+                idempotency: Vec::new(),
+                idempotency_key: None,
             })),
             config,
         }
@@ -206,6 +213,7 @@ pub(crate) async fn load(config: &Config, state: &mut State) -> Result<(), Sessi
                 state.id = Some(id);
                 state.version = Some(found.version);
                 state.writers = crate::fence::take(&mut found.value);
+                state.idempotency = crate::idempotency::take(&mut found.value);
                 if config.merge.is_some() {
                     state.base = Some(found.value.clone());
                 }
