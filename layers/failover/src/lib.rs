@@ -211,23 +211,31 @@
 
 mod body;
 mod budget;
+mod clock;
+mod config;
 mod error;
+mod failure;
 pub mod future;
 mod health;
 mod layer;
+mod metrics;
+mod policy;
 mod service;
 mod stats;
+mod window;
 
 pub use body::{ReplayBody, Superseded};
-pub use error::{FailoverError, NoReplay};
-pub use layer::{
-    AttemptTimeout, DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES,
-    DEFAULT_DEGRADE_RATIO, DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO,
-    DEFAULT_ERROR_WINDOW, DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER,
-    DEFAULT_LATENCY_FLOOR, DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS,
-    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES,
-    HealthFailoverLayer, Hedging,
+pub use config::{
+    DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_DEGRADE_RATIO,
+    DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO, DEFAULT_ERROR_WINDOW,
+    DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_LATENCY_FLOOR,
+    DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS, DEFAULT_RECOVER_RATIO,
+    DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES,
 };
+pub use error::{FailoverError, NoReplay};
+pub use failure::{FailureStatus, ServerErrors};
+pub use layer::HealthFailoverLayer;
+pub use policy::{AttemptTimeout, Hedging};
 pub use service::HealthFailover;
 pub use stats::FailoverStats;
 

@@ -1,7 +1,7 @@
 use std::sync::atomic::AtomicBool;
 
 use foresight_core::signal::HealthSignal;
-use foresight_core::{ClientKey, InstanceSpec, Ranked};
+use foresight_core::{ClientKey, InstanceSpec, Ranked, Route};
 
 use super::*;
 
@@ -370,7 +370,7 @@ struct Predict(AtomicBool);
 
 impl HealthSignal for Predict {
     fn predicted_degradation(&self, instance: &InstanceId, _within: Duration) -> Option<Duration> {
-        (instance.as_str() == "a" && self.0.load(R)).then_some(Duration::from_millis(500))
+        (instance.as_str() == "a" && self.0.load(Relaxed)).then_some(Duration::from_millis(500))
     }
 }
 
@@ -383,7 +383,7 @@ fn a_predicted_degradation_acts_before_any_slowness() {
     });
     let r = route(&["a", "b"]);
     assert_eq!(chosen(&t, &r, true, 10 * MS), Some(("a".into(), false)));
-    signal.0.store(true, R);
+    signal.0.store(true, Relaxed);
     // Asked at most every 50 ms.
     assert_eq!(chosen(&t, &r, true, 20 * MS), Some(("a".into(), false)));
     let _ = t.choose(&r, false, 70 * MS);
@@ -395,7 +395,7 @@ fn a_predicted_degradation_acts_before_any_slowness() {
     t.start(&probe.stats);
     t.finish(&probe.stats, Outcome::Success, true, due, due + MS);
     assert_eq!(state(&t, "a"), HealthState::Degraded);
-    signal.0.store(false, R);
+    signal.0.store(false, Relaxed);
     let again = due + MS + SEC;
     let probe = t.choose(&r, true, again).unwrap();
     t.start(&probe.stats);
