@@ -21,10 +21,17 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.5;
 pub const DEFAULT_ERROR_WINDOW: Duration = Duration::from_secs(10);
 /// …once it holds at least this many requests.
 pub const DEFAULT_MIN_REQUESTS: u32 = 20;
+/// An instance that answers again after an outage, however long, is
+/// readmitted within this long while requests for its keys come in: the
+/// longest ejection backoff ([`DEFAULT_MAX_EJECTION`]), plus one base
+/// backoff when only non-replayable requests come, plus one degraded probe
+/// interval when its first probe answers slowly. Probes are real requests,
+/// so a key space that sends nothing to the instance does not probe it.
+pub const READMISSION_BOUND: Duration = Duration::from_secs(5);
 /// First ejection lasts this long; each further one doubles it…
 pub const DEFAULT_BASE_EJECTION: Duration = Duration::from_secs(1);
 /// …up to this. Staying healthy this long resets the doubling.
-pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(2);
 /// At most this share of the instances is ejected at once (at least one).
 pub const DEFAULT_MAX_EJECTED_SHARE: f64 = 0.5;
 /// A response slower than this multiple of the fleet baseline counts as

@@ -422,6 +422,7 @@ async fn a_replay_without_other_extensions_carries_only_its_route() {
 }
 
 mod hedging;
+mod readmission;
 
 #[tokio::test(start_paused = true)]
 async fn timeouts_on_a_cold_instance_lengthen_its_timeout_instead_of_ejecting_it() {
