@@ -190,7 +190,7 @@ impl Tracker {
 
     /// Timeout of an attempt on `stats`, if the policy sets one.
     pub(crate) fn attempt_timeout(&self, stats: &InstanceStats) -> Option<Duration> {
-        self.config.attempt_timeout.for_latency(stats.latency())
+        self.config.attempt_timeout.for_latency(stats.typical())
     }
 
     /// How long an attempt on `stats` runs before it is hedged, when
@@ -283,9 +283,14 @@ impl Tracker {
             if stats.state() != HealthState::Probing {
                 return;
             }
-            let event = if self.prediction_holds(stats, seconds, now)
-                || self.is_slow(seconds, baseline, self.config.recover_ratio)
-            {
+            // The probe of an Ejected instance tests that it is back: it
+            // was put out for failing, and its answer may have waited out
+            // the outage (an instance stopped, then resumed). Its latency
+            // is judged once it serves again, by the slow-response rule.
+            // The probe of a Degraded instance tests that it is fast again.
+            let slow = stats.probing_degraded.load(Relaxed)
+                && self.is_slow(seconds, baseline, self.config.recover_ratio);
+            let event = if self.prediction_holds(stats, seconds, now) || slow {
                 tracing::debug!(instance = %stats.id, "probe answered, still degraded");
                 Event::ProbeSlow
             } else {

@@ -42,8 +42,9 @@
 //! Every attempt is recorded when it ends, or from a drop guard when it is
 //! dropped first (client gone, attempt abandoned), so cancelled requests
 //! count. The figures per instance: peak-EWMA latency (published on the
-//! topology's [`HealthSlot`](foresight_core::HealthSlot)), error ratio over a
-//! sliding window (published too), consecutive failures, in-flight requests.
+//! topology's [`HealthSlot`](foresight_core::HealthSlot)), typical latency
+//! (a plain EWMA, which the adaptive attempt timeout is a multiple of),
+//! error ratio over a sliding window (published too), consecutive failures, in-flight requests.
 //! The state lives on the `HealthSlot`, where every layer reads it:
 //!
 //! | from | to | when (defaults) |
@@ -52,8 +53,8 @@
 //! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
 //! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 2 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
 //! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
-//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
-//! | Probing | Degraded | the probe succeeds, but slowly, with degradation predicted, or within the hold of the last prediction |
+//! | Probing | Healthy | the probe succeeds (an Ejected instance's probe tests that it is back, so any answer will do, even one that waited out an outage; a Degraded instance's must be faster than 2 × the baseline), no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
+//! | Probing | Degraded | the probe of a Degraded instance succeeds, but slowly; any probe succeeds with degradation predicted, or within the hold of the last prediction |
 //! | Probing | Ejected | the probe fails (with a doubled backoff) |
 //!
 //! Hysteresis keeps a flapping instance from oscillating: the recovery

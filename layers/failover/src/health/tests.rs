@@ -138,6 +138,56 @@ fn every_candidate_out_means_no_target() {
     assert!(after <= Duration::from_secs(1) && after > Duration::from_millis(900));
 }
 
+/// The probe of an Ejected instance tests that it is back: an answer that
+/// waited out the outage (a stopped instance resumed) readmits it. The
+/// probe of a Degraded instance tests that it is fast again: a slow answer
+/// keeps it out.
+#[test]
+fn a_slow_answer_readmits_an_ejected_instance_but_not_a_degraded_one() {
+    let t = tracker();
+    // A fleet baseline of 1 ms.
+    for i in 0..5 {
+        ok(&t, "b", MS, (1 + i) * MS);
+        ok(&t, "c", MS, (1 + i) * MS);
+    }
+    for i in 0..3 {
+        fail(&t, "a", (10 + i) * MS);
+    }
+    assert_eq!(state(&t, "a"), HealthState::Ejected);
+    let r = route(&["a", "b"]);
+    let due = 12 * MS + SEC;
+    let probe = t.choose(&r, true, due).unwrap();
+    assert!(probe.probe);
+    assert_eq!(probe.stats.id.as_str(), "a");
+    // It answers 800 ms later, 800 times the baseline.
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, due, due + 800 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+    assert_eq!(t.stats().readmissions, 1);
+
+    // "b" degrades on latency; its probe answers as slowly and it stays
+    // out.
+    let now = due + 900 * MS;
+    for i in 0..5 {
+        ok(&t, "b", 100 * MS, now + i * MS);
+    }
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    let later = now + 2 * SEC;
+    let probe = t.choose(&route(&["b", "c"]), true, later).unwrap();
+    assert!(probe.probe);
+    assert_eq!(probe.stats.id.as_str(), "b");
+    t.start(&probe.stats);
+    t.finish(
+        &probe.stats,
+        Outcome::Success,
+        true,
+        later,
+        later + 800 * MS,
+    );
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    assert_eq!(t.stats().readmissions, 1);
+}
+
 #[test]
 fn an_ejected_instance_is_probed_after_its_backoff_and_readmitted() {
     let t = tracker();
