@@ -129,10 +129,6 @@ impl Tracker {
         tracker
     }
 
-    pub(crate) fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
     /// Nanoseconds since the tracker was made, never 0.
     #[inline]
     pub(crate) fn now(&self) -> u64 {

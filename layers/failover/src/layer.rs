@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use foresight_core::Topology;
@@ -24,18 +24,22 @@ use crate::stats::FailoverStats;
 ///
 /// Cloning the layer shares its health figures, budget and counters: every
 /// service it makes, and every service a clone makes, sees the same
-/// instances the same way. A setter called on a configured layer starts a
-/// fresh health state for that layer.
+/// instances the same way. The setters only change the settings: the
+/// health state is built once, when the layer first makes a service or
+/// reports its figures, and is shared from then on. A setter called on a
+/// configured layer starts a fresh health state for that layer.
 #[derive(Clone)]
 #[must_use]
 pub struct HealthFailoverLayer {
-    pub(crate) shared: Arc<Tracker>,
+    topology: Topology,
+    config: Config,
+    pub(crate) shared: Arc<OnceLock<Arc<Tracker>>>,
 }
 
 impl fmt::Debug for HealthFailoverLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthFailoverLayer")
-            .field("config", &self.shared.config)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -45,16 +49,23 @@ impl HealthFailoverLayer {
     /// defaults.
     pub fn new(topology: Topology) -> Self {
         Self {
-            shared: Arc::new(Tracker::new(topology, Config::default())),
+            topology,
+            config: Config::default(),
+            shared: Arc::default(),
         }
     }
 
-    fn with(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = self.shared.config.clone();
-        change(&mut config);
-        Self {
-            shared: Arc::new(Tracker::new(self.shared.topology().clone(), config)),
-        }
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self.shared = Arc::default();
+        self
+    }
+
+    /// The health state shared by this layer and its clones, built on first
+    /// use.
+    fn tracker(&self) -> &Arc<Tracker> {
+        self.shared
+            .get_or_init(|| Arc::new(Tracker::new(self.topology.clone(), self.config.clone())))
     }
 
     /// Consecutive failures that eject an instance (default
@@ -259,18 +270,18 @@ impl HealthFailoverLayer {
 
     /// The topology whose health this layer tracks.
     pub fn topology(&self) -> &Topology {
-        self.shared.topology()
+        &self.topology
     }
 
     /// Counters since the layer was built, shared by its clones.
     pub fn stats(&self) -> FailoverStats {
-        self.shared.stats()
+        self.tracker().stats()
     }
 
     /// Requests in flight to `instance` through this layer (and its
     /// clones), or `None` for a non-member.
     pub fn in_flight(&self, instance: &foresight_core::InstanceId) -> Option<u32> {
-        self.shared.instance(instance).map(|s| s.in_flight())
+        self.tracker().instance(instance).map(|s| s.in_flight())
     }
 }
 
@@ -280,7 +291,7 @@ impl<S> Layer<S> for HealthFailoverLayer {
     fn layer(&self, inner: S) -> Self::Service {
         HealthFailover {
             inner,
-            shared: self.shared.clone(),
+            shared: self.tracker().clone(),
         }
     }
 }

@@ -2,10 +2,10 @@
 //! replay or a hedge, given the health of each; the drain of a Degraded
 //! instance's keys; and when a probe goes out.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use foresight_core::{HealthState, Route};
-use std::sync::atomic::Ordering::Relaxed;
 
 use super::instance::InstanceStats;
 use super::transition::Event;
