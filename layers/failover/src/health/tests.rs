@@ -138,28 +138,6 @@ fn every_candidate_out_means_no_target() {
     assert!(after <= Duration::from_secs(1) && after > Duration::from_millis(900));
 }
 
-/// A spike moves the peak EWMA to the spike at once, but not the typical
-/// latency the attempt timeout is a multiple of: one slow answer among many
-/// fast ones on a busy host does not stretch the timeout tenfold.
-#[test]
-fn the_attempt_timeout_follows_the_typical_latency_not_a_spike() {
-    let t = tracker();
-    for i in 0..100 {
-        ok(&t, "a", 5 * MS, (1 + i) * 10 * MS);
-    }
-    // 400 ms, ending 10 ms after the last fast answer.
-    ok(&t, "a", 400 * MS, 1_010 * MS);
-    let a = stats(&t, "a");
-    assert!((a.latency() - 0.4).abs() < 1e-9, "{}", a.latency());
-    // Typical: 5 ms moved 2 % of the way to 400 ms, about 12.8 ms; ten
-    // times that, where the peak EWMA would give 4 s.
-    let timeout = t.attempt_timeout(&a).unwrap();
-    assert!(
-        timeout > Duration::from_millis(125) && timeout < Duration::from_millis(130),
-        "{timeout:?}"
-    );
-}
-
 /// The probe of an Ejected instance tests that it is back: an answer that
 /// waited out the outage (a stopped instance resumed) readmits it. The
 /// probe of a Degraded instance tests that it is fast again: a slow answer
