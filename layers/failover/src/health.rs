@@ -186,7 +186,7 @@ impl Tracker {
 
     /// Timeout of an attempt on `stats`, if the policy sets one.
     pub(crate) fn attempt_timeout(&self, stats: &InstanceStats) -> Option<Duration> {
-        self.config.attempt_timeout.for_latency(stats.typical())
+        self.config.attempt_timeout.for_latency(stats.latency())
     }
 
     /// How long an attempt on `stats` runs before it is hedged, when

@@ -130,7 +130,7 @@ impl HealthFailoverLayer {
         })
     }
 
-    /// Time constant of the peak-EWMA and the typical latency (default
+    /// Time constant of the peak-EWMA latency (default
     /// [`DEFAULT_EWMA_DECAY`](crate::DEFAULT_EWMA_DECAY)).
     pub fn with_ewma_decay(self, decay: Duration) -> Self {
         self.with(|c| c.ewma_decay = decay)

@@ -42,9 +42,8 @@
 //! Every attempt is recorded when it ends, or from a drop guard when it is
 //! dropped first (client gone, attempt abandoned), so cancelled requests
 //! count. The figures per instance: peak-EWMA latency (published on the
-//! topology's [`HealthSlot`](foresight_core::HealthSlot)), typical latency
-//! (a plain EWMA, which the adaptive attempt timeout is a multiple of),
-//! error ratio over a sliding window (published too), consecutive failures, in-flight requests.
+//! topology's [`HealthSlot`](foresight_core::HealthSlot)), error ratio over a
+//! sliding window (published too), consecutive failures, in-flight requests.
 //! The state lives on the `HealthSlot`, where every layer reads it:
 //!
 //! | from | to | when (defaults) |

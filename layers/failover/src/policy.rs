@@ -16,12 +16,10 @@ pub enum AttemptTimeout {
     Off,
     /// The same timeout for every attempt.
     Fixed(Duration),
-    /// `factor` times the instance's typical latency (a plain EWMA, not the
-    /// peak EWMA, which on a busy host sits near the tail: ten times the
-    /// tail can outlast a stopped instance), within
+    /// `factor` times the instance's peak-EWMA latency, within
     /// `[floor, ceiling]`.
     Adaptive {
-        /// Multiple of the typical latency.
+        /// Multiple of the latency average.
         factor: f64,
         /// Shortest timeout.
         floor: Duration,
@@ -31,7 +29,7 @@ pub enum AttemptTimeout {
 }
 
 impl AttemptTimeout {
-    /// The default: ten times the typical latency, between 100 ms and 10 s.
+    /// The default: ten times the latency average, between 100 ms and 10 s.
     pub const DEFAULT: Self = AttemptTimeout::Adaptive {
         factor: 10.0,
         floor: Duration::from_millis(100),

@@ -54,11 +54,6 @@ pub(crate) struct InstanceStats {
     pub(crate) slow: AtomicU32,
     ewma_bits: AtomicU64,
     ewma_at: AtomicU64,
-    /// Plain EWMA latency (f64 seconds): the typical latency, which the
-    /// adaptive attempt timeout is a multiple of. The peak EWMA jumps to
-    /// every spike: on a busy host it sits near the tail, and a timeout ten
-    /// times the tail outlasts a stopped instance.
-    typical_bits: AtomicU64,
     /// Successes and failures over the error window.
     window: SlidingWindow<2>,
     /// When the state last changed (entering Probing aside).
@@ -102,7 +97,6 @@ impl InstanceStats {
             slow: AtomicU32::new(0),
             ewma_bits: AtomicU64::new(0f64.to_bits()),
             ewma_at: AtomicU64::new(0),
-            typical_bits: AtomicU64::new(0f64.to_bits()),
             window: SlidingWindow::new(error_window),
             since: AtomicU64::new(0),
             drain_from: AtomicU64::new(0),
@@ -130,37 +124,24 @@ impl InstanceStats {
         f64::from_bits(self.ewma_bits.load(Relaxed))
     }
 
-    /// Plain EWMA latency in seconds (0 before the first sample).
-    pub(crate) fn typical(&self) -> f64 {
-        f64::from_bits(self.typical_bits.load(Relaxed))
-    }
-
     /// Requests in flight to this instance through this layer.
     pub(crate) fn in_flight(&self) -> u32 {
         self.in_flight.load(Relaxed)
     }
 
     /// Peak EWMA: a sample above the average replaces it at once; below, it
-    /// decays toward the sample with time constant `tau`. The plain EWMA
-    /// moves toward every sample with the same time constant.
+    /// decays toward the sample with time constant `tau`.
     pub(crate) fn observe(&self, seconds: f64, now: u64, tau: u64) {
         let prev = self.latency();
         let at = self.ewma_at.swap(now, Relaxed);
-        let w = (-(now.saturating_sub(at) as f64) / tau.max(1) as f64).exp();
         let next = if prev == 0.0 || seconds >= prev {
             seconds
         } else {
+            let w = (-(now.saturating_sub(at) as f64) / tau.max(1) as f64).exp();
             prev * w + seconds * (1.0 - w)
         };
         self.ewma_bits.store(next.to_bits(), Relaxed);
         self.slot.set_latency_ewma(next);
-        let typical = self.typical();
-        let typical = if typical == 0.0 {
-            seconds
-        } else {
-            typical * w + seconds * (1.0 - w)
-        };
-        self.typical_bits.store(typical.to_bits(), Relaxed);
     }
 
     /// Records one outcome in the error window, and publishes the error
