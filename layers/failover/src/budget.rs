@@ -2,29 +2,21 @@
 //!
 //! tower's `TpsBudget` takes a mutex on every deposit; this one keeps the
 //! same accounting (a fixed reserve plus a share of the requests of the last
-//! `ttl`, in ten slots) in atomics, and takes the caller's clock reading so
+//! `ttl`) in a lock-free [`SlidingWindow`], and takes the caller's clock reading so
 //! that the hot path reads the clock once per request.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-const SLOTS: usize = 10;
-
-#[derive(Debug, Default)]
-struct Slot {
-    epoch: AtomicU64,
-    amount: AtomicI64,
-}
+use crate::window::SlidingWindow;
 
 /// Replays allowed: `min_per_sec` per second of `ttl` as a standing reserve,
 /// plus `percent` of the requests deposited over the last `ttl`.
 #[derive(Debug)]
 pub(crate) struct ReplayBudget {
-    slot_nanos: u64,
     reserve: i64,
     deposit: i64,
     withdraw: i64,
-    slots: [Slot; SLOTS],
+    window: SlidingWindow<1>,
 }
 
 impl ReplayBudget {
@@ -47,69 +39,39 @@ impl ReplayBudget {
             .saturating_mul(ttl.as_secs() as i64)
             .saturating_mul(withdraw);
         Self {
-            slot_nanos: (ttl.as_nanos() as u64 / SLOTS as u64).max(1),
             reserve,
             deposit,
             withdraw,
-            slots: Default::default(),
+            window: SlidingWindow::new(ttl),
         }
-    }
-
-    fn epoch(&self, now: u64) -> u64 {
-        // Epoch 0 marks a slot that was never used.
-        now / self.slot_nanos + 1
-    }
-
-    fn current(&self, epoch: u64) -> &Slot {
-        let slot = &self.slots[(epoch % SLOTS as u64) as usize];
-        let seen = slot.epoch.load(Ordering::Acquire);
-        if seen != epoch
-            && slot
-                .epoch
-                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            // A deposit racing with this reset may be lost: the budget is
-            // advisory, and the loss is one request's share.
-            slot.amount.store(0, Ordering::Release);
-        }
-        slot
     }
 
     /// Records one request.
     pub(crate) fn deposit(&self, now: u64) {
         if self.deposit > 0 {
-            let epoch = self.epoch(now);
-            self.current(epoch)
-                .amount
-                .fetch_add(self.deposit, Ordering::Relaxed);
+            self.window.add(now, 0, self.deposit);
         }
     }
 
     /// Takes one replay from the budget, if there is one.
     pub(crate) fn withdraw(&self, now: u64) -> bool {
-        let epoch = self.epoch(now);
-        let current = self.current(epoch);
-        if self.balance_at(epoch) >= self.withdraw {
-            current.amount.fetch_sub(self.withdraw, Ordering::Relaxed);
+        if self.balance(now) >= self.withdraw {
+            self.window.add(now, 0, -self.withdraw);
             true
         } else {
             false
         }
     }
 
-    fn balance_at(&self, epoch: u64) -> i64 {
-        self.slots
-            .iter()
-            .filter(|s| s.epoch.load(Ordering::Acquire) + SLOTS as u64 > epoch)
-            .map(|s| s.amount.load(Ordering::Relaxed))
-            .fold(self.reserve, i64::saturating_add)
+    fn balance(&self, now: u64) -> i64 {
+        let [amount] = self.window.sums(now);
+        self.reserve.saturating_add(amount)
     }
 
     /// Replays available now.
     #[cfg(test)]
     pub(crate) fn available(&self, now: u64) -> i64 {
-        self.balance_at(self.epoch(now)) / self.withdraw
+        self.balance(now) / self.withdraw
     }
 }
 

@@ -1,299 +1,51 @@
 //! Response future of [`HealthFailover`](crate::HealthFailover).
+//!
+//! One request is a small state machine: an attempt runs (`Calling`), and a
+//! failed or timed-out one is followed by a replay once the service is
+//! ready again (`Readying`). A slow attempt may be raced by a hedge, which
+//! runs beside the state as its own machine (`Hedge`); when the first
+//! attempt fails first, the request waits for the hedge alone
+//! (`AwaitingHedge`).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foresight_core::{BoxError, Role, Route};
-use http::request::Parts;
-use http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
+use foresight_core::BoxError;
+use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower_service::Service;
 
-use crate::Replayed;
-use crate::body::{ReplayBody, ReplaySource};
-use crate::error::{BodyFault, ClientBodyError, FailoverError, NoReplay};
-use crate::health::{InstanceStats, Outcome, Pick, Tracker};
+use self::hedge::Hedge;
+use self::timer::{Expiry, Timer};
+use self::verdict::{Verdict, client_body_error, untracked, verdict};
+use crate::body::ReplayBody;
+use crate::error::{FailoverError, NoReplay};
+use crate::health::Outcome;
+use crate::metrics::Counter;
 
-/// One attempt on one instance. Recorded when it ends, or, if it is
-/// dropped first (client gone, timed out), as cancelled from `Drop`, so no
-/// attempt goes uncounted.
-pub(crate) struct Attempt {
-    tracker: Arc<Tracker>,
-    stats: Arc<InstanceStats>,
-    probe: bool,
-    /// The instance had answered before this attempt started.
-    warm: bool,
-    started: u64,
-    done: bool,
-}
+pub(crate) use self::attempt::Attempt;
+pub(crate) use self::replay::{Replay, ReplayHead};
 
-impl Attempt {
-    pub(crate) fn start(tracker: Arc<Tracker>, pick: Pick, now: u64) -> Self {
-        tracker.start(&pick.stats);
-        Self {
-            warm: pick.stats.latency() > 0.0,
-            tracker,
-            stats: pick.stats,
-            probe: pick.probe,
-            started: now,
-            done: false,
-        }
-    }
-
-    pub(crate) fn stats(&self) -> &InstanceStats {
-        &self.stats
-    }
-
-    fn finish(mut self, outcome: Outcome) {
-        self.done = true;
-        let now = self.tracker.now();
-        self.tracker
-            .finish(&self.stats, outcome, self.probe, self.started, now);
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        if !self.done {
-            let now = self.tracker.now();
-            self.tracker.finish(
-                &self.stats,
-                Outcome::Cancelled,
-                self.probe,
-                self.started,
-                now,
-            );
-        }
-    }
-}
-
-/// The request head a replay is rebuilt from.
-///
-/// Copied for every replayable request, so it avoids what a plain
-/// `Parts::clone` pays for: the [`Route`] is kept as a value rather than
-/// inside a cloned extension map, and the other extensions are cloned only
-/// when there are any (behind a gateway's `ShardLayer` the route is usually
-/// the only one).
-pub(crate) struct ReplayHead {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-    route: Option<Route>,
-    extensions: Option<Extensions>,
-}
-
-impl ReplayHead {
-    pub(crate) fn copy(parts: &Parts) -> Self {
-        let route = parts.extensions.get::<Route>().cloned();
-        let others = parts.extensions.len() - usize::from(route.is_some());
-        Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: parts.headers.clone(),
-            route,
-            extensions: (others > 0).then(|| parts.extensions.clone()),
-        }
-    }
-
-    /// The head of a new attempt: the original request's, with `route`.
-    fn to_parts(&self, route: Route) -> Parts {
-        let (mut parts, ()) = Request::new(()).into_parts();
-        parts.method = self.method.clone();
-        parts.uri = self.uri.clone();
-        parts.version = self.version;
-        parts.headers = self.headers.clone();
-        if let Some(extensions) = &self.extensions {
-            parts.extensions = extensions.clone();
-        }
-        parts.extensions.insert(route);
-        parts
-    }
-}
-
-/// What a replayable request keeps for its next attempts.
-pub(crate) struct Replay<S, B> {
-    service: S,
-    head: ReplayHead,
-    source: ReplaySource<B>,
-    tried: u32,
-    candidates: usize,
-    attempts: u8,
-    next: Option<(Request<ReplayBody<B>>, Pick, Arc<Tracker>)>,
-}
-
-impl<S, B: Body> Replay<S, B> {
-    pub(crate) fn new(
-        service: S,
-        head: ReplayHead,
-        source: ReplaySource<B>,
-        first: usize,
-        candidates: usize,
-    ) -> Self {
-        Self {
-            service,
-            head,
-            source,
-            tried: 1u32.checked_shl(first as u32).unwrap_or(0),
-            candidates,
-            attempts: 0,
-            next: None,
-        }
-    }
-
-    /// Prepares the next attempt (a replay, or a `hedge` racing the current
-    /// one), or says why there is none.
-    fn prepare(&mut self, tracker: &Arc<Tracker>, hedge: bool) -> Result<(), NoReplay> {
-        let route = self.head.route.as_ref().ok_or(NoReplay::Exhausted)?;
-        let next = tracker
-            .next_candidate(route, self.tried)
-            .ok_or(NoReplay::Exhausted)?;
-        if !self.source.replayable() {
-            tracker
-                .counters
-                .body_too_large
-                .fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("foresight_failover_body_too_large_total").increment(1);
-            return Err(NoReplay::BodyTooLarge);
-        }
-        if !tracker.budget.withdraw(tracker.now()) {
-            tracker
-                .counters
-                .budget_denied
-                .fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("foresight_failover_budget_denied_total").increment(1);
-            return Err(NoReplay::Budget);
-        }
-        let body = self.source.replay().ok_or(NoReplay::BodyTooLarge)?;
-        self.tried |= 1u32.checked_shl(next.index as u32).unwrap_or(0);
-        self.attempts = self.attempts.saturating_add(1);
-        let role = if next.index == 0 {
-            Role::Primary
-        } else {
-            Role::Secondary
-        };
-        let route = route.retarget(next.stats.id.clone(), role);
-        let mut parts = self.head.to_parts(route);
-        parts.extensions.insert(Replayed {
-            attempt: self.attempts,
-        });
-        if hedge {
-            tracker.counters.hedges.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("foresight_failover_hedges_total").increment(1);
-            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "hedging");
-        } else {
-            tracker.counters.replays.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("foresight_failover_replays_total").increment(1);
-            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "replaying");
-        }
-        self.next = Some((Request::from_parts(parts, body), next, tracker.clone()));
-        Ok(())
-    }
-
-    fn more_candidates(&self) -> bool {
-        (self.tried.count_ones() as usize) < self.candidates
-    }
-}
-
-/// What a timer's expiry means.
-#[derive(Clone, Copy, Debug)]
-enum Expiry {
-    /// Time to hedge; the attempt timeout, if any, is `then` later.
-    Hedge { then: Option<Duration> },
-    /// The attempt timed out.
-    Timeout,
-}
-
-pin_project! {
-    #[project = TimerProj]
-    enum Timer {
-        Off,
-        // Armed on the first pending poll, so an attempt that completes at
-        // once never touches the timer wheel.
-        Idle { after: Duration, expiry: Expiry },
-        Armed { #[pin] sleep: Sleep, after: Duration, expiry: Expiry },
-    }
-}
-
-impl Timer {
-    /// A timer for an attempt with an optional `hedge` delay and an
-    /// optional `timeout`: it first expires at whichever comes first.
-    fn new(timeout: Option<Duration>, hedge: Option<Duration>) -> Self {
-        match (hedge, timeout) {
-            (Some(hedge), Some(timeout)) if hedge < timeout => Timer::Idle {
-                after: hedge,
-                expiry: Expiry::Hedge {
-                    then: Some(timeout - hedge),
-                },
-            },
-            (Some(hedge), None) => Timer::Idle {
-                after: hedge,
-                expiry: Expiry::Hedge { then: None },
-            },
-            (_, Some(timeout)) => Timer::Idle {
-                after: timeout,
-                expiry: Expiry::Timeout,
-            },
-            (_, None) => Timer::Off,
-        }
-    }
-
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Duration, Expiry)> {
-        loop {
-            match self.as_mut().project() {
-                TimerProj::Off => return Poll::Pending,
-                TimerProj::Idle { after, expiry } => {
-                    let (after, expiry) = (*after, *expiry);
-                    self.set(Timer::Armed {
-                        sleep: tokio::time::sleep(after),
-                        after,
-                        expiry,
-                    });
-                }
-                TimerProj::Armed {
-                    sleep,
-                    after,
-                    expiry,
-                } => {
-                    ready!(sleep.poll(cx));
-                    return Poll::Ready((*after, *expiry));
-                }
-            }
-        }
-    }
-}
-
-pin_project! {
-    /// The second attempt of a hedged request, racing the first.
-    #[project = HedgeProj]
-    enum Hedge<F> {
-        Off,
-        // Prepared (the request waits in `Replay::next`), waiting for the
-        // service to be ready.
-        Readying,
-        Running { #[pin] future: F, attempt: Option<Attempt> },
-    }
-}
+mod attempt;
+mod hedge;
+mod replay;
+mod timer;
+mod verdict;
 
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Calling {
-            #[pin] future: F,
-            #[pin] timer: Timer,
-            #[pin] hedge: Hedge<F>,
-            // The first attempt failed while its hedge runs on.
-            first_failed: bool,
-        },
+        /// The current attempt runs, under its timer.
+        Calling { #[pin] future: F, #[pin] timer: Timer },
+        /// The first attempt failed while its hedge runs on: the hedge's
+        /// answer is the request's.
+        AwaitingHedge,
+        /// A replay is prepared and waits for the service to be ready.
         Readying,
         Failed { error: Option<FailoverError> },
         Done,
@@ -302,24 +54,34 @@ pin_project! {
 
 impl<F> State<F> {
     fn calling(future: F, timer: Timer) -> Self {
-        State::Calling {
-            future,
-            timer,
-            hedge: Hedge::Off,
-            first_failed: false,
-        }
+        State::Calling { future, timer }
     }
+}
+
+type Answer<RB> = Result<Response<RB>, BoxError>;
+
+/// What the loop of [`ResponseFuture::poll`] does next.
+enum Next<RB> {
+    /// Poll the new state.
+    Again,
+    /// Answer the request.
+    Answer(Answer<RB>),
+    /// Wait to be woken.
+    Wait,
 }
 
 pin_project! {
     /// Response future of [`HealthFailover`](crate::HealthFailover): an
-    /// attempt, and the replays that follow a failed one.
+    /// attempt, the hedge that may race it, and the replays that follow a
+    /// failed one.
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
         state: State<S::Future>,
+        #[pin]
+        hedge: Hedge<S::Future>,
         attempt: Option<Attempt>,
         replay: Option<Replay<S, B>>,
         no_replay: NoReplay,
@@ -353,6 +115,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt.as_ref().map(|a| &a.stats.id))
             .field("replayable", &self.replay.is_some())
+            .field("hedged", &!self.hedge.is_off())
             .finish()
     }
 }
@@ -362,21 +125,17 @@ where
     S: Service<Request<ReplayBody<B>>>,
 {
     pub(crate) fn passthrough(future: S::Future) -> Self {
-        Self {
-            state: State::calling(future, Timer::Off),
-            attempt: None,
-            replay: None,
-            no_replay: NoReplay::NotReplayable,
-        }
+        Self::new(
+            State::calling(future, Timer::Off),
+            None,
+            None,
+            NoReplay::NotReplayable,
+        )
     }
 
     pub(crate) fn failed(error: FailoverError) -> Self {
-        Self {
-            state: State::Failed { error: Some(error) },
-            attempt: None,
-            replay: None,
-            no_replay: NoReplay::Exhausted,
-        }
+        let state = State::Failed { error: Some(error) };
+        Self::new(state, None, None, NoReplay::Exhausted)
     }
 
     pub(crate) fn single(
@@ -385,12 +144,8 @@ where
         timeout: Option<Duration>,
         no_replay: NoReplay,
     ) -> Self {
-        Self {
-            state: State::calling(future, Timer::new(timeout, None)),
-            attempt: Some(attempt),
-            replay: None,
-            no_replay,
-        }
+        let state = State::calling(future, Timer::new(timeout, None));
+        Self::new(state, Some(attempt), None, no_replay)
     }
 
     pub(crate) fn replayable(
@@ -400,75 +155,23 @@ where
         hedge: Option<Duration>,
         replay: Replay<S, B>,
     ) -> Self {
+        let state = State::calling(future, Timer::new(timeout, hedge));
+        Self::new(state, Some(attempt), Some(replay), NoReplay::Exhausted)
+    }
+
+    fn new(
+        state: State<S::Future>,
+        attempt: Option<Attempt>,
+        replay: Option<Replay<S, B>>,
+        no_replay: NoReplay,
+    ) -> Self {
         Self {
-            state: State::calling(future, Timer::new(timeout, hedge)),
-            attempt: Some(attempt),
-            replay: Some(replay),
-            no_replay: NoReplay::Exhausted,
+            state,
+            hedge: Hedge::Off,
+            attempt,
+            replay,
+            no_replay,
         }
-    }
-}
-
-/// Ends the current attempt with `outcome` and prepares a replay if one is
-/// possible. `Ok(true)` means a replay is ready; `Err` says why not.
-fn end_attempt<S, B: Body>(
-    attempt: &mut Option<Attempt>,
-    replay: &mut Option<Replay<S, B>>,
-    no_replay: NoReplay,
-    outcome: Outcome,
-) -> Result<(), (NoReplay, Option<foresight_core::InstanceId>)> {
-    let Some(current) = attempt.take() else {
-        return Err((no_replay, None));
-    };
-    let tracker = (outcome != Outcome::Success).then(|| current.tracker.clone());
-    let instance = current.stats.id.clone();
-    current.finish(outcome);
-    match (tracker, replay.as_mut()) {
-        (Some(tracker), Some(replay)) => replay
-            .prepare(&tracker, false)
-            .map_err(|reason| (reason, Some(instance))),
-        _ => Err((no_replay, Some(instance))),
-    }
-}
-
-/// How an attempt's result counts, for health and replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    Success,
-    /// The instance failed: counted against it, and replayed if possible.
-    Failure,
-    /// The client's request body failed: answered to the client, never
-    /// counted against the instance nor replayed.
-    Client(BodyFault),
-}
-
-fn verdict<RB>(result: &Result<Response<RB>, BoxError>, attempt: &Attempt) -> Verdict {
-    match result {
-        Ok(response) if (attempt.tracker.config.failure_status)(response.status()) => {
-            Verdict::Failure
-        }
-        Ok(_) => Verdict::Success,
-        Err(error) => match ClientBodyError::find(error.as_ref()) {
-            Some(fault) => Verdict::Client(fault),
-            None => Verdict::Failure,
-        },
-    }
-}
-
-/// The error a request broken by its client's body ends with; counted.
-fn client_body_error(fault: BodyFault, error: BoxError) -> BoxError {
-    metrics::counter!("foresight_failover_client_body_errors_total", "fault" => fault.as_str())
-        .increment(1);
-    tracing::debug!(?fault, "request body failed on the client's side");
-    FailoverError::client_body(fault, error).into()
-}
-
-/// The error a request ends with when no attempt is tracked: the client's
-/// body fault if it caused it, else the error as it is.
-fn untracked(error: BoxError) -> BoxError {
-    match ClientBodyError::find(error.as_ref()) {
-        Some(fault) => client_body_error(fault, error),
-        None => error,
     }
 }
 
@@ -479,271 +182,274 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    type Output = Result<Response<RB>, BoxError>;
+    type Output = Answer<RB>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling {
-                    future,
-                    mut timer,
-                    mut hedge,
-                    first_failed,
-                } => {
-                    // The hedge, when one races the first attempt.
-                    let mut both_failed = None;
-                    match hedge.as_mut().project() {
-                        HedgeProj::Off => {}
-                        HedgeProj::Readying => {
-                            let replay = this.replay.as_mut().expect("hedging without a replay");
-                            match replay.service.poll_ready(cx) {
-                                Poll::Pending => {}
-                                Poll::Ready(Err(_)) => {
-                                    // No hedge after all; the first attempt
-                                    // goes on alone.
-                                    replay.next = None;
-                                    hedge.set(Hedge::Off);
-                                }
-                                Poll::Ready(Ok(())) => {
-                                    let (request, pick, tracker) =
-                                        replay.next.take().expect("hedging without a request");
-                                    let future = replay.service.call(request);
-                                    let now = tracker.now();
-                                    hedge.set(Hedge::Running {
-                                        future,
-                                        attempt: Some(Attempt::start(tracker, pick, now)),
-                                    });
-                                    continue;
-                                }
-                            }
-                        }
-                        HedgeProj::Running {
-                            future: hedged,
-                            attempt: hedge_attempt,
-                        } => {
-                            if let Poll::Ready(result) = hedged.poll(cx) {
-                                let result = result.map_err(Into::into);
-                                let current = hedge_attempt.take().expect("a running hedge");
-                                let verdict = verdict(&result, &current);
-                                let result = match (verdict, result) {
-                                    (Verdict::Client(fault), Err(error)) => {
-                                        // Both attempts read the same client
-                                        // body; neither instance is to blame.
-                                        current.finish(Outcome::ClientError);
-                                        if let Some(first) = this.attempt.take() {
-                                            first.finish(Outcome::ClientError);
-                                        }
-                                        this.state.set(State::Done);
-                                        return Poll::Ready(Err(client_body_error(fault, error)));
-                                    }
-                                    (_, result) => result,
-                                };
-                                if verdict == Verdict::Success {
-                                    let tracker = current.tracker.clone();
-                                    current.finish(Outcome::Success);
-                                    tracker.counters.hedge_wins.fetch_add(1, Ordering::Relaxed);
-                                    metrics::counter!("foresight_failover_hedge_wins_total")
-                                        .increment(1);
-                                    // The first attempt, if it still runs, is
-                                    // cancelled (and recorded so) with it.
-                                    this.attempt.take();
-                                    this.state.set(State::Done);
-                                    return Poll::Ready(result);
-                                }
-                                if *first_failed {
-                                    // Both failed: the hedge's failure is
-                                    // handled as the last attempt's.
-                                    *this.attempt = Some(current);
-                                    both_failed = Some(result);
-                                } else {
-                                    // The first attempt goes on alone, under
-                                    // a fresh timeout.
-                                    let timeout = current.tracker.attempt_timeout(&current.stats);
-                                    current.finish(Outcome::Failure);
-                                    hedge.set(Hedge::Off);
-                                    timer.set(Timer::new(timeout, None));
-                                }
-                            }
-                        }
+            let running = match &*self.as_mut().project().state {
+                State::Calling { .. } | State::AwaitingHedge => Some(true),
+                State::Readying => Some(false),
+                State::Failed { .. } => None,
+                State::Done => panic!("ResponseFuture polled after completion"),
+            };
+            let next = match running {
+                Some(true) => self.as_mut().poll_attempts(cx),
+                Some(false) => ready!(self.as_mut().poll_replay(cx)),
+                None => match self.as_mut().project().state.project() {
+                    StateProj::Failed { error } => {
+                        let error = error.take().expect("polled after completion");
+                        Next::Answer(Err(error.into()))
                     }
-                    let mut result = match both_failed {
-                        Some(result) => result,
-                        // The first attempt failed; its hedge runs on.
-                        None if *first_failed => return Poll::Pending,
-                        None => match future.poll(cx) {
-                            Poll::Ready(result) => result.map_err(Into::into),
-                            Poll::Pending => {
-                                if !matches!(*hedge, Hedge::Off) {
-                                    return Poll::Pending;
-                                }
-                                let (after, expiry) = ready!(timer.as_mut().poll_expired(cx));
-                                let Some(attempt) = this.attempt.as_ref() else {
-                                    return Poll::Pending;
-                                };
-                                let instance = attempt.stats.id.clone();
-                                let tracker = attempt.tracker.clone();
-                                if let Expiry::Hedge { then } = expiry {
-                                    let hedged = this.replay.as_mut().is_some_and(|replay| {
-                                        replay.source.complete()
-                                            && replay.prepare(&tracker, true).is_ok()
-                                    });
-                                    if hedged {
-                                        tracing::debug!(%instance, ?after, "attempt slow: hedging");
-                                        timer.set(Timer::Off);
-                                        hedge.set(Hedge::Readying);
-                                    } else {
-                                        timer.set(Timer::new(then, None));
-                                    }
-                                    continue;
-                                }
-                                if this
-                                    .replay
-                                    .as_ref()
-                                    .is_some_and(|replay| replay.source.awaiting_client())
-                                {
-                                    // The instance is waiting for the
-                                    // client's body, not the other way
-                                    // round: no timeout of the instance's,
-                                    // and a replay would wait the same. Check
-                                    // again after another timeout.
-                                    tracing::debug!(%instance, ?after, "attempt slow on the client's body: waiting");
-                                    timer.set(Timer::new(Some(after), None));
-                                    continue;
-                                }
-                                tracker.counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                                metrics::counter!("foresight_failover_timeouts_total").increment(1);
-                                // A slow answer beats an error: the attempt is
-                                // abandoned only for a replay that can start;
-                                // with no candidate left, no budget or a body
-                                // past the cap, the attempt goes on (its
-                                // latency is still recorded, which is what
-                                // degrades a slow instance).
-                                let replay_ready = this
-                                    .replay
-                                    .as_mut()
-                                    .is_some_and(|replay| replay.prepare(&tracker, false).is_ok());
-                                if !replay_ready {
-                                    tracing::debug!(%instance, ?after, "attempt slow, nowhere to replay: waiting");
-                                    timer.set(Timer::Off);
-                                    return Poll::Pending;
-                                }
-                                tracing::debug!(%instance, ?after, "attempt timed out, replaying");
-                                if let Some(attempt) = this.attempt.take() {
-                                    // Dropping the attempt's future abandons
-                                    // it. On an instance that had not answered
-                                    // once when the attempt started (a cold
-                                    // start under a burst) the attempt had
-                                    // only the timeout's floor to meet:
-                                    // its wait is recorded as latency, which
-                                    // lengthens its next timeouts, not as a
-                                    // failure that could eject it.
-                                    let outcome = if attempt.warm {
-                                        Outcome::Failure
-                                    } else {
-                                        Outcome::Cancelled
-                                    };
-                                    attempt.finish(outcome);
-                                }
-                                this.state.set(State::Readying);
-                                continue;
-                            }
-                        },
-                    };
-                    let verdict = match this.attempt.as_ref() {
-                        None => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(result.map_err(untracked));
-                        }
-                        Some(attempt) => verdict(&result, attempt),
-                    };
-                    match (verdict, result) {
-                        (Verdict::Success, result) => {
-                            if let Some(attempt) = this.attempt.take() {
-                                attempt.finish(Outcome::Success);
-                            }
-                            // A hedge still running is cancelled with the
-                            // state.
-                            this.state.set(State::Done);
-                            return Poll::Ready(result);
-                        }
-                        (Verdict::Client(fault), Err(error)) => {
-                            // The client's body broke the attempt: the
-                            // instance is neither blamed nor named, and a
-                            // replay could only fail the same way.
-                            if let Some(attempt) = this.attempt.take() {
-                                attempt.finish(Outcome::ClientError);
-                            }
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(client_body_error(fault, error)));
-                        }
-                        (_, failed) => result = failed,
-                    }
-                    match hedge.as_mut().project() {
-                        HedgeProj::Running { .. } => {
-                            // The hedge may still answer.
-                            if let Some(attempt) = this.attempt.take() {
-                                attempt.finish(Outcome::Failure);
-                            }
-                            *first_failed = true;
-                            return Poll::Pending;
-                        }
-                        HedgeProj::Readying => {
-                            // The prepared hedge becomes the replay.
-                            if let Some(attempt) = this.attempt.take() {
-                                attempt.finish(Outcome::Failure);
-                            }
-                            this.state.set(State::Readying);
-                            continue;
-                        }
-                        HedgeProj::Off => {}
-                    }
-                    match end_attempt(this.attempt, this.replay, *this.no_replay, Outcome::Failure)
-                    {
-                        Ok(()) => {
-                            this.state.set(State::Readying);
-                        }
-                        Err((reason, instance)) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(match (result, instance) {
-                                (Ok(response), _) => Ok(response),
-                                (Err(source), Some(instance)) => Err(FailoverError::Failed {
-                                    instance,
-                                    reason,
-                                    source,
-                                }
-                                .into()),
-                                (Err(error), None) => Err(error),
-                            });
-                        }
-                    }
-                }
-                StateProj::Readying => {
-                    let replay = this.replay.as_mut().expect("readying without a replay");
-                    if let Err(error) = ready!(replay.service.poll_ready(cx)) {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(error.into()));
-                    }
-                    let (request, pick, tracker) =
-                        replay.next.take().expect("readying without a request");
-                    let timeout = if replay.more_candidates() {
-                        tracker.attempt_timeout(&pick.stats)
-                    } else {
-                        None
-                    };
-                    let future = replay.service.call(request);
-                    let now = tracker.now();
-                    *this.attempt = Some(Attempt::start(tracker, pick, now));
-                    this.state
-                        .set(State::calling(future, Timer::new(timeout, None)));
-                }
-                StateProj::Failed { error } => {
-                    let error = error.take().expect("polled after completion");
+                    _ => unreachable!("matched above"),
+                },
+            };
+            match next {
+                Next::Again => {}
+                Next::Wait => return Poll::Pending,
+                Next::Answer(answer) => {
+                    let mut this = self.as_mut().project();
                     this.state.set(State::Done);
-                    return Poll::Ready(Err(error.into()));
+                    // A hedge still running is cancelled (and recorded so).
+                    this.hedge.set(Hedge::Off);
+                    return Poll::Ready(answer);
                 }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+impl<S, B, RB> ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    /// `Calling` and `AwaitingHedge`: the hedge first (its answer may end
+    /// the request), then the current attempt and its timer.
+    fn poll_attempts(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Next<RB> {
+        let this = self.as_mut().project();
+        if let Poll::Ready((result, hedge)) = this.hedge.poll_answer(this.replay, cx) {
+            return self.hedge_answered(result, hedge);
+        }
+        let this = self.as_mut().project();
+        let StateProj::Calling { future, timer } = this.state.project() else {
+            // The first attempt failed; its hedge runs on.
+            return Next::Wait;
+        };
+        match future.poll(cx) {
+            Poll::Ready(result) => self.attempt_answered(result.map_err(Into::into)),
+            // No timer while a hedge races the attempt.
+            Poll::Pending if !this.hedge.is_off() => Next::Wait,
+            Poll::Pending => match timer.poll_expired(cx) {
+                Poll::Ready((after, expiry)) => self.expired(after, expiry),
+                Poll::Pending => Next::Wait,
+            },
+        }
+    }
+
+    /// The hedge ended with `result`.
+    fn hedge_answered(mut self: Pin<&mut Self>, result: Answer<RB>, hedge: Attempt) -> Next<RB> {
+        let this = self.as_mut().project();
+        match verdict(&result, &hedge) {
+            Verdict::Client(fault) => {
+                // Both attempts read the same client body; neither instance
+                // is to blame.
+                hedge.finish(Outcome::ClientError);
+                if let Some(first) = this.attempt.take() {
+                    first.finish(Outcome::ClientError);
+                }
+                match result {
+                    Err(error) => Next::Answer(Err(client_body_error(fault, error))),
+                    Ok(response) => Next::Answer(Ok(response)),
+                }
+            }
+            Verdict::Success => {
+                let tracker = hedge.tracker.clone();
+                hedge.finish(Outcome::Success);
+                tracker.counters.add(Counter::HedgeWins);
+                // The first attempt, if it still runs, is cancelled (and
+                // recorded so).
+                this.attempt.take();
+                Next::Answer(result)
+            }
+            Verdict::Failure if matches!(*this.state, State::AwaitingHedge) => {
+                // Both failed: the hedge's failure is handled as the last
+                // attempt's.
+                *this.attempt = Some(hedge);
+                self.attempt_failed(result)
+            }
+            Verdict::Failure => {
+                // The first attempt goes on alone, under a fresh timeout.
+                let timeout = hedge.tracker.attempt_timeout(&hedge.stats);
+                hedge.finish(Outcome::Failure);
+                if let StateProj::Calling { mut timer, .. } = this.state.project() {
+                    timer.set(Timer::new(timeout, None));
+                }
+                Next::Again
+            }
+        }
+    }
+
+    /// The current attempt ended with `result`.
+    fn attempt_answered(mut self: Pin<&mut Self>, result: Answer<RB>) -> Next<RB> {
+        let this = self.as_mut().project();
+        let Some(attempt) = this.attempt.as_ref() else {
+            return Next::Answer(result.map_err(untracked));
+        };
+        match (verdict(&result, attempt), result) {
+            (Verdict::Success, result) => {
+                if let Some(attempt) = this.attempt.take() {
+                    attempt.finish(Outcome::Success);
+                }
+                Next::Answer(result)
+            }
+            (Verdict::Client(fault), Err(error)) => {
+                // The client's body broke the attempt: the instance is
+                // neither blamed nor named, and a replay could only fail the
+                // same way.
+                if let Some(attempt) = this.attempt.take() {
+                    attempt.finish(Outcome::ClientError);
+                }
+                Next::Answer(Err(client_body_error(fault, error)))
+            }
+            (_, result) => self.attempt_failed(result),
+        }
+    }
+
+    /// The current attempt failed with `result`: wait for a running hedge,
+    /// turn a prepared one into the replay, or replay if possible.
+    fn attempt_failed(self: Pin<&mut Self>, result: Answer<RB>) -> Next<RB> {
+        let mut this = self.project();
+        if this.hedge.is_running() {
+            // The hedge may still answer.
+            if let Some(attempt) = this.attempt.take() {
+                attempt.finish(Outcome::Failure);
+            }
+            this.state.set(State::AwaitingHedge);
+            return Next::Wait;
+        }
+        if !this.hedge.is_off() {
+            // The prepared hedge becomes the replay.
+            this.hedge.set(Hedge::Off);
+            if let Some(attempt) = this.attempt.take() {
+                attempt.finish(Outcome::Failure);
+            }
+            this.state.set(State::Readying);
+            return Next::Again;
+        }
+        let Some(current) = this.attempt.take() else {
+            return Next::Answer(result);
+        };
+        let tracker = current.tracker.clone();
+        let instance = current.stats.id.clone();
+        current.finish(Outcome::Failure);
+        let prepared = match this.replay.as_mut() {
+            Some(replay) => replay.prepare(&tracker, false),
+            None => Err(*this.no_replay),
+        };
+        match (prepared, result) {
+            (Ok(()), _) => {
+                this.state.set(State::Readying);
+                Next::Again
+            }
+            (Err(_), Ok(response)) => Next::Answer(Ok(response)),
+            (Err(reason), Err(source)) => Next::Answer(Err(FailoverError::Failed {
+                instance,
+                reason,
+                source,
+            }
+            .into())),
+        }
+    }
+
+    /// The timer of the current attempt expired after `after`: hedge it, or
+    /// abandon it for a replay.
+    fn expired(self: Pin<&mut Self>, after: Duration, expiry: Expiry) -> Next<RB> {
+        let mut this = self.project();
+        let StateProj::Calling { mut timer, .. } = this.state.as_mut().project() else {
+            return Next::Wait;
+        };
+        let Some(attempt) = this.attempt.as_ref() else {
+            return Next::Wait;
+        };
+        let instance = attempt.stats.id.clone();
+        let tracker = attempt.tracker.clone();
+        if let Expiry::Hedge { then } = expiry {
+            let hedged = this.replay.as_mut().is_some_and(|replay| {
+                replay.source.complete() && replay.prepare(&tracker, true).is_ok()
+            });
+            if hedged {
+                tracing::debug!(%instance, ?after, "attempt slow: hedging");
+                timer.set(Timer::Off);
+                this.hedge.set(Hedge::Readying);
+            } else {
+                timer.set(Timer::new(then, None));
+            }
+            return Next::Again;
+        }
+        if this
+            .replay
+            .as_ref()
+            .is_some_and(|replay| replay.source.awaiting_client())
+        {
+            // The instance is waiting for the client's body, not the other
+            // way round: no timeout of the instance's, and a replay would
+            // wait the same. Check again after another timeout.
+            tracing::debug!(%instance, ?after, "attempt slow on the client's body: waiting");
+            timer.set(Timer::new(Some(after), None));
+            return Next::Again;
+        }
+        tracker.counters.add(Counter::Timeouts);
+        // A slow answer beats an error: the attempt is abandoned only for a
+        // replay that can start; with no candidate left, no budget or a body
+        // past the cap, the attempt goes on (its latency is still recorded,
+        // which is what degrades a slow instance).
+        let replay_ready = this
+            .replay
+            .as_mut()
+            .is_some_and(|replay| replay.prepare(&tracker, false).is_ok());
+        if !replay_ready {
+            tracing::debug!(%instance, ?after, "attempt slow, nowhere to replay: waiting");
+            timer.set(Timer::Off);
+            return Next::Wait;
+        }
+        tracing::debug!(%instance, ?after, "attempt timed out, replaying");
+        if let Some(attempt) = this.attempt.take() {
+            // Dropping the attempt's future abandons it. On an instance that
+            // had not answered once when the attempt started (a cold start
+            // under a burst) the attempt had only the timeout's floor to
+            // meet: its wait is recorded as latency, which lengthens its next
+            // timeouts, not as a failure that could eject it.
+            let outcome = if attempt.warm {
+                Outcome::Failure
+            } else {
+                Outcome::Cancelled
+            };
+            attempt.finish(outcome);
+        }
+        this.state.set(State::Readying);
+        Next::Again
+    }
+
+    /// `Readying`: the prepared replay goes out once the service is ready.
+    fn poll_replay(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Next<RB>> {
+        let mut this = self.project();
+        let replay = this.replay.as_mut().expect("readying without a replay");
+        if let Err(error) = ready!(replay.service.poll_ready(cx)) {
+            return Poll::Ready(Next::Answer(Err(error.into())));
+        }
+        let (request, pick, tracker) = replay.next.take().expect("readying without a request");
+        let timeout = if replay.more_candidates() {
+            tracker.attempt_timeout(&pick.stats)
+        } else {
+            None
+        };
+        let future = replay.service.call(request);
+        let now = tracker.now();
+        *this.attempt = Some(Attempt::start(tracker, pick, now));
+        this.state
+            .set(State::calling(future, Timer::new(timeout, None)));
+        Poll::Ready(Next::Again)
     }
 }

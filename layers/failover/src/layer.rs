@@ -1,296 +1,18 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use foresight_core::Topology;
 use foresight_core::signal::{HealthRecorder, HealthSignal};
-use http::{HeaderName, Method, Request, StatusCode};
+use http::HeaderName;
 use tower_layer::Layer;
 
+use crate::config::Config;
+use crate::failure::FailureStatus;
 use crate::health::Tracker;
+use crate::policy::{AttemptTimeout, Hedging};
 use crate::service::HealthFailover;
 use crate::stats::FailoverStats;
-
-/// Consecutive failures that eject an instance.
-pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 3;
-/// Two failures at least this far apart with no success between eject an
-/// instance, so a dead instance under light traffic is out within this time.
-pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_millis(100);
-/// Error ratio over [`DEFAULT_ERROR_WINDOW`] that ejects an instance…
-pub const DEFAULT_ERROR_RATIO: f64 = 0.5;
-/// …over this sliding window…
-pub const DEFAULT_ERROR_WINDOW: Duration = Duration::from_secs(10);
-/// …once it holds at least this many requests.
-pub const DEFAULT_MIN_REQUESTS: u32 = 20;
-/// First ejection lasts this long; each further one doubles it…
-pub const DEFAULT_BASE_EJECTION: Duration = Duration::from_secs(1);
-/// …up to this. Staying healthy this long resets the doubling.
-pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(30);
-/// At most this share of the instances is ejected at once (at least one).
-pub const DEFAULT_MAX_EJECTED_SHARE: f64 = 0.5;
-/// A response slower than this multiple of the fleet baseline counts as
-/// slow…
-pub const DEFAULT_DEGRADE_RATIO: f64 = 4.0;
-/// …and a probe must be faster than this multiple to readmit (hysteresis).
-pub const DEFAULT_RECOVER_RATIO: f64 = 2.0;
-/// Latencies under this never count as slow, whatever the baseline.
-pub const DEFAULT_LATENCY_FLOOR: Duration = Duration::from_millis(5);
-/// Consecutive slow responses that move an instance to Degraded.
-pub const DEFAULT_SLOW_SAMPLES: u32 = 5;
-/// Time constant of the peak-EWMA latency.
-pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_millis(500);
-/// Keys leave a Degraded instance over this period, a growing share at a
-/// time.
-pub const DEFAULT_DRAIN: Duration = Duration::from_millis(250);
-/// A Degraded instance is probed this long after it degraded.
-pub const DEFAULT_DEGRADED_PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// Bytes of request body kept for a replay.
-pub const DEFAULT_BODY_CAP: usize = 64 * 1024;
-/// Header that makes a non-idempotent request replayable.
-pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
-/// How far ahead a [`HealthSignal`] prediction moves an instance to
-/// Degraded.
-pub const DEFAULT_SIGNAL_LEAD: Duration = Duration::from_secs(1);
-/// An instance moved out on a prediction is readmitted only once the
-/// prediction has stayed clear this long (and a probe then passes).
-pub const DEFAULT_SIGNAL_HOLD: Duration = Duration::from_secs(1);
-
-/// How long an attempt that could be replayed may take before it is
-/// abandoned, counted as a failure, and replayed on the next candidate.
-///
-/// Attempts that cannot be replayed (non-idempotent requests, the last
-/// candidate) are never timed out by the layer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum AttemptTimeout {
-    /// No timeout.
-    Off,
-    /// The same timeout for every attempt.
-    Fixed(Duration),
-    /// `factor` times the instance's peak-EWMA latency, within
-    /// `[floor, ceiling]`.
-    Adaptive {
-        /// Multiple of the latency average.
-        factor: f64,
-        /// Shortest timeout.
-        floor: Duration,
-        /// Longest timeout.
-        ceiling: Duration,
-    },
-}
-
-impl AttemptTimeout {
-    /// The default: ten times the latency average, between 100 ms and 10 s.
-    pub const DEFAULT: Self = AttemptTimeout::Adaptive {
-        factor: 10.0,
-        floor: Duration::from_millis(100),
-        ceiling: Duration::from_secs(10),
-    };
-
-    pub(crate) fn for_latency(&self, seconds: f64) -> Option<Duration> {
-        match *self {
-            AttemptTimeout::Off => None,
-            AttemptTimeout::Fixed(d) => Some(d),
-            AttemptTimeout::Adaptive {
-                factor,
-                floor,
-                ceiling,
-            } => {
-                let scaled = Duration::try_from_secs_f64(seconds * factor).unwrap_or(ceiling);
-                Some(scaled.clamp(floor, ceiling.max(floor)))
-            }
-        }
-    }
-}
-
-impl Default for AttemptTimeout {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// Hedging: when an attempt has taken longer than a latency quantile of its
-/// instance, the same request also goes to the next live candidate, both
-/// race, and the first success answers (the other is cancelled). Off by
-/// default.
-///
-/// Only replayable requests are hedged, and only once their body has been
-/// read in full (a `GET` has none), so both attempts send the same bytes.
-/// Hedges are replays for the retry budget: under an outage they stop with
-/// the replays. A hedge is not shadowed.
-///
-/// ```
-/// use std::time::Duration;
-/// use foresight_failover::Hedging;
-///
-/// // Hedge past each instance's p95, never before 2 ms, once 200 responses
-/// // of the last 10–20 s are known.
-/// let hedging = Hedging::after_quantile(0.95)
-///     .with_min_delay(Duration::from_millis(2))
-///     .with_min_samples(200);
-/// # let _ = hedging;
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Hedging {
-    /// Latency quantile of the attempt's instance after which a hedge goes
-    /// out (say 0.95).
-    pub quantile: f64,
-    /// Never hedge before this (default 1 ms).
-    pub min_delay: Duration,
-    /// Responses an instance must have in its latency window before its
-    /// quantile is trusted; no hedge before that (default 100).
-    pub min_samples: u64,
-    /// Length of each of the two latency windows the quantile is read from
-    /// (default 10 s).
-    pub window: Duration,
-}
-
-impl Hedging {
-    /// Hedges past the `quantile` latency of each instance (clamped to
-    /// 0.5–0.999; NaN means 0.95), with the defaults above.
-    pub fn after_quantile(quantile: f64) -> Self {
-        let quantile = if quantile.is_nan() { 0.95 } else { quantile };
-        Self {
-            quantile: quantile.clamp(0.5, 0.999),
-            min_delay: Duration::from_millis(1),
-            min_samples: 100,
-            window: Duration::from_secs(10),
-        }
-    }
-
-    /// Never hedge before `delay`.
-    pub fn with_min_delay(mut self, delay: Duration) -> Self {
-        self.min_delay = delay;
-        self
-    }
-
-    /// Responses needed before an instance's quantile is trusted (at least
-    /// 1).
-    pub fn with_min_samples(mut self, samples: u64) -> Self {
-        self.min_samples = samples.max(1);
-        self
-    }
-
-    /// Length of each latency window (at least 100 ms).
-    pub fn with_window(mut self, window: Duration) -> Self {
-        self.window = window.max(Duration::from_millis(100));
-        self
-    }
-}
-
-fn default_failure_status(status: StatusCode) -> bool {
-    status.is_server_error()
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) consecutive_failures: u32,
-    pub(crate) failure_window: Duration,
-    pub(crate) error_ratio: f64,
-    pub(crate) error_window: Duration,
-    pub(crate) min_requests: u32,
-    pub(crate) base_ejection: Duration,
-    pub(crate) max_ejection: Duration,
-    pub(crate) max_ejected_share: f64,
-    pub(crate) degrade_ratio: f64,
-    pub(crate) recover_ratio: f64,
-    pub(crate) latency_floor: Duration,
-    pub(crate) slow_samples: u32,
-    pub(crate) ewma_decay: Duration,
-    pub(crate) drain: Duration,
-    pub(crate) degraded_probe_interval: Duration,
-    pub(crate) attempt_timeout: AttemptTimeout,
-    pub(crate) hedging: Option<Hedging>,
-    pub(crate) body_cap: usize,
-    pub(crate) idempotency_header: Option<HeaderName>,
-    pub(crate) failure_status: fn(StatusCode) -> bool,
-    pub(crate) budget_ttl: Duration,
-    pub(crate) budget_min_per_sec: u32,
-    pub(crate) budget_percent: f32,
-    pub(crate) signal: Option<Arc<dyn HealthSignal>>,
-    pub(crate) signal_lead: Duration,
-    pub(crate) signal_interval: Duration,
-    pub(crate) signal_hold: Duration,
-    pub(crate) recorder: Option<Arc<dyn HealthRecorder>>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            consecutive_failures: DEFAULT_CONSECUTIVE_FAILURES,
-            failure_window: DEFAULT_FAILURE_WINDOW,
-            error_ratio: DEFAULT_ERROR_RATIO,
-            error_window: DEFAULT_ERROR_WINDOW,
-            min_requests: DEFAULT_MIN_REQUESTS,
-            base_ejection: DEFAULT_BASE_EJECTION,
-            max_ejection: DEFAULT_MAX_EJECTION,
-            max_ejected_share: DEFAULT_MAX_EJECTED_SHARE,
-            degrade_ratio: DEFAULT_DEGRADE_RATIO,
-            recover_ratio: DEFAULT_RECOVER_RATIO,
-            latency_floor: DEFAULT_LATENCY_FLOOR,
-            slow_samples: DEFAULT_SLOW_SAMPLES,
-            ewma_decay: DEFAULT_EWMA_DECAY,
-            drain: DEFAULT_DRAIN,
-            degraded_probe_interval: DEFAULT_DEGRADED_PROBE_INTERVAL,
-            attempt_timeout: AttemptTimeout::DEFAULT,
-            hedging: None,
-            body_cap: DEFAULT_BODY_CAP,
-            idempotency_header: Some(DEFAULT_IDEMPOTENCY_HEADER),
-            failure_status: default_failure_status,
-            budget_ttl: Duration::from_secs(10),
-            budget_min_per_sec: 10,
-            budget_percent: 0.2,
-            signal: None,
-            signal_lead: DEFAULT_SIGNAL_LEAD,
-            signal_interval: Duration::from_millis(50),
-            signal_hold: DEFAULT_SIGNAL_HOLD,
-            recorder: None,
-        }
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("consecutive_failures", &self.consecutive_failures)
-            .field("failure_window", &self.failure_window)
-            .field("error_ratio", &self.error_ratio)
-            .field("error_window", &self.error_window)
-            .field("base_ejection", &self.base_ejection)
-            .field("max_ejection", &self.max_ejection)
-            .field("max_ejected_share", &self.max_ejected_share)
-            .field("degrade_ratio", &self.degrade_ratio)
-            .field("recover_ratio", &self.recover_ratio)
-            .field("latency_floor", &self.latency_floor)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("hedging", &self.hedging)
-            .field("body_cap", &self.body_cap)
-            .field("signal", &self.signal.is_some())
-            .field("signal_lead", &self.signal_lead)
-            .field("signal_hold", &self.signal_hold)
-            .field("recorder", &self.recorder.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    /// Idempotent methods, or any request carrying the idempotency header.
-    pub(crate) fn is_replayable<B>(&self, request: &Request<B>) -> bool {
-        matches!(
-            *request.method(),
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        ) || self
-            .idempotency_header
-            .as_ref()
-            .is_some_and(|h| request.headers().contains_key(h))
-    }
-}
 
 /// Sends each request to a live candidate of its
 /// [`Route`](foresight_core::Route) and replays it on the next one when the
@@ -302,18 +24,22 @@ impl Config {
 ///
 /// Cloning the layer shares its health figures, budget and counters: every
 /// service it makes, and every service a clone makes, sees the same
-/// instances the same way. A setter called on a configured layer starts a
-/// fresh health state for that layer.
+/// instances the same way. The setters only change the settings: the
+/// health state is built once, when the layer first makes a service or
+/// reports its figures, and is shared from then on. A setter called on a
+/// configured layer starts a fresh health state for that layer.
 #[derive(Clone)]
 #[must_use]
 pub struct HealthFailoverLayer {
-    pub(crate) shared: Arc<Tracker>,
+    topology: Topology,
+    config: Config,
+    pub(crate) shared: Arc<OnceLock<Arc<Tracker>>>,
 }
 
 impl fmt::Debug for HealthFailoverLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HealthFailoverLayer")
-            .field("config", &self.shared.config)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -323,34 +49,41 @@ impl HealthFailoverLayer {
     /// defaults.
     pub fn new(topology: Topology) -> Self {
         Self {
-            shared: Arc::new(Tracker::new(topology, Config::default())),
+            topology,
+            config: Config::default(),
+            shared: Arc::default(),
         }
     }
 
-    fn with(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = self.shared.config.clone();
-        change(&mut config);
-        Self {
-            shared: Arc::new(Tracker::new(self.shared.topology().clone(), config)),
-        }
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self.shared = Arc::default();
+        self
+    }
+
+    /// The health state shared by this layer and its clones, built on first
+    /// use.
+    fn tracker(&self) -> &Arc<Tracker> {
+        self.shared
+            .get_or_init(|| Arc::new(Tracker::new(self.topology.clone(), self.config.clone())))
     }
 
     /// Consecutive failures that eject an instance (default
-    /// [`DEFAULT_CONSECUTIVE_FAILURES`], at least 1).
+    /// [`DEFAULT_CONSECUTIVE_FAILURES`](crate::DEFAULT_CONSECUTIVE_FAILURES), at least 1).
     pub fn with_consecutive_failures(self, failures: u32) -> Self {
         self.with(|c| c.consecutive_failures = failures.max(1))
     }
 
     /// Two failures this far apart with no success between eject an
-    /// instance (default [`DEFAULT_FAILURE_WINDOW`]).
+    /// instance (default [`DEFAULT_FAILURE_WINDOW`](crate::DEFAULT_FAILURE_WINDOW)).
     pub fn with_failure_window(self, window: Duration) -> Self {
         self.with(|c| c.failure_window = window)
     }
 
     /// Ejects an instance whose error ratio over `window` reaches `ratio`
     /// once the window holds `min_requests` (defaults
-    /// [`DEFAULT_ERROR_RATIO`], [`DEFAULT_ERROR_WINDOW`],
-    /// [`DEFAULT_MIN_REQUESTS`]).
+    /// [`DEFAULT_ERROR_RATIO`](crate::DEFAULT_ERROR_RATIO), [`DEFAULT_ERROR_WINDOW`](crate::DEFAULT_ERROR_WINDOW),
+    /// [`DEFAULT_MIN_REQUESTS`](crate::DEFAULT_MIN_REQUESTS)).
     pub fn with_error_ratio(self, ratio: f64, window: Duration, min_requests: u32) -> Self {
         self.with(|c| {
             c.error_ratio = ratio.clamp(0.0, 1.0);
@@ -360,7 +93,7 @@ impl HealthFailoverLayer {
     }
 
     /// Ejection backoff: `base` for the first ejection, doubling up to `max`
-    /// (defaults [`DEFAULT_BASE_EJECTION`], [`DEFAULT_MAX_EJECTION`]).
+    /// (defaults [`DEFAULT_BASE_EJECTION`](crate::DEFAULT_BASE_EJECTION), [`DEFAULT_MAX_EJECTION`](crate::DEFAULT_MAX_EJECTION)).
     pub fn with_ejection_backoff(self, base: Duration, max: Duration) -> Self {
         self.with(|c| {
             c.base_ejection = base;
@@ -370,7 +103,7 @@ impl HealthFailoverLayer {
 
     /// Largest share of the instances ejected at once; at least one
     /// instance can always be ejected (default
-    /// [`DEFAULT_MAX_EJECTED_SHARE`]).
+    /// [`DEFAULT_MAX_EJECTED_SHARE`](crate::DEFAULT_MAX_EJECTED_SHARE)).
     pub fn with_max_ejected_share(self, share: f64) -> Self {
         self.with(|c| c.max_ejected_share = share.clamp(0.0, 1.0))
     }
@@ -379,9 +112,9 @@ impl HealthFailoverLayer {
     /// fleet baseline (the lowest latency average of the Healthy instances)
     /// is slow, `samples` slow responses in a row degrade the instance, and a
     /// probe must be faster than `recover` times the baseline to readmit it.
-    /// Nothing under `floor` is slow. Defaults [`DEFAULT_DEGRADE_RATIO`],
-    /// [`DEFAULT_RECOVER_RATIO`], [`DEFAULT_SLOW_SAMPLES`],
-    /// [`DEFAULT_LATENCY_FLOOR`].
+    /// Nothing under `floor` is slow. Defaults [`DEFAULT_DEGRADE_RATIO`](crate::DEFAULT_DEGRADE_RATIO),
+    /// [`DEFAULT_RECOVER_RATIO`](crate::DEFAULT_RECOVER_RATIO), [`DEFAULT_SLOW_SAMPLES`](crate::DEFAULT_SLOW_SAMPLES),
+    /// [`DEFAULT_LATENCY_FLOOR`](crate::DEFAULT_LATENCY_FLOOR).
     pub fn with_latency_degradation(
         self,
         degrade: f64,
@@ -398,14 +131,14 @@ impl HealthFailoverLayer {
     }
 
     /// Time constant of the peak-EWMA latency (default
-    /// [`DEFAULT_EWMA_DECAY`]).
+    /// [`DEFAULT_EWMA_DECAY`](crate::DEFAULT_EWMA_DECAY)).
     pub fn with_ewma_decay(self, decay: Duration) -> Self {
         self.with(|c| c.ewma_decay = decay)
     }
 
     /// How long keys take to leave a Degraded instance, and how long after
-    /// degrading it is probed (defaults [`DEFAULT_DRAIN`],
-    /// [`DEFAULT_DEGRADED_PROBE_INTERVAL`]).
+    /// degrading it is probed (defaults [`DEFAULT_DRAIN`](crate::DEFAULT_DRAIN),
+    /// [`DEFAULT_DEGRADED_PROBE_INTERVAL`](crate::DEFAULT_DEGRADED_PROBE_INTERVAL)).
     pub fn with_drain(self, drain: Duration, probe_after: Duration) -> Self {
         self.with(|c| {
             c.drain = drain;
@@ -425,21 +158,23 @@ impl HealthFailoverLayer {
 
     /// Bytes of request body kept for a replay; a larger body is streamed
     /// to its first target and never replayed (default
-    /// [`DEFAULT_BODY_CAP`]).
+    /// [`DEFAULT_BODY_CAP`](crate::DEFAULT_BODY_CAP)).
     pub fn with_body_cap(self, bytes: usize) -> Self {
         self.with(|c| c.body_cap = bytes)
     }
 
     /// Header whose presence makes any request replayable, or `None` to
     /// replay idempotent methods only (default
-    /// [`DEFAULT_IDEMPOTENCY_HEADER`]).
+    /// [`DEFAULT_IDEMPOTENCY_HEADER`](crate::DEFAULT_IDEMPOTENCY_HEADER)).
     pub fn with_idempotency_header(self, header: Option<HeaderName>) -> Self {
         self.with(|c| c.idempotency_header = header)
     }
 
-    /// Which response statuses count as failures, for health and replay
-    /// (default: every 5xx).
-    pub fn with_failure_status(self, is_failure: fn(StatusCode) -> bool) -> Self {
+    /// Which response statuses count as failures, for health and replay: a
+    /// [`FailureStatus`] hook, a closure or a function pointer (default
+    /// [`ServerErrors`](crate::ServerErrors): every 5xx).
+    pub fn with_failure_status<F: FailureStatus>(self, is_failure: F) -> Self {
+        let is_failure: Arc<dyn FailureStatus> = Arc::new(is_failure);
         self.with(|c| c.failure_status = is_failure)
     }
 
@@ -458,7 +193,7 @@ impl HealthFailoverLayer {
     /// to degrade within `lead` moves to Degraded before it slows down, and
     /// is readmitted only by a probe that passes once the prediction has
     /// been gone for the hold ([`with_signal_hold`](Self::with_signal_hold))
-    /// (default: none; [`DEFAULT_SIGNAL_LEAD`]). The signal is asked at most
+    /// (default: none; [`DEFAULT_SIGNAL_LEAD`](crate::DEFAULT_SIGNAL_LEAD)). The signal is asked at most
     /// every 50 ms per instance. To also feed the forecaster from this
     /// layer's traffic, use [`with_forecast`](Self::with_forecast).
     pub fn with_health_signal<H: HealthSignal>(self, signal: H, lead: Duration) -> Self {
@@ -471,7 +206,7 @@ impl HealthFailoverLayer {
 
     /// How long a prediction must stay clear before an instance it moved
     /// out is readmitted by a passing probe (default
-    /// [`DEFAULT_SIGNAL_HOLD`]). Set it to at least one step of the
+    /// [`DEFAULT_SIGNAL_HOLD`](crate::DEFAULT_SIGNAL_HOLD)). Set it to at least one step of the
     /// forecaster behind the signal, so that the forecaster has seen the
     /// latency of a probe before the next one can readmit.
     pub fn with_signal_hold(self, hold: Duration) -> Self {
@@ -535,18 +270,18 @@ impl HealthFailoverLayer {
 
     /// The topology whose health this layer tracks.
     pub fn topology(&self) -> &Topology {
-        self.shared.topology()
+        &self.topology
     }
 
     /// Counters since the layer was built, shared by its clones.
     pub fn stats(&self) -> FailoverStats {
-        self.shared.stats()
+        self.tracker().stats()
     }
 
     /// Requests in flight to `instance` through this layer (and its
     /// clones), or `None` for a non-member.
     pub fn in_flight(&self, instance: &foresight_core::InstanceId) -> Option<u32> {
-        self.shared.instance(instance).map(|s| s.in_flight())
+        self.tracker().instance(instance).map(|s| s.in_flight())
     }
 }
 
@@ -556,7 +291,7 @@ impl<S> Layer<S> for HealthFailoverLayer {
     fn layer(&self, inner: S) -> Self::Service {
         HealthFailover {
             inner,
-            shared: self.shared.clone(),
+            shared: self.tracker().clone(),
         }
     }
 }

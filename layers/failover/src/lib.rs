@@ -50,16 +50,21 @@
 //! |---|---|---|
 //! | Healthy, Degraded | Ejected | 3 consecutive failures; or 2 failures 100 ms apart with no success between; or ≥ 50 % errors over 10 s with ≥ 20 requests; or any failure within 1 s of a readmission |
 //! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
-//! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 30 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
+//! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 2 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
 //! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
-//! | Probing | Healthy | the probe succeeds faster than 2 × the baseline, no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
-//! | Probing | Degraded | the probe succeeds, but slowly, with degradation predicted, or within the hold of the last prediction |
+//! | Probing | Healthy | the probe succeeds (an Ejected instance's probe tests that it is back, so any answer will do, even one that waited out an outage; a Degraded instance's must be faster than 2 × the baseline), no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
+//! | Probing | Degraded | the probe of a Degraded instance succeeds, but slowly; any probe succeeds with degradation predicted, or within the hold of the last prediction |
 //! | Probing | Ejected | the probe fails (with a doubled backoff) |
 //!
 //! Hysteresis keeps a flapping instance from oscillating: the recovery
 //! threshold (2 ×) is below the degradation one (4 ×), a readmitted instance
 //! is on probation for one base backoff, and backoff doubles with every
 //! ejection until the instance stays healthy for the longest backoff.
+//! An instance that answers again after an outage, however long, is probed
+//! and readmitted within [`READMISSION_BOUND`] (5 s) while requests for its
+//! keys come in: the longest backoff (2 s), one more base backoff (1 s)
+//! when only non-replayable requests come, and one degraded probe interval
+//! (1 s) when its first probe answers slowly.
 //! At most half the instances (and at least one) are ejected at once; an
 //! ejection beyond that is counted and refused, as Envoy's
 //! `max_ejection_percent` does (Envoy: 10 %; ours is higher because a
@@ -211,23 +216,31 @@
 
 mod body;
 mod budget;
+mod clock;
+mod config;
 mod error;
+mod failure;
 pub mod future;
 mod health;
 mod layer;
+mod metrics;
+mod policy;
 mod service;
 mod stats;
+mod window;
 
 pub use body::{ReplayBody, Superseded};
-pub use error::{FailoverError, NoReplay};
-pub use layer::{
-    AttemptTimeout, DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES,
-    DEFAULT_DEGRADE_RATIO, DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO,
-    DEFAULT_ERROR_WINDOW, DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER,
-    DEFAULT_LATENCY_FLOOR, DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS,
-    DEFAULT_RECOVER_RATIO, DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES,
-    HealthFailoverLayer, Hedging,
+pub use config::{
+    DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_DEGRADE_RATIO,
+    DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO, DEFAULT_ERROR_WINDOW,
+    DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_LATENCY_FLOOR,
+    DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS, DEFAULT_RECOVER_RATIO,
+    DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, READMISSION_BOUND,
 };
+pub use error::{FailoverError, NoReplay};
+pub use failure::{FailureStatus, ServerErrors};
+pub use layer::HealthFailoverLayer;
+pub use policy::{AttemptTimeout, Hedging};
 pub use service::HealthFailover;
 pub use stats::FailoverStats;
 

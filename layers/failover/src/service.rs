@@ -1,6 +1,5 @@
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use crate::body::{ReplayBody, ReplaySource};
 use crate::error::{FailoverError, NoReplay};
 use crate::future::{Attempt, Replay, ReplayHead, ResponseFuture};
 use crate::health::Tracker;
+use crate::metrics::Counter;
 
 /// Service of [`HealthFailoverLayer`](crate::HealthFailoverLayer).
 ///
@@ -86,11 +86,7 @@ where
         };
         let now = shared.now();
         let Some(pick) = shared.choose(route, replayable, now) else {
-            shared
-                .counters
-                .no_live_instance
-                .fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("foresight_failover_no_live_instance_total").increment(1);
+            shared.counters.add(Counter::NoLiveInstance);
             tracing::debug!(candidates = route.ranked.len(), "no live instance");
             return ResponseFuture::failed(FailoverError::NoLiveInstance {
                 candidates: route.ranked.len(),
@@ -104,7 +100,7 @@ where
             } else {
                 Role::Secondary
             };
-            shared.counters.rerouted.fetch_add(1, Ordering::Relaxed);
+            shared.counters.add(Counter::Rerouted);
         }
         let candidates = route.ranked.len();
         shared.budget.deposit(now);

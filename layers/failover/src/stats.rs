@@ -1,10 +1,10 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+//! The counters a layer reports from [`stats`](crate::HealthFailoverLayer::stats).
 
 /// Counters of a [`HealthFailoverLayer`](crate::HealthFailoverLayer) and all
 /// its clones, from [`stats`](crate::HealthFailoverLayer::stats).
 ///
 /// The same events are also emitted as `metrics` counters named
-/// `foresight_failover_<field>_total`.
+/// `foresight_failover_<field>_total`, recorded at the same place.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FailoverStats {
@@ -36,42 +36,4 @@ pub struct FailoverStats {
     pub hedges: u64,
     /// Requests answered by their hedge rather than their first attempt.
     pub hedge_wins: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) rerouted: AtomicU64,
-    pub(crate) replays: AtomicU64,
-    pub(crate) budget_denied: AtomicU64,
-    pub(crate) body_too_large: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) no_live_instance: AtomicU64,
-    pub(crate) ejections: AtomicU64,
-    pub(crate) ejections_suppressed: AtomicU64,
-    pub(crate) degradations: AtomicU64,
-    pub(crate) probes: AtomicU64,
-    pub(crate) readmissions: AtomicU64,
-    pub(crate) hedges: AtomicU64,
-    pub(crate) hedge_wins: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> FailoverStats {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        FailoverStats {
-            rerouted: r(&self.rerouted),
-            replays: r(&self.replays),
-            budget_denied: r(&self.budget_denied),
-            body_too_large: r(&self.body_too_large),
-            timeouts: r(&self.timeouts),
-            no_live_instance: r(&self.no_live_instance),
-            ejections: r(&self.ejections),
-            ejections_suppressed: r(&self.ejections_suppressed),
-            degradations: r(&self.degradations),
-            probes: r(&self.probes),
-            readmissions: r(&self.readmissions),
-            hedges: r(&self.hedges),
-            hedge_wins: r(&self.hedge_wins),
-        }
-    }
 }

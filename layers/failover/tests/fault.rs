@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foresight_core::key::HeaderKey;
-use foresight_core::{
-    BoxError, ClientKey, HealthState, InstanceId, InstanceSpec, Pool, ServedBy, Topology,
-};
+use foresight_core::{BoxError, ClientKey, HealthState, Topology};
 use foresight_failover::{FailoverStats, HealthFailoverLayer, Hedging};
 use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::{DEFAULT_SEED, ShardLayer};
@@ -30,7 +28,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::Instant;
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Service, ServiceBuilder};
+
+use self::support::{Load, Sample, drive, pool, topology, watch};
+
+mod support;
 
 /// The scenarios run one at a time: each starts three processes, and two
 /// cores shared by two scenarios would measure each other.
@@ -148,121 +150,20 @@ fn spawn_stalling_instances(delay_us: u64, stall: &str) -> Vec<InstanceProcess> 
         .collect()
 }
 
-fn topology(instances: &[InstanceProcess]) -> Topology {
-    Topology::from_instances(
-        instances
-            .iter()
-            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
-    )
-    .unwrap()
-}
-
-/// A pool whose per-instance services are a shared hyper-util client aimed
-/// at the instance's address.
-fn pool<B>(
-    topology: &Topology,
-) -> Pool<
-    impl Service<
-        Request<B>,
-        Response = Response<Incoming>,
-        Error = hyper_util::client::legacy::Error,
-        Future: Send,
-    > + Clone
-    + Send
-    + Sync
-    + 'static,
->
-where
-    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static,
-{
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_millis(200)));
-    let client: Client<HttpConnector, B> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build(connector);
-    Pool::new(topology.clone(), move |instance| {
-        let addr = instance.spec().addr.expect("instances have addresses");
-        let client = client.clone();
-        service_fn(move |mut request: Request<B>| {
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
-            client.request(request)
-        })
-    })
-}
-
 /// 200 session keys: half of them with `victim` as their primary.
+/// The closed loop of these tests: `SESSIONS` sessions, `THINK` between a
+/// response and the next request, for `run`.
+fn closed_loop(run: Duration) -> Load {
+    Load {
+        think: THINK,
+        run,
+        stop: None,
+        max_per_session: MAX_PER_SESSION,
+    }
+}
+
 fn sessions(topology: &Topology, victim: &str) -> Vec<String> {
     keys::half_on_victim(topology, victim, "session", DEFAULT_SEED, SESSIONS)
-}
-
-#[derive(Clone, Debug)]
-struct Sample {
-    session: usize,
-    at: Duration,
-    latency: Duration,
-    ok: bool,
-    served_by: Option<InstanceId>,
-}
-
-/// Runs the closed loop: each session sends a GET, waits for the whole
-/// response, thinks, and goes again, until `run` is over.
-async fn drive<S>(service: S, sessions: Vec<String>, start: Instant, run: Duration) -> Vec<Sample>
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-{
-    let tasks: Vec<_> = sessions
-        .into_iter()
-        .enumerate()
-        .map(|(session, key)| {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let mut samples = Vec::new();
-                // Spread the sessions' first requests over one think time.
-                tokio::time::sleep(THINK * session as u32 / SESSIONS as u32).await;
-                while start.elapsed() < run && samples.len() < MAX_PER_SESSION {
-                    let request = Request::get("/")
-                        .header("x-session", key.as_str())
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let sent = Instant::now();
-                    let result = service.clone().oneshot(request).await.map_err(|_| ());
-                    let (ok, served_by) = match result {
-                        Ok(response) => {
-                            let served =
-                                response.extensions().get::<ServedBy>().map(|s| s.0.clone());
-                            let good = response.status().is_success();
-                            let body = response.into_body().collect().await;
-                            (good && body.is_ok(), served)
-                        }
-                        Err(_) => (false, None),
-                    };
-                    samples.push(Sample {
-                        session,
-                        at: sent.duration_since(start),
-                        latency: sent.elapsed(),
-                        ok,
-                        served_by,
-                    });
-                    tokio::time::sleep(THINK).await;
-                }
-                samples
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all.sort_by_key(|s| s.at);
-    all
 }
 
 struct Summary {
@@ -325,26 +226,6 @@ async fn until_healthy(topology: &Topology, victim: &str, start: Instant) {
     assert!(healthy.is_some(), "the victim never became Healthy");
 }
 
-/// Polls `victim`'s state every millisecond until `done` (bounded by
-/// `limit`); returns when that happened, from `start`.
-async fn watch(
-    topology: &Topology,
-    victim: &str,
-    start: Instant,
-    limit: Duration,
-    done: impl Fn(HealthState) -> bool,
-) -> Option<Duration> {
-    let slot = topology.health(&victim.into()).unwrap();
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done(slot.state()) {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
-}
-
 fn stack(
     topology: &Topology,
     failover: &HealthFailoverLayer,
@@ -384,7 +265,7 @@ async fn killing_a_primary_loses_no_idempotent_request() {
     let service = stack(&topology, &failover, &shadow);
 
     let start = Instant::now();
-    let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
+    let load = tokio::spawn(drive(service, keys.clone(), start, closed_loop(RUN)));
     tokio::time::sleep_until(start + KILL_AT).await;
     instances[0].kill();
     let killed = start.elapsed();
@@ -427,7 +308,7 @@ async fn killing_a_primary_loses_no_idempotent_request() {
         ))
         .service(pool(&topology));
     let start = Instant::now();
-    let load = tokio::spawn(drive(bare, keys, start, RUN));
+    let load = tokio::spawn(drive(bare, keys, start, closed_loop(RUN)));
     tokio::time::sleep_until(start + KILL_AT).await;
     instances[0].kill();
     let killed = start.elapsed();
@@ -458,7 +339,7 @@ async fn a_stopped_primary_is_ejected_then_probed_and_readmitted() {
     let service = stack(&topology, &failover, &shadow);
 
     let start = Instant::now();
-    let load = tokio::spawn(drive(service, keys.clone(), start, RUN));
+    let load = tokio::spawn(drive(service, keys.clone(), start, closed_loop(RUN)));
     tokio::time::sleep_until(start + STOP_AT).await;
     until_healthy(&topology, &victim, start).await;
     instances[0].signal(Signal::Stop);
@@ -534,7 +415,7 @@ async fn a_slow_primary_is_degraded_and_drained_before_any_error() {
     let service = stack(&topology, &failover, &shadow);
 
     let start = Instant::now();
-    let load = tokio::spawn(drive(service, keys, start, RUN));
+    let load = tokio::spawn(drive(service, keys, start, closed_loop(RUN)));
     tokio::time::sleep_until(start + SLOW_AT).await;
     until_healthy(&topology, &victim, start).await;
     // Ten times the latency on the victim.
@@ -697,7 +578,7 @@ async fn a_stalled_secondary_does_not_slow_the_primary() {
             .layer(shadow.clone())
             .service(pool(&topology));
         let start = Instant::now();
-        let samples = drive(service, keys.clone(), start, RUN).await;
+        let samples = drive(service, keys.clone(), start, closed_loop(RUN)).await;
         let summary = summarise(&samples, RUN);
         let in_flight = shadow.in_flight(&stalled.as_str().into()).unwrap();
         eprintln!(
@@ -751,7 +632,7 @@ async fn hedging_cuts_the_tail_of_instances_that_pause() {
             };
             let shadow = ShadowWriteLayer::new(topology.clone()).with_sampling(0.0);
             let service = stack(&topology, &failover, &shadow);
-            let samples = drive(service, keys.clone(), Instant::now(), RUN).await;
+            let samples = drive(service, keys.clone(), Instant::now(), closed_loop(RUN)).await;
             let summary = summarise(&samples, RUN);
             let stats = failover.stats();
             print_stats(

@@ -19,10 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foresight_core::key::HeaderKey;
-use foresight_core::{
-    BoxError, ClientKey, HealthState, InstanceId, InstanceSpec, Pool, Ranked, Route, ServedBy,
-    Topology,
-};
+use foresight_core::{ClientKey, HealthState, InstanceId, InstanceSpec, Ranked, Route, Topology};
 use foresight_failover::{FailoverStats, HealthFailoverLayer, ReplayBody};
 use foresight_forecast::model::ModelConfig;
 use foresight_forecast::{Forecaster, Signal};
@@ -30,14 +27,17 @@ use foresight_shard::{DEFAULT_SEED, ShardLayer};
 use foresight_testkit::keys;
 use foresight_testkit::process::{self, InstanceProcess};
 use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_test::mock;
+
+use self::support::{Load, Sample, drive, pool, topology, watch};
+
+mod support;
 
 /// The latency SLO: a response slower than this breaks it.
 const SLO: Duration = Duration::from_millis(50);
@@ -263,138 +263,6 @@ fn spawn_instances() -> Vec<InstanceProcess> {
         .iter()
         .map(|id| InstanceProcess::spawn("instance_process", id, &[(BASE_ENV, &base)]))
         .collect()
-}
-
-fn topology(instances: &[InstanceProcess]) -> Topology {
-    Topology::from_instances(
-        instances
-            .iter()
-            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
-    )
-    .unwrap()
-}
-
-/// A pool whose per-instance services are a shared hyper-util client aimed
-/// at the instance's address.
-fn pool(
-    topology: &Topology,
-) -> Pool<
-    impl Service<
-        Request<ReplayBody<Empty<Bytes>>>,
-        Response = Response<Incoming>,
-        Error = hyper_util::client::legacy::Error,
-        Future: Send,
-    > + Clone
-    + Send
-    + Sync
-    + 'static,
-> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_millis(200)));
-    let client: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
-        Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(256)
-            .build(connector);
-    Pool::new(topology.clone(), move |instance| {
-        let addr = instance.spec().addr.expect("instances have addresses");
-        let client = client.clone();
-        service_fn(move |mut request: Request<ReplayBody<Empty<Bytes>>>| {
-            *request.uri_mut() = format!("http://{addr}/").parse().unwrap();
-            client.request(request)
-        })
-    })
-}
-
-#[derive(Clone, Debug)]
-struct Sample {
-    session: usize,
-    at: Duration,
-    latency: Duration,
-    ok: bool,
-    served_by: Option<InstanceId>,
-}
-
-/// The closed loop: each session sends a GET, reads the whole response,
-/// thinks, and goes again, until `stop` (or a bound) is reached.
-async fn drive<S>(
-    service: S,
-    sessions: Vec<String>,
-    start: Instant,
-    stop: Arc<AtomicBool>,
-) -> Vec<Sample>
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>> + Clone + Send + 'static,
-    S::Error: Into<BoxError> + Send,
-    S::Future: Send,
-{
-    let limit = WARMUP + RAMP_RUN + Duration::from_secs(30);
-    let tasks: Vec<_> = sessions
-        .into_iter()
-        .enumerate()
-        .map(|(session, key)| {
-            let service = service.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut samples = Vec::new();
-                tokio::time::sleep(THINK * session as u32 / SESSIONS as u32).await;
-                while !stop.load(Ordering::Relaxed)
-                    && start.elapsed() < limit
-                    && samples.len() < MAX_PER_SESSION
-                {
-                    let request = Request::get("/")
-                        .header("x-session", key.as_str())
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let sent = Instant::now();
-                    let (ok, served_by) = match service.clone().oneshot(request).await {
-                        Ok(response) => {
-                            let served =
-                                response.extensions().get::<ServedBy>().map(|s| s.0.clone());
-                            let good = response.status().is_success();
-                            (good && response.into_body().collect().await.is_ok(), served)
-                        }
-                        Err(_) => (false, None),
-                    };
-                    samples.push(Sample {
-                        session,
-                        at: sent.duration_since(start),
-                        latency: sent.elapsed(),
-                        ok,
-                        served_by,
-                    });
-                    tokio::time::sleep(THINK).await;
-                }
-                samples
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all.sort_by_key(|s| s.at);
-    all
-}
-
-/// Polls `victim`'s state every millisecond until `done` or `limit`;
-/// returns when it happened, from `start`.
-async fn watch(
-    topology: &Topology,
-    victim: &str,
-    start: Instant,
-    limit: Duration,
-    done: impl Fn(HealthState) -> bool,
-) -> Option<Duration> {
-    let slot = topology.health(&victim.into()).unwrap();
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done(slot.state()) {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
 }
 
 /// Records every state change of every instance (polled each
@@ -633,7 +501,17 @@ async fn scenario(name: &'static str, forecast: bool) -> Run {
 
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(drive(service, keys, start, stop.clone()));
+    let load = tokio::spawn(drive(
+        service,
+        keys,
+        start,
+        Load {
+            think: THINK,
+            run: WARMUP + RAMP_RUN + Duration::from_secs(30),
+            stop: Some(stop.clone()),
+            max_per_session: MAX_PER_SESSION,
+        },
+    ));
     let changes = tokio::spawn(transitions(topology.clone(), start, stop.clone()));
     tokio::time::sleep_until(start + WARMUP).await;
     if let Some(forecaster) = &forecaster {

@@ -18,7 +18,13 @@ use std::time::Duration;
 use foresight_core::HealthState;
 use foresight_core::signal::HealthSignal;
 
-use super::{InstanceStats, Outcome, R, Reason, Tracker, claim_refresh, nanos};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::instance::InstanceStats;
+use super::transition::Event;
+use super::{Outcome, Reason, Tracker};
+use crate::clock::{claim_refresh, nanos};
+use crate::metrics::Counter;
 
 impl Tracker {
     /// Whether the signal predicts `stats` to degrade, asked at most once
@@ -37,16 +43,18 @@ impl Tracker {
             .map
             .values()
             .filter(|s| {
-                s.id != stats.id && s.predicted_out.load(R) && s.state() != HealthState::Healthy
+                s.id != stats.id
+                    && s.predicted_out.load(Relaxed)
+                    && s.state() != HealthState::Healthy
             })
             .count();
         if out >= limit {
-            metrics::counter!("foresight_failover_predictions_suppressed_total").increment(1);
+            self.counters.add(Counter::PredictionsSuppressed);
             tracing::debug!(instance = %stats.id, out, limit, "prediction not acted on");
             return false;
         }
         self.mark_predicted_out(stats, now);
-        self.degrade(stats, now, Reason::Predicted);
+        let _ = self.apply(stats, Event::Slowed, now, Reason::Predicted);
         true
     }
 
@@ -54,10 +62,12 @@ impl Tracker {
     /// fleet baseline and its own latency, which a readmitting probe must
     /// beat.
     fn mark_predicted_out(&self, stats: &InstanceStats, now: u64) {
-        if !stats.predicted_out.swap(true, R) {
+        if !stats.predicted_out.swap(true, Relaxed) {
             let baseline = self.baseline(now).unwrap_or(0.0);
-            stats.predicted_baseline.store(baseline.to_bits(), R);
-            stats.predicted_latency.store(stats.latency().to_bits(), R);
+            stats.predicted_baseline.store(baseline.to_bits(), Relaxed);
+            stats
+                .predicted_latency
+                .store(stats.latency().to_bits(), Relaxed);
         }
     }
 
@@ -84,7 +94,7 @@ impl Tracker {
             .predicted_degradation(&stats.id, self.config.signal_lead)
             .is_some();
         if predicted {
-            stats.predicted_seen.store(now, R);
+            stats.predicted_seen.store(now, Relaxed);
         }
         predicted
     }
@@ -107,12 +117,12 @@ impl Tracker {
             self.mark_predicted_out(stats, now);
             return true;
         }
-        if !stats.predicted_out.load(R) {
+        if !stats.predicted_out.load(Relaxed) {
             return false;
         }
-        let before = f64::from_bits(stats.predicted_baseline.load(R));
-        let own = f64::from_bits(stats.predicted_latency.load(R));
-        now.saturating_sub(stats.predicted_seen.load(R)) < nanos(self.config.signal_hold)
+        let before = f64::from_bits(stats.predicted_baseline.load(Relaxed));
+        let own = f64::from_bits(stats.predicted_latency.load(Relaxed));
+        now.saturating_sub(stats.predicted_seen.load(Relaxed)) < nanos(self.config.signal_hold)
             || (own > 0.0 && seconds > own)
             || self.is_slow(
                 seconds,

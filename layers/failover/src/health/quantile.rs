@@ -7,9 +7,8 @@
 //! `hdrhistogram` (which tower's `hedge` keeps behind a mutex) because every
 //! successful response records into it and the hot path takes no lock.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-const R: Ordering = Ordering::Relaxed;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Four buckets per octave: bucket bounds are 19 % apart.
 const PER_OCTAVE: u32 = 4;
@@ -75,23 +74,26 @@ impl LatencyQuantiles {
     /// Records one latency at `now`, starting a new window when the current
     /// one is older than `window` (all in nanoseconds).
     pub(crate) fn record(&self, nanos: u64, now: u64, window: u64) {
-        let started = self.started.load(R);
+        let started = self.started.load(Relaxed);
         if started == 0 {
-            let _ = self.started.compare_exchange(0, now, R, R);
+            let _ = self.started.compare_exchange(0, now, Relaxed, Relaxed);
         } else if now.saturating_sub(started) >= window
-            && self.started.compare_exchange(started, now, R, R).is_ok()
+            && self
+                .started
+                .compare_exchange(started, now, Relaxed, Relaxed)
+                .is_ok()
         {
             // This caller won the rotation: the older window is cleared and
             // becomes the current one. Samples racing with the clear may be
             // lost; a quantile does not need them.
-            let next = (self.current.load(R) + 1) % 2;
+            let next = (self.current.load(Relaxed) + 1) % 2;
             for count in &self.windows[next as usize].counts {
-                count.store(0, R);
+                count.store(0, Relaxed);
             }
-            self.current.store(next, R);
+            self.current.store(next, Relaxed);
         }
-        let current = self.current.load(R) as usize % 2;
-        self.windows[current].counts[bucket_of(nanos)].fetch_add(1, R);
+        let current = self.current.load(Relaxed) as usize % 2;
+        self.windows[current].counts[bucket_of(nanos)].fetch_add(1, Relaxed);
     }
 
     /// Samples in both windows.
@@ -99,7 +101,7 @@ impl LatencyQuantiles {
         self.windows
             .iter()
             .flat_map(|w| w.counts.iter())
-            .map(|c| u64::from(c.load(R)))
+            .map(|c| u64::from(c.load(Relaxed)))
             .sum()
     }
 
@@ -108,8 +110,8 @@ impl LatencyQuantiles {
     /// `None` with no samples.
     pub(crate) fn quantile(&self, q: f64) -> Option<(u64, u64)> {
         let counts: [u64; BUCKETS] = std::array::from_fn(|b| {
-            u64::from(self.windows[0].counts[b].load(R))
-                + u64::from(self.windows[1].counts[b].load(R))
+            u64::from(self.windows[0].counts[b].load(Relaxed))
+                + u64::from(self.windows[1].counts[b].load(Relaxed))
         });
         let total: u64 = counts.iter().sum();
         if total == 0 {

@@ -1,7 +1,7 @@
 use std::sync::atomic::AtomicBool;
 
 use foresight_core::signal::HealthSignal;
-use foresight_core::{ClientKey, InstanceSpec, Ranked};
+use foresight_core::{ClientKey, InstanceSpec, Ranked, Route};
 
 use super::*;
 
@@ -136,6 +136,56 @@ fn every_candidate_out_means_no_target() {
     assert!(t.choose(&r, true, 20 * MS).is_none());
     let after = t.retry_after(&r, 20 * MS);
     assert!(after <= Duration::from_secs(1) && after > Duration::from_millis(900));
+}
+
+/// The probe of an Ejected instance tests that it is back: an answer that
+/// waited out the outage (a stopped instance resumed) readmits it. The
+/// probe of a Degraded instance tests that it is fast again: a slow answer
+/// keeps it out.
+#[test]
+fn a_slow_answer_readmits_an_ejected_instance_but_not_a_degraded_one() {
+    let t = tracker();
+    // A fleet baseline of 1 ms.
+    for i in 0..5 {
+        ok(&t, "b", MS, (1 + i) * MS);
+        ok(&t, "c", MS, (1 + i) * MS);
+    }
+    for i in 0..3 {
+        fail(&t, "a", (10 + i) * MS);
+    }
+    assert_eq!(state(&t, "a"), HealthState::Ejected);
+    let r = route(&["a", "b"]);
+    let due = 12 * MS + SEC;
+    let probe = t.choose(&r, true, due).unwrap();
+    assert!(probe.probe);
+    assert_eq!(probe.stats.id.as_str(), "a");
+    // It answers 800 ms later, 800 times the baseline.
+    t.start(&probe.stats);
+    t.finish(&probe.stats, Outcome::Success, true, due, due + 800 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+    assert_eq!(t.stats().readmissions, 1);
+
+    // "b" degrades on latency; its probe answers as slowly and it stays
+    // out.
+    let now = due + 900 * MS;
+    for i in 0..5 {
+        ok(&t, "b", 100 * MS, now + i * MS);
+    }
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    let later = now + 2 * SEC;
+    let probe = t.choose(&route(&["b", "c"]), true, later).unwrap();
+    assert!(probe.probe);
+    assert_eq!(probe.stats.id.as_str(), "b");
+    t.start(&probe.stats);
+    t.finish(
+        &probe.stats,
+        Outcome::Success,
+        true,
+        later,
+        later + 800 * MS,
+    );
+    assert_eq!(state(&t, "b"), HealthState::Degraded);
+    assert_eq!(t.stats().readmissions, 1);
 }
 
 #[test]
@@ -370,7 +420,7 @@ struct Predict(AtomicBool);
 
 impl HealthSignal for Predict {
     fn predicted_degradation(&self, instance: &InstanceId, _within: Duration) -> Option<Duration> {
-        (instance.as_str() == "a" && self.0.load(R)).then_some(Duration::from_millis(500))
+        (instance.as_str() == "a" && self.0.load(Relaxed)).then_some(Duration::from_millis(500))
     }
 }
 
@@ -383,7 +433,7 @@ fn a_predicted_degradation_acts_before_any_slowness() {
     });
     let r = route(&["a", "b"]);
     assert_eq!(chosen(&t, &r, true, 10 * MS), Some(("a".into(), false)));
-    signal.0.store(true, R);
+    signal.0.store(true, Relaxed);
     // Asked at most every 50 ms.
     assert_eq!(chosen(&t, &r, true, 20 * MS), Some(("a".into(), false)));
     let _ = t.choose(&r, false, 70 * MS);
@@ -395,7 +445,7 @@ fn a_predicted_degradation_acts_before_any_slowness() {
     t.start(&probe.stats);
     t.finish(&probe.stats, Outcome::Success, true, due, due + MS);
     assert_eq!(state(&t, "a"), HealthState::Degraded);
-    signal.0.store(false, R);
+    signal.0.store(false, Relaxed);
     let again = due + MS + SEC;
     let probe = t.choose(&r, true, again).unwrap();
     t.start(&probe.stats);
@@ -431,11 +481,11 @@ fn membership_changes_keep_the_figures_of_members() {
     let t = tracker();
     fail(&t, "a", 10 * MS);
     let before = stats(&t, "a");
-    t.topology().insert(InstanceSpec::new("d")).unwrap();
+    t.topology.insert(InstanceSpec::new("d")).unwrap();
     let after = stats(&t, "a");
     assert!(Arc::ptr_eq(&before, &after));
     assert!(t.instance(&"d".into()).is_some());
-    t.topology().remove(&"a".into());
+    t.topology.remove(&"a".into());
     assert!(t.instance(&"a".into()).is_none());
 }
 

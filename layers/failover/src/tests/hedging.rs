@@ -115,6 +115,27 @@ async fn when_both_fail_the_request_is_replayed_on_the_third_candidate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn when_the_first_fails_then_the_hedge_the_request_is_replayed_on_the_third() {
+    let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let task = send(&mut service, get(&["a", "b", "c"])).await;
+    let (_, slow) = handle.next_request().await.unwrap();
+    let (_, hedge) = handle.next_request().await.unwrap();
+    slow.send_error("reset");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(!task.is_finished(), "the failure waits for the hedge");
+    hedge.send_error("refused");
+    let (third, reply) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("no replay after both attempts failed")
+        .unwrap();
+    assert_eq!(target(&third), ("c".into(), Role::Secondary, Some(2)));
+    reply.send_response(Response::new("from c"));
+    assert_eq!(*task.await.unwrap().unwrap().body(), "from c");
+    let stats = layer.stats();
+    assert_eq!((stats.hedges, stats.replays, stats.hedge_wins), (1, 1, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_that_cannot_be_replayed_are_never_hedged() {
     let (layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
     let task = send(&mut service, request(Method::POST, "x", &["a", "b", "c"])).await;

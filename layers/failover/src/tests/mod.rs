@@ -422,6 +422,7 @@ async fn a_replay_without_other_extensions_carries_only_its_route() {
 }
 
 mod hedging;
+mod readmission;
 
 #[tokio::test(start_paused = true)]
 async fn timeouts_on_a_cold_instance_lengthen_its_timeout_instead_of_ejecting_it() {
@@ -488,4 +489,26 @@ async fn timeouts_on_a_warm_instance_eject_it() {
     assert_eq!(layer.stats().timeouts, 2);
     assert_eq!(layer.stats().ejections, 1);
     drop(hung);
+}
+
+#[test]
+fn setters_build_no_health_state_and_clones_share_the_one_built_first() {
+    let layer = HealthFailoverLayer::new(topology())
+        .with_consecutive_failures(2)
+        .with_body_cap(1024)
+        .with_ejection_backoff(Duration::from_millis(500), Duration::from_secs(1));
+    assert!(
+        layer.shared.get().is_none(),
+        "a setter built the health state"
+    );
+    let clone = layer.clone();
+    let _service = layer.layer(tower::service_fn(|_request: Request<Body>| async {
+        Ok::<_, BoxError>(Response::new("ok"))
+    }));
+    let built = layer.shared.get().expect("built by the first service");
+    assert!(std::sync::Arc::ptr_eq(built, clone.shared.get().unwrap()));
+    // A setter on a configured layer starts afresh, and leaves the others'.
+    let reconfigured = clone.with_body_cap(2048);
+    assert!(reconfigured.shared.get().is_none());
+    assert!(layer.shared.get().is_some());
 }

@@ -14,13 +14,13 @@ struct Switch(AtomicBool);
 
 impl Switch {
     fn set(&self, on: bool) {
-        self.0.store(on, R);
+        self.0.store(on, Relaxed);
     }
 }
 
 impl HealthSignal for Switch {
     fn predicted_degradation(&self, instance: &InstanceId, _within: Duration) -> Option<Duration> {
-        (instance.as_str() == "a" && self.0.load(R)).then_some(Duration::from_millis(500))
+        (instance.as_str() == "a" && self.0.load(Relaxed)).then_some(Duration::from_millis(500))
     }
 }
 

@@ -1,0 +1,134 @@
+//! What a replayable request keeps for its next attempts: the head of the
+//! request, the captured body, the service, and which candidates it tried.
+
+use std::sync::Arc;
+
+use foresight_core::{Role, Route};
+use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+use http_body::Body;
+
+use crate::Replayed;
+use crate::body::{ReplayBody, ReplaySource};
+use crate::error::NoReplay;
+use crate::health::{Pick, Tracker};
+use crate::metrics::Counter;
+
+/// The request head a replay is rebuilt from.
+///
+/// Copied for every replayable request, so it avoids what a plain
+/// `Parts::clone` pays for: the [`Route`] is kept as a value rather than
+/// inside a cloned extension map, and the other extensions are cloned only
+/// when there are any (behind a gateway's `ShardLayer` the route is usually
+/// the only one).
+pub(crate) struct ReplayHead {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    route: Option<Route>,
+    extensions: Option<Extensions>,
+}
+
+impl ReplayHead {
+    pub(crate) fn copy(parts: &Parts) -> Self {
+        let route = parts.extensions.get::<Route>().cloned();
+        let others = parts.extensions.len() - usize::from(route.is_some());
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            route,
+            extensions: (others > 0).then(|| parts.extensions.clone()),
+        }
+    }
+
+    /// The head of a new attempt: the original request's, with `route`.
+    pub(crate) fn to_parts(&self, route: Route) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = self.method.clone();
+        parts.uri = self.uri.clone();
+        parts.version = self.version;
+        parts.headers = self.headers.clone();
+        if let Some(extensions) = &self.extensions {
+            parts.extensions = extensions.clone();
+        }
+        parts.extensions.insert(route);
+        parts
+    }
+}
+
+/// What a replayable request keeps for its next attempts.
+pub(crate) struct Replay<S, B> {
+    pub(crate) service: S,
+    pub(crate) head: ReplayHead,
+    pub(crate) source: ReplaySource<B>,
+    pub(crate) tried: u32,
+    pub(crate) candidates: usize,
+    pub(crate) attempts: u8,
+    pub(crate) next: Option<(Request<ReplayBody<B>>, Pick, Arc<Tracker>)>,
+}
+
+impl<S, B: Body> Replay<S, B> {
+    pub(crate) fn new(
+        service: S,
+        head: ReplayHead,
+        source: ReplaySource<B>,
+        first: usize,
+        candidates: usize,
+    ) -> Self {
+        Self {
+            service,
+            head,
+            source,
+            tried: 1u32.checked_shl(first as u32).unwrap_or(0),
+            candidates,
+            attempts: 0,
+            next: None,
+        }
+    }
+
+    /// Prepares the next attempt (a replay, or a `hedge` racing the current
+    /// one), or says why there is none.
+    pub(crate) fn prepare(&mut self, tracker: &Arc<Tracker>, hedge: bool) -> Result<(), NoReplay> {
+        let route = self.head.route.as_ref().ok_or(NoReplay::Exhausted)?;
+        let next = tracker
+            .next_candidate(route, self.tried)
+            .ok_or(NoReplay::Exhausted)?;
+        if !self.source.replayable() {
+            tracker.counters.add(Counter::BodyTooLarge);
+            return Err(NoReplay::BodyTooLarge);
+        }
+        if !tracker.budget.withdraw(tracker.now()) {
+            tracker.counters.add(Counter::BudgetDenied);
+            return Err(NoReplay::Budget);
+        }
+        let body = self.source.replay().ok_or(NoReplay::BodyTooLarge)?;
+        self.tried |= 1u32.checked_shl(next.index as u32).unwrap_or(0);
+        self.attempts = self.attempts.saturating_add(1);
+        let role = if next.index == 0 {
+            Role::Primary
+        } else {
+            Role::Secondary
+        };
+        let route = route.retarget(next.stats.id.clone(), role);
+        let mut parts = self.head.to_parts(route);
+        parts.extensions.insert(Replayed {
+            attempt: self.attempts,
+        });
+        if hedge {
+            tracker.counters.add(Counter::Hedges);
+            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "hedging");
+        } else {
+            tracker.counters.add(Counter::Replays);
+            tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "replaying");
+        }
+        self.next = Some((Request::from_parts(parts, body), next, tracker.clone()));
+        Ok(())
+    }
+
+    pub(crate) fn more_candidates(&self) -> bool {
+        (self.tried.count_ones() as usize) < self.candidates
+    }
+}
