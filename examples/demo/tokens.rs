@@ -97,19 +97,19 @@ async fn start_auth(clock: SharedClock) -> Auth {
     // A short leeway: with one-minute tokens the default 30 s would hide
     // late refreshes.
     let verifier = Verifier::builder(StaticKeys::from_jwks(&jwks), ISS, AUD)
-        .clock(clock)
-        .leeway(Duration::from_secs(2))
+        .with_clock(clock)
+        .with_leeway(Duration::from_secs(2))
         .build();
     Auth { base, verifier }
 }
 
 fn remote_issuer(base: &str) -> RemoteIssuer {
     RemoteIssuer::builder(base)
-        .client_secret(SECRET)
-        .pool_max_idle(64)
+        .with_client_secret(SECRET)
+        .with_pool_max_idle(64)
         // A busy shared machine should slow the demo down, not fail a
         // refresh.
-        .timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(5))
         .build()
         .expect("issuer")
 }
@@ -145,8 +145,8 @@ async fn switch_over() {
     let shared: SharedClock = Arc::new(clock.clone());
     let auth = start_auth(shared.clone()).await;
     let layer = TokenPrefetchLayer::builder(auth.verifier.clone(), remote_issuer(&auth.base))
-        .token_lifetime(LIFETIME)
-        .refresh_margin(MARGIN)
+        .with_token_lifetime(LIFETIME)
+        .with_refresh_margin(MARGIN)
         .build();
     let handle = layer.handle().clone();
     let gateway = serve_gateway(

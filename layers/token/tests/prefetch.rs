@@ -122,23 +122,23 @@ async fn run(predictive: bool, down_during_peak: bool, merge: bool) -> Outcome {
         log: Mutex::default(),
     });
     let verifier = Verifier::builder(ring, support::ISS, support::AUD)
-        .clock(clock.clone())
+        .with_clock(clock.clone())
         .build();
     let mut builder = TokenPrefetchLayer::builder(verifier, issuer.clone())
-        .load_signal(ScriptedPeak {
+        .with_load_signal(ScriptedPeak {
             peak,
             len: peak_len,
         })
-        .threshold(0.8)
-        .horizon(30 * MIN)
-        .lead(10 * MIN)
-        .max_extension(60 * MIN)
-        .spread(2 * MIN, 4 * MIN)
-        .refresh_margin(MIN)
-        .token_lifetime(5 * MIN)
-        .merge_due_refreshes(merge);
+        .with_threshold(0.8)
+        .with_horizon(30 * MIN)
+        .with_lead(10 * MIN)
+        .with_max_extension(60 * MIN)
+        .with_spread(2 * MIN, 4 * MIN)
+        .with_refresh_margin(MIN)
+        .with_token_lifetime(5 * MIN)
+        .with_merge_due_refreshes(merge);
     if !predictive {
-        builder = builder.reactive();
+        builder = builder.with_reactive_only(true);
     }
     let layer = builder.build();
     let driver = layer.handle().spawn_driver(Duration::from_secs(1));

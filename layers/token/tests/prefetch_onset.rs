@@ -78,15 +78,15 @@ async fn no_burst_inside_a_peak_under_way_and_the_next_one_is_prefetched_in_its_
         issued: AtomicUsize::new(0),
     });
     let verifier = Verifier::builder(ring, ISS, AUD)
-        .clock(clock.clone())
+        .with_clock(clock.clone())
         .build();
     let layer = TokenPrefetchLayer::builder(verifier.clone(), issuer.clone())
-        .load_signal(TwoPeaks { start })
-        .threshold(0.8)
-        .horizon(120 * MIN)
-        .lead(20 * MIN)
-        .max_extension(120 * MIN)
-        .token_lifetime(5 * MIN)
+        .with_load_signal(TwoPeaks { start })
+        .with_threshold(0.8)
+        .with_horizon(120 * MIN)
+        .with_lead(20 * MIN)
+        .with_max_extension(120 * MIN)
+        .with_token_lifetime(5 * MIN)
         .build();
     let handle = layer.handle().clone();
     // 30 sessions whose tokens all end inside the current peak.
@@ -124,15 +124,15 @@ async fn a_peak_under_way_with_no_onset_in_reach_plans_nothing() {
     let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
     let local = LocalIssuer::new(ring.clone(), ISS, AUD, clock.clone());
     let verifier = Verifier::builder(ring, ISS, AUD)
-        .clock(clock.clone())
+        .with_clock(clock.clone())
         .build();
     let layer = TokenPrefetchLayer::builder(verifier.clone(), local.clone())
-        .load_signal(TwoPeaks { start })
-        .threshold(0.8)
+        .with_load_signal(TwoPeaks { start })
+        .with_threshold(0.8)
         // The current peak is in reach, the next onset is not.
-        .horizon(60 * MIN)
-        .lead(20 * MIN)
-        .token_lifetime(5 * MIN)
+        .with_horizon(60 * MIN)
+        .with_lead(20 * MIN)
+        .with_token_lifetime(5 * MIN)
         .build();
     let handle = layer.handle().clone();
     let token = local

@@ -65,8 +65,8 @@ pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duratio
     // A short leeway: with one-minute tokens the default 30 s would hide
     // late refreshes.
     let verifier = Verifier::builder(StaticKeys::from_jwks(&jwks), ISS, AUD)
-        .clock(clock)
-        .leeway(Duration::from_secs(2))
+        .with_clock(clock)
+        .with_leeway(Duration::from_secs(2))
         .build();
     Auth {
         rates,
@@ -78,11 +78,11 @@ pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duratio
 /// The refresh client of the gateway, or of the clients themselves.
 pub(crate) fn refresher(base: &str) -> RemoteIssuer {
     RemoteIssuer::builder(base)
-        .client_secret(SECRET)
-        .pool_max_idle(64)
+        .with_client_secret(SECRET)
+        .with_pool_max_idle(64)
         // A busy shared machine should slow the run down, not fail a
         // refresh.
-        .timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(10))
         .build()
         .expect("issuer")
 }

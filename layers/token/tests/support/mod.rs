@@ -35,8 +35,8 @@ pub fn fixture(key: SigningKey) -> Fixture {
     let issuer = LocalIssuer::new(ring.clone(), ISS, AUD, shared_clock.clone());
     let revocations = Arc::new(MemoryRevocations::new(1000, shared_clock.clone()));
     let verifier = Verifier::builder(ring.clone(), ISS, AUD)
-        .clock(shared_clock.clone())
-        .revocations(revocations.clone())
+        .with_clock(shared_clock.clone())
+        .with_revocations(revocations.clone())
         .build();
     Fixture {
         clock,
@@ -271,16 +271,16 @@ pub mod net {
             .unwrap(),
         );
         let verifier = Verifier::builder(keys.clone(), super::ISS, super::AUD)
-            .clock(clock.clone())
+            .with_clock(clock.clone())
             .build();
         let remote = RemoteIssuer::builder(format!("http://{auth_addr}"))
-            .client_secret("gateway-secret")
-            .timeout(Duration::from_secs(5))
+            .with_client_secret("gateway-secret")
+            .with_timeout(Duration::from_secs(5))
             .build()
             .unwrap();
         let layer = TokenPrefetchLayer::builder(verifier, remote)
-            .token_lifetime(lifetime)
-            .refresh_margin(Duration::from_secs(2))
+            .with_token_lifetime(lifetime)
+            .with_refresh_margin(Duration::from_secs(2))
             .build();
         let api = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from("ok")))
@@ -288,9 +288,9 @@ pub mod net {
         let api = ErrorResponseLayer::new()
             .classify::<TokenError>()
             .layer(layer.layer(api));
-        let mut ws = WsConfig::default().heartbeat(Duration::from_secs(1));
+        let mut ws = WsConfig::default().with_heartbeat(Duration::from_secs(1));
         if let Some(origin) = origin {
-            ws = ws.allow_origin(origin);
+            ws = ws.with_allow_origin(origin);
         }
         let router = Router::new()
             .route_service("/api", api)
