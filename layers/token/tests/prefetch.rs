@@ -15,8 +15,7 @@ use foresight_core::signal::{Forecast, LoadSignal};
 use foresight_token::error::IssueError;
 use foresight_token::issuer::IssueFuture;
 use foresight_token::{
-    KeyRing, LocalIssuer, NEXT_TOKEN_HEADER, SigningKey, TokenIssuer, TokenPrefetchLayer,
-    TokenRequest, TokioClock, Verifier,
+    LocalIssuer, NEXT_TOKEN_HEADER, TokenIssuer, TokenPrefetchLayer, TokenRequest,
 };
 use tokio::time::Instant;
 
@@ -41,12 +40,7 @@ impl ScriptedPeak {
 
 impl LoadSignal for ScriptedPeak {
     fn forecast(&self, horizon: Duration) -> Option<Forecast> {
-        let mean = self.at(Instant::now() + horizon);
-        Some(Forecast {
-            mean,
-            lower: mean,
-            upper: mean,
-        })
+        Some(support::exact(self.at(Instant::now() + horizon)))
     }
 
     fn will_exceed(&self, threshold: f64, within: Duration) -> Option<Duration> {
@@ -113,17 +107,17 @@ async fn run(predictive: bool, down_during_peak: bool, merge: bool) -> Outcome {
     let start = Instant::now();
     let peak = start + 20 * MIN;
     let peak_len = 10 * MIN;
-    let clock = TokioClock::shared();
-    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
-    let local = LocalIssuer::new(ring.clone(), support::ISS, support::AUD, clock.clone());
+    let support::PausedFixture {
+        clock,
+        issuer: local,
+        verifier,
+        ..
+    } = support::paused_fixture();
     let issuer = Arc::new(Recording {
         inner: local.clone(),
         down: AtomicBool::new(false),
         log: Mutex::default(),
     });
-    let verifier = Verifier::builder(ring, support::ISS, support::AUD)
-        .with_clock(clock.clone())
-        .build();
     let mut builder = TokenPrefetchLayer::builder(verifier, issuer.clone())
         .with_load_signal(ScriptedPeak {
             peak,

@@ -1,6 +1,21 @@
 //! The authentication server of a simulation, on a loopback port, and the
-//! calls the clients make to it. Its construction lives here alone so that
-//! a change to the server's API touches one place.
+//! calls the clients make to it. Its construction lives here alone (the
+//! demo starts its server with [`start_auth`] too) so that a change to the
+//! server's API touches one place.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use foresight_token::sim::{refresher, start_auth};
+//! use foresight_token::{SharedClock, TokenPrefetchLayer, TokioClock};
+//!
+//! # async fn demo() {
+//! let clock: SharedClock = TokioClock::shared();
+//! let auth = start_auth(clock, 10, Duration::from_secs(60)).await;
+//! let layer = TokenPrefetchLayer::builder(auth.verifier().clone(), refresher(auth.base())).build();
+//! # let _ = layer;
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,15 +36,38 @@ const SECRET: &str = "gateway-secret";
 
 /// A running authentication server and a verifier holding its keys.
 #[derive(Debug)]
-pub(crate) struct Auth {
+pub struct Auth {
     pub(crate) rates: RateRecorder,
     pub(crate) base: String,
     pub(crate) verifier: Verifier,
 }
 
-/// Starts the server (Ed25519, client secret, `sessions` sessions) on
-/// 127.0.0.1 and fetches its JWKS.
-pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duration) -> Auth {
+impl Auth {
+    /// The server's base URI, `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A verifier of the server's tokens, holding the keys of its JWKS
+    /// document, with a 2 s leeway.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The server's request rate.
+    pub fn rates(&self) -> &RateRecorder {
+        &self.rates
+    }
+}
+
+/// Starts the server (Ed25519, client secret, room for `sessions`
+/// sessions, logins valid for `lifetime`) on 127.0.0.1, spawned on the
+/// current runtime, and fetches its JWKS.
+///
+/// # Panics
+///
+/// If no loopback port can be bound or the JWKS cannot be fetched.
+pub async fn start_auth(clock: SharedClock, sessions: usize, lifetime: Duration) -> Auth {
     let ring = KeyRing::new(
         SigningKey::generate_ed25519("k1").expect("key"),
         clock.clone(),
@@ -75,8 +113,13 @@ pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duratio
     }
 }
 
-/// The refresh client of the gateway, or of the clients themselves.
-pub(crate) fn refresher(base: &str) -> RemoteIssuer {
+/// The refresh client of the gateway, or of the clients themselves: a
+/// [`RemoteIssuer`] of the server at `base` with its client secret.
+///
+/// # Panics
+///
+/// If `base` is not a loopback HTTP URI.
+pub fn refresher(base: &str) -> RemoteIssuer {
     RemoteIssuer::builder(base)
         .with_client_secret(SECRET)
         .with_pool_max_idle(64)

@@ -132,7 +132,7 @@ pub async fn run(replay: Arc<Replay>, mode: Mode, seed: u64) -> Outcome {
     let first = SIM_T0 - warmup;
     let clock = ManualClock::new(Duration::from_secs(first - lifetime.as_secs()));
     let shared: SharedClock = Arc::new(clock.clone());
-    let auth = auth::start(shared.clone(), n, lifetime).await;
+    let auth = auth::start_auth(shared.clone(), n, lifetime).await;
 
     let mut feeder = None;
     let probe: Option<Arc<dyn LoadSignal>> = match mode {

@@ -1,4 +1,6 @@
 //! Shared helpers of the integration tests.
+// Each test crate uses some of these helpers, and they are `pub` to be
+// reachable from it.
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
@@ -6,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_core::edge::{EdgeBody, ErrorResponseLayer};
+use foresight_core::signal::Forecast;
 use foresight_token::{
     KeyRing, LocalIssuer, ManualClock, MemoryRevocations, SharedClock, SigningKey, TokenError,
-    TokenPrefetchLayer, Verifier,
+    TokenPrefetchLayer, TokioClock, Verifier,
 };
 use http::{Request, Response};
 use tower::util::BoxCloneService;
@@ -45,6 +48,40 @@ pub fn fixture(key: SigningKey) -> Fixture {
         issuer,
         verifier,
         revocations,
+    }
+}
+
+/// The setup of the paused-time prefetch tests: the Tokio clock (so
+/// `tokio::time::advance` moves the tokens' time too), an HS256 key ring, a
+/// local issuer and a verifier of its tokens.
+pub struct PausedFixture {
+    pub clock: SharedClock,
+    pub ring: KeyRing,
+    pub issuer: LocalIssuer,
+    pub verifier: Verifier,
+}
+
+pub fn paused_fixture() -> PausedFixture {
+    let clock = TokioClock::shared();
+    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
+    let issuer = LocalIssuer::new(ring.clone(), ISS, AUD, clock.clone());
+    let verifier = Verifier::builder(ring.clone(), ISS, AUD)
+        .with_clock(clock.clone())
+        .build();
+    PausedFixture {
+        clock,
+        ring,
+        issuer,
+        verifier,
+    }
+}
+
+/// A forecast of exactly `mean`, with no interval around it.
+pub fn exact(mean: f64) -> Forecast {
+    Forecast {
+        mean,
+        lower: mean,
+        upper: mean,
     }
 }
 
