@@ -2,32 +2,33 @@
 //!
 //! One type serves the prefetch driver (at most `max_issue_rate` refreshes
 //! per second) and the authentication server's per-client rate limits.
-//! Times are Unix time as a [`Duration`], counted in whole microseconds;
-//! a reading earlier than the last one adds nothing.
-//!
-//! ```
-//! use std::time::Duration;
-//! use foresight_token::TokenBucket;
-//!
-//! // Three at once, then one every two seconds.
-//! let start = Duration::from_secs(100);
-//! let mut bucket = TokenBucket::full(3.0, 0.5, start);
-//! for _ in 0..3 {
-//!     assert_eq!(bucket.try_take(start), Ok(()));
-//! }
-//! assert_eq!(bucket.try_take(start), Err(Duration::from_secs(2)));
-//! assert_eq!(bucket.try_take(start + Duration::from_secs(2)), Ok(()));
-//!
-//! // A new bucket is empty as of the Unix epoch: the first refill fills it.
-//! let mut bucket = TokenBucket::new(50.0, 50.0);
-//! bucket.refill(start);
-//! assert_eq!(bucket.tokens(), 50.0);
-//! ```
 
 use std::time::Duration;
 
 /// `tokens` left of at most `capacity`, refilled at `per_second`, as of
-/// `updated` (Unix microseconds). See the [module docs](self).
+/// the last reading of the clock (Unix time, in whole microseconds; a
+/// reading earlier than the last adds nothing). The prefetch driver holds
+/// `max_issue_rate` with one, the authentication server a rate limit per
+/// client.
+///
+/// ```
+/// use std::time::Duration;
+/// use foresight_token::TokenBucket;
+///
+/// // Three at once, then one every two seconds.
+/// let start = Duration::from_secs(100);
+/// let mut bucket = TokenBucket::full(3.0, 0.5, start);
+/// for _ in 0..3 {
+///     assert_eq!(bucket.try_take(start), Ok(()));
+/// }
+/// assert_eq!(bucket.try_take(start), Err(Duration::from_secs(2)));
+/// assert_eq!(bucket.try_take(start + Duration::from_secs(2)), Ok(()));
+///
+/// // A new bucket is empty as of the Unix epoch: the first refill fills it.
+/// let mut bucket = TokenBucket::new(50.0, 50.0);
+/// bucket.refill(start);
+/// assert_eq!(bucket.tokens(), 50.0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TokenBucket {
     capacity: f64,

@@ -22,6 +22,23 @@
 //! - [`server`]: a token endpoint (issue, refresh, revoke, JWKS) that
 //!   counts its request rate, used by `examples/auth_server.rs`.
 //!
+//! # Features
+//!
+//! Verification, keys and JWKS parsing, [`LocalIssuer`] and
+//! [`TokenPrefetchLayer`] need no feature, and pull in no HTTP server,
+//! HTTP client or WebSocket stack. The default features are all of these:
+//!
+//! - `server`: the authentication server ([`server`]) and the WebSocket
+//!   delivery of pre-fetched tokens ([`ws`]), on axum.
+//! - `client`: [`client::DualTokenLayer`] and its WebSocket client
+//!   (tokio-tungstenite).
+//! - `remote`: [`RemoteIssuer`], the JWKS fetch ([`jwks`]) and its
+//!   [`transport`] policy, on a hyper client with rustls.
+//!
+//! And off by default: `store` (revocations shared through a
+//! `foresight_store::SessionStore`) and `sim` (the simulation of the
+//! `prefetch_sim` bench and the demo).
+//!
 //! # Default setup
 //!
 //! Reactive refreshes 60 s before expiry, 5-minute tokens:

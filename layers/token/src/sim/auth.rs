@@ -2,20 +2,6 @@
 //! calls the clients make to it. Its construction lives here alone (the
 //! demo starts its server with [`start_auth`] too) so that a change to the
 //! server's API touches one place.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//! use foresight_token::sim::{refresher, start_auth};
-//! use foresight_token::{SharedClock, TokenPrefetchLayer, TokioClock};
-//!
-//! # async fn demo() {
-//! let clock: SharedClock = TokioClock::shared();
-//! let auth = start_auth(clock, 10, Duration::from_secs(60)).await;
-//! let layer = TokenPrefetchLayer::builder(auth.verifier().clone(), refresher(auth.base())).build();
-//! # let _ = layer;
-//! # }
-//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,7 +20,8 @@ const ISS: &str = "https://auth.sim";
 const AUD: &str = "sim";
 const SECRET: &str = "gateway-secret";
 
-/// A running authentication server and a verifier holding its keys.
+/// A running authentication server and a verifier holding its keys, from
+/// [`start_auth`] (an example is there).
 #[derive(Debug)]
 pub struct Auth {
     pub(crate) rates: RateRecorder,
@@ -67,6 +54,19 @@ impl Auth {
 /// # Panics
 ///
 /// If no loopback port can be bound or the JWKS cannot be fetched.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use foresight_token::sim::{refresher, start_auth};
+/// use foresight_token::{SharedClock, TokenPrefetchLayer, TokioClock};
+///
+/// # async fn demo() {
+/// let clock: SharedClock = TokioClock::shared();
+/// let auth = start_auth(clock, 10, Duration::from_secs(60)).await;
+/// let layer = TokenPrefetchLayer::builder(auth.verifier().clone(), refresher(auth.base())).build();
+/// # let _ = layer;
+/// # }
+/// ```
 pub async fn start_auth(clock: SharedClock, sessions: usize, lifetime: Duration) -> Auth {
     let ring = KeyRing::new(
         SigningKey::generate_ed25519("k1").expect("key"),
@@ -118,7 +118,7 @@ pub async fn start_auth(clock: SharedClock, sessions: usize, lifetime: Duration)
 ///
 /// # Panics
 ///
-/// If `base` is not a loopback HTTP URI.
+/// If `base` is not a loopback HTTP URI. An example is on [`start_auth`].
 pub fn refresher(base: &str) -> RemoteIssuer {
     RemoteIssuer::builder(base)
         .with_client_secret(SECRET)
