@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use super::TokenHandle;
+use super::state::TokenHandle;
 use crate::claims::Claims;
 use crate::error::TokenError;
 use crate::policy::SessionBinding;

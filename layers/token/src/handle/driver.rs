@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use super::{InFlight, Shared, TokenHandle};
+use super::state::{InFlight, Shared, TokenHandle};
 use crate::bucket::micros;
 use crate::issuer::TokenRequest;
 use crate::metrics::REFRESHES;

@@ -3,25 +3,14 @@
 //! the window before it (see [`PrefetchPolicy`](crate::PrefetchPolicy)).
 
 use std::cmp::Reverse;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::TokenHandle;
+use super::schedule::Scheduled;
+use super::state::TokenHandle;
 use crate::bucket::micros;
 use crate::metrics::PREFETCH_PLANNED;
 use crate::policy::RefreshMode;
-
-/// One prefetch refresh waiting in the schedule, earliest `due` first.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Scheduled {
-    pub(super) due_micros: u64,
-    pub(super) seq: u64,
-    pub(super) sid: String,
-    pub(super) subject: Arc<str>,
-    pub(super) lifetime_secs: u64,
-    pub(super) cutoff: u64,
-}
 
 impl TokenHandle {
     /// Consults the load signal and schedules prefetches for a predicted

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{InFlight, TokenHandle};
+use super::state::{InFlight, TokenHandle};
 use crate::claims::Claims;
 use crate::issuer::{IssuedToken, TokenRequest};
 use crate::metrics::{REFRESH_ERRORS, REFRESH_SKIPPED, REFRESHES, WS_DROPPED};

@@ -1,6 +1,6 @@
 //! Revoking a session or one token, and telling the session's connection.
 
-use super::TokenHandle;
+use super::state::TokenHandle;
 use crate::error::RevocationError;
 use crate::metrics::REVOCATIONS;
 use crate::revoke::Revocation;

@@ -1,6 +1,6 @@
 //! The push channel of one session: what the WebSocket endpoint sends.
 
-use super::TokenHandle;
+use super::state::TokenHandle;
 use crate::claims::Claims;
 use crate::issuer::IssuedToken;
 use crate::sessions::Push;
