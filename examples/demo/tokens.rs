@@ -29,13 +29,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use foresight::forward::http_client;
 use foresight::token::client::{DualTokenLayer, TokenSlots};
-use foresight::token::jwks::fetch_jwks;
-use foresight::token::server::AuthServer;
 use foresight::token::{
-    IssuedToken, KeyRing, LocalIssuer, ManualClock, NEXT_TOKEN_HEADER, RemoteIssuer, SharedClock,
-    SigningKey, StaticKeys, TokenPrefetchLayer, Verifier,
+    IssuedToken, ManualClock, NEXT_TOKEN_HEADER, SharedClock, TokenPrefetchLayer,
 };
-use foresight_token::sim::{Mode, Replay, Scenario, Trace, TraceReport, svg};
+use foresight_token::sim::{
+    Mode, Replay, Scenario, Trace, TraceReport, refresher, start_auth, svg,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
@@ -51,68 +50,6 @@ const TRACE: &str = include_str!(concat!(
 const LIFETIME: Duration = Duration::from_secs(60);
 const MARGIN: Duration = Duration::from_secs(12);
 const T0: u64 = 1_767_225_600;
-const ISS: &str = "https://auth.demo";
-const AUD: &str = "demo";
-const SECRET: &str = "gateway-secret";
-
-/// An authentication server on a loopback port and a gateway verifier
-/// holding its published keys.
-struct Auth {
-    base: String,
-    verifier: Verifier,
-}
-
-async fn start_auth(clock: SharedClock) -> Auth {
-    let ring = KeyRing::new(
-        SigningKey::generate_ed25519("k1").expect("key"),
-        clock.clone(),
-    );
-    let issuer = LocalIssuer::new(ring, ISS, AUD, clock.clone());
-    // The demo's one client logs in without a password: every subject is
-    // accepted here; a real server checks credentials (see the token
-    // crate's auth_server example).
-    let accept_any = |attempt: &foresight::token::server::LoginAttempt| {
-        Ok::<_, foresight::token::server::Rejection>(attempt.sub().to_owned())
-    };
-    let server = AuthServer::builder(issuer, clock.clone(), accept_any)
-        .with_client_secret(SECRET)
-        .with_login_lifetime(LIFETIME)
-        .with_max_sessions(16)
-        .build()
-        .expect("auth server settings");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("auth server") });
-    let base = format!("http://{addr}");
-    let jwks = fetch_jwks(
-        format!("{base}/.well-known/jwks.json")
-            .parse()
-            .expect("uri"),
-    )
-    .await
-    .expect("jwks");
-    // A short leeway: with one-minute tokens the default 30 s would hide
-    // late refreshes.
-    let verifier = Verifier::builder(StaticKeys::from_jwks(&jwks), ISS, AUD)
-        .clock(clock)
-        .leeway(Duration::from_secs(2))
-        .build();
-    Auth { base, verifier }
-}
-
-fn remote_issuer(base: &str) -> RemoteIssuer {
-    RemoteIssuer::builder(base)
-        .client_secret(SECRET)
-        .pool_max_idle(64)
-        // A busy shared machine should slow the demo down, not fail a
-        // refresh.
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("issuer")
-}
 
 async fn login(base: &str, sub: &str) -> IssuedToken {
     let request = http::Request::post(format!("{base}/token/login"))
@@ -143,10 +80,13 @@ async fn login(base: &str, sub: &str) -> IssuedToken {
 async fn switch_over() {
     let clock = ManualClock::new(Duration::from_secs(T0));
     let shared: SharedClock = Arc::new(clock.clone());
-    let auth = start_auth(shared.clone()).await;
-    let layer = TokenPrefetchLayer::builder(auth.verifier.clone(), remote_issuer(&auth.base))
-        .token_lifetime(LIFETIME)
-        .refresh_margin(MARGIN)
+    // The demo's one client logs in without a password: the simulation's
+    // server accepts every subject; a real server checks credentials (see
+    // the token crate's auth_server example).
+    let auth = start_auth(shared.clone(), 1, LIFETIME).await;
+    let layer = TokenPrefetchLayer::builder(auth.verifier().clone(), refresher(auth.base()))
+        .with_token_lifetime(LIFETIME)
+        .with_refresh_margin(MARGIN)
         .build();
     let handle = layer.handle().clone();
     let gateway = serve_gateway(
@@ -158,7 +98,7 @@ async fn switch_over() {
             })),
     )
     .await;
-    let first = login(&auth.base, "alice").await;
+    let first = login(auth.base(), "alice").await;
     let slots = TokenSlots::new(shared);
     slots.deliver(&first.token);
     let client = DualTokenLayer::new(slots.clone()).layer(http_client::<Full<Bytes>>());

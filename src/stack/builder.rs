@@ -294,7 +294,7 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
                     clock.clone(),
                 );
                 let verifier = Verifier::builder(ring, DEFAULT_TOKEN_ISSUER, DEFAULT_TOKEN_ISSUER)
-                    .clock(clock)
+                    .with_clock(clock)
                     .build();
                 let issuer = Arc::new(issuer);
                 (
@@ -309,9 +309,9 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
             ..PrefetchPolicy::default()
         });
         let mut builder =
-            TokenPrefetchLayer::builder(verifier.clone(), issuer.clone()).policy(policy);
+            TokenPrefetchLayer::builder(verifier.clone(), issuer.clone()).with_policy(policy);
         if let Some(f) = forecaster {
-            builder = builder.load_signal(f.relative_signal(Signal::RequestRate));
+            builder = builder.with_load_signal(f.relative_signal(Signal::RequestRate));
         }
         let layer = builder.build();
         if forecaster.is_some() {

@@ -44,7 +44,7 @@ fn bench_key(c: &mut Criterion, name: &str, key: SigningKey, decoding: DecodingK
         ))
         .unwrap()
         .token;
-    let verifier = Verifier::builder(ring, ISS, AUD).clock(clock).build();
+    let verifier = Verifier::builder(ring, ISS, AUD).with_clock(clock).build();
 
     let mut validation = Validation::new(alg);
     validation.set_audience(&[AUD]);

@@ -181,6 +181,7 @@ pub enum IssueError {
     Overloaded,
     /// The transport policy refused the endpoint (plain HTTP to a host that
     /// is not loopback), or TLS could not be set up.
+    #[cfg(feature = "remote")]
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
     /// A concurrent refresh of the same session failed with this error.

@@ -394,12 +394,14 @@ impl StaticKeys {
         set
     }
 
+    #[cfg(feature = "remote")]
     pub(crate) fn downgrade(
         &self,
     ) -> std::sync::Weak<ArcSwap<HashMap<Arc<str>, Arc<VerificationKey>>>> {
         Arc::downgrade(&self.keys)
     }
 
+    #[cfg(feature = "remote")]
     pub(crate) fn upgrade(
         weak: &std::sync::Weak<ArcSwap<HashMap<Arc<str>, Arc<VerificationKey>>>>,
     ) -> Option<Self> {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use foresight_core::signal::LoadSignal;
 use tower_layer::Layer;
 
-use crate::handle::{PrefetchPolicy, RefreshMode, SessionBinding, TokenHandle};
+use crate::handle::{HandleConfig, TokenHandle};
 use crate::issuer::TokenIssuer;
+use crate::policy::{PrefetchPolicy, RefreshMode, SessionBinding};
 use crate::service::TokenPrefetch;
 use crate::verify::Verifier;
 
@@ -103,56 +104,56 @@ impl fmt::Debug for TokenPrefetchLayerBuilder {
 impl TokenPrefetchLayerBuilder {
     /// The load forecast that decides prefetches; switches to predictive
     /// mode.
-    pub fn load_signal(mut self, signal: impl LoadSignal) -> Self {
+    pub fn with_load_signal(mut self, signal: impl LoadSignal) -> Self {
         self.signal = Some(Arc::new(signal));
         self
     }
 
     /// The whole prefetch policy.
-    pub fn policy(mut self, policy: PrefetchPolicy) -> Self {
+    pub fn with_policy(mut self, policy: PrefetchPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Load threshold of a peak.
-    pub fn threshold(mut self, threshold: f64) -> Self {
+    pub fn with_threshold(mut self, threshold: f64) -> Self {
         self.policy.threshold = threshold;
         self
     }
 
     /// How far ahead to look for a peak.
-    pub fn horizon(mut self, horizon: Duration) -> Self {
+    pub fn with_horizon(mut self, horizon: Duration) -> Self {
         self.policy.horizon = horizon;
         self
     }
 
     /// Longest window before a peak over which refreshes are spread.
-    pub fn lead(mut self, lead: Duration) -> Self {
+    pub fn with_lead(mut self, lead: Duration) -> Self {
         self.policy.lead = lead;
         self
     }
 
     /// Longest lifetime extension of a prefetched token.
-    pub fn max_extension(mut self, max: Duration) -> Self {
+    pub fn with_max_extension(mut self, max: Duration) -> Self {
         self.policy.max_extension = max;
         self
     }
 
     /// Margin after the peak and jitter of the prefetched expiries.
-    pub fn spread(mut self, after_peak: Duration, jitter: Duration) -> Self {
+    pub fn with_spread(mut self, after_peak: Duration, jitter: Duration) -> Self {
         self.policy.after_peak = after_peak;
         self.policy.jitter = jitter;
         self
     }
 
     /// Most prefetch refreshes per second.
-    pub fn max_issue_rate(mut self, per_second: f64) -> Self {
+    pub fn with_max_issue_rate(mut self, per_second: f64) -> Self {
         self.policy.max_issue_rate = per_second;
         self
     }
 
     /// Margin before expiry for reactive refreshes.
-    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.policy.margin = margin;
         self
     }
@@ -160,43 +161,44 @@ impl TokenPrefetchLayerBuilder {
     /// Whether a due reactive refresh inside the spreading window issues the
     /// planned prefetch token at once (default true); see
     /// [`PrefetchPolicy::merge_due_refreshes`].
-    pub fn merge_due_refreshes(mut self, merge: bool) -> Self {
+    pub fn with_merge_due_refreshes(mut self, merge: bool) -> Self {
         self.policy.merge_due_refreshes = merge;
         self
     }
 
-    /// Reactive refreshes only, even with a load signal (the baseline).
-    pub fn reactive(mut self) -> Self {
-        self.reactive_only = true;
+    /// Whether to refresh reactively only, even with a load signal (the
+    /// baseline; default false).
+    pub fn with_reactive_only(mut self, reactive_only: bool) -> Self {
+        self.reactive_only = reactive_only;
         self
     }
 
     /// Base lifetime of issued tokens (default 5 min).
-    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
         self
     }
 
     /// How a request names its session.
-    pub fn session_binding(mut self, binding: SessionBinding) -> Self {
+    pub fn with_session_binding(mut self, binding: SessionBinding) -> Self {
         self.binding = binding;
         self
     }
 
     /// Most sessions tracked.
-    pub fn max_sessions(mut self, max: usize) -> Self {
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
         self.max_sessions = max;
         self
     }
 
     /// How long an idle session without a connection stays tracked.
-    pub fn session_idle_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_session_idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
     }
 
     /// Most reactive refreshes in flight.
-    pub fn max_reactive_in_flight(mut self, max: usize) -> Self {
+    pub fn with_max_reactive_in_flight(mut self, max: usize) -> Self {
         self.max_reactive_in_flight = max;
         self
     }
@@ -212,17 +214,17 @@ impl TokenPrefetchLayerBuilder {
             RefreshMode::Predictive(self.policy)
         };
         TokenPrefetchLayer {
-            handle: TokenHandle::new(
-                self.verifier,
-                self.issuer,
-                self.signal,
+            handle: TokenHandle::new(HandleConfig {
+                verifier: self.verifier,
+                issuer: self.issuer,
+                signal: self.signal,
                 mode,
-                self.lifetime,
-                self.binding,
-                self.max_sessions,
-                self.idle_ttl,
-                self.max_reactive_in_flight,
-            ),
+                lifetime: self.lifetime,
+                binding: self.binding,
+                max_sessions: self.max_sessions,
+                idle_ttl: self.idle_ttl,
+                max_reactive_in_flight: self.max_reactive_in_flight,
+            }),
         }
     }
 }

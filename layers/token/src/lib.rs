@@ -22,6 +22,23 @@
 //! - [`server`]: a token endpoint (issue, refresh, revoke, JWKS) that
 //!   counts its request rate, used by `examples/auth_server.rs`.
 //!
+//! # Features
+//!
+//! Verification, keys and JWKS parsing, [`LocalIssuer`] and
+//! [`TokenPrefetchLayer`] need no feature, and pull in no HTTP server,
+//! HTTP client or WebSocket stack. The default features are all of these:
+//!
+//! - `server`: the authentication server ([`server`]) and the WebSocket
+//!   delivery of pre-fetched tokens ([`ws`]), on axum.
+//! - `client`: [`client::DualTokenLayer`] and its WebSocket client
+//!   (tokio-tungstenite).
+//! - `remote`: [`RemoteIssuer`], the JWKS fetch ([`jwks`]) and its
+//!   [`transport`] policy, on a hyper client with rustls.
+//!
+//! And off by default: `store` (revocations shared through a
+//! `foresight_store::SessionStore`) and `sim` (the simulation of the
+//! `prefetch_sim` bench and the demo).
+//!
 //! # Default setup
 //!
 //! Reactive refreshes 60 s before expiry, 5-minute tokens:
@@ -37,7 +54,7 @@
 //! let clock = TokioClock::shared();
 //! let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
 //! let issuer = LocalIssuer::new(ring.clone(), "https://auth.example", "api", clock.clone());
-//! let verifier = Verifier::builder(ring, "https://auth.example", "api").clock(clock).build();
+//! let verifier = Verifier::builder(ring, "https://auth.example", "api").with_clock(clock).build();
 //! let layer = TokenPrefetchLayer::builder(verifier, issuer.clone()).build();
 //! let app = layer.layer(service_fn(|_req: http::Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
@@ -85,14 +102,14 @@
 //! let clock = TokioClock::shared();
 //! let ring = KeyRing::new(SigningKey::generate_es256("k1").unwrap(), clock.clone());
 //! let issuer = LocalIssuer::new(ring.clone(), "https://auth.example", "api", clock.clone());
-//! let verifier = Verifier::builder(ring, "https://auth.example", "api").clock(clock).build();
+//! let verifier = Verifier::builder(ring, "https://auth.example", "api").with_clock(clock).build();
 //! let layer = TokenPrefetchLayer::builder(verifier, issuer)
-//!     .load_signal(PeakInTenMinutes)
-//!     .threshold(0.8)
-//!     .horizon(Duration::from_secs(3600))
-//!     .lead(Duration::from_secs(20 * 60))
-//!     .max_extension(Duration::from_secs(3600))
-//!     .max_issue_rate(50.0)
+//!     .with_load_signal(PeakInTenMinutes)
+//!     .with_threshold(0.8)
+//!     .with_horizon(Duration::from_secs(3600))
+//!     .with_lead(Duration::from_secs(20 * 60))
+//!     .with_max_extension(Duration::from_secs(3600))
+//!     .with_max_issue_rate(50.0)
 //!     .build();
 //! let driver = layer.handle().spawn_driver(Duration::from_secs(1));
 //! # driver.abort();
@@ -103,18 +120,24 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod bucket;
 pub mod claims;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 pub mod error;
 mod future;
 mod handle;
 pub mod issuer;
+#[cfg(feature = "remote")]
 pub mod jwks;
 pub mod keys;
 mod layer;
+mod metrics;
 mod onset;
+mod policy;
 pub mod revoke;
+#[cfg(feature = "server")]
 pub mod server;
 mod service;
 mod sessions;
@@ -123,21 +146,24 @@ pub mod sim;
 mod spread;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "remote")]
 pub mod transport;
 pub mod verify;
+#[cfg(feature = "server")]
 pub mod ws;
 
+pub use bucket::TokenBucket;
 pub use claims::Claims;
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 pub use error::{IssueError, KeyError, RevocationError, TokenError};
 pub use future::ResponseFuture;
-pub use handle::{
-    Authenticated, PrefetchPolicy, RefreshMode, SessionBinding, Subscription, TokenHandle,
-};
-pub use issuer::RemoteIssuerError;
-pub use issuer::{IssuedToken, LocalIssuer, RemoteIssuer, TokenIssuer, TokenRequest};
+pub use handle::{Authenticated, Subscription, TokenHandle};
+pub use issuer::{IssuedToken, LocalIssuer, TokenIssuer, TokenRequest};
+#[cfg(feature = "remote")]
+pub use issuer::{RemoteIssuer, RemoteIssuerError};
 pub use keys::{KeyRing, KeySource, SigningKey, StaticKeys, VerificationKey};
 pub use layer::{NEXT_TOKEN_HEADER, SESSION_HEADER, TokenPrefetchLayer, TokenPrefetchLayerBuilder};
+pub use policy::{PrefetchPolicy, RefreshMode, SessionBinding};
 pub use revoke::{MemoryRevocations, Revocation, Revocations};
 pub use service::TokenPrefetch;
 pub use sessions::Push;

@@ -65,7 +65,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         match self.handle.authenticate(request.headers()) {
             Err(error) => {
-                metrics::counter!("foresight_token_rejected_total").increment(1);
+                metrics::counter!(crate::metrics::REJECTED).increment(1);
                 ResponseFuture::rejected(error)
             }
             Ok(claims) => {

@@ -122,7 +122,7 @@ impl SessionTable {
                 shard.retain(|_, e| !e.evictable(now, idle_ttl));
             }
             if shard.len() >= self.per_shard {
-                metrics::counter!("foresight_token_sessions_untracked_total").increment(1);
+                metrics::counter!(crate::metrics::SESSIONS_UNTRACKED).increment(1);
                 return Observation::default();
             }
             shard.insert(
@@ -276,7 +276,7 @@ impl SessionTable {
             shard.retain(|_, e| !e.evictable(now, idle_ttl));
         }
         if !shard.contains_key(claims.sid.as_str()) && shard.len() >= self.per_shard {
-            metrics::counter!("foresight_token_sessions_untracked_total").increment(1);
+            metrics::counter!(crate::metrics::SESSIONS_UNTRACKED).increment(1);
             return None;
         }
         let entry = shard.entry(claims.sid.clone()).or_insert_with(|| Entry {

@@ -30,7 +30,7 @@
 //! let issuer = LocalIssuer::new(ring.clone(), "https://auth.example", "api", clock.clone());
 //! // Default setup: 30 s leeway, 8 KiB limit, in-memory revocations.
 //! let verifier = Verifier::builder(ring.clone(), "https://auth.example", "api")
-//!     .clock(clock.clone())
+//!     .with_clock(clock.clone())
 //!     .build();
 //! let token = issuer
 //!     .issue(TokenRequest::new("alice", "session-1", Duration::from_secs(300)))
@@ -40,9 +40,9 @@
 //!
 //! // Customised: 5 s leeway, tokens of at most 1 hour.
 //! let strict = Verifier::builder(ring, "https://auth.example", "api")
-//!     .leeway(Duration::from_secs(5))
-//!     .max_lifetime(Duration::from_secs(3600))
-//!     .clock(clock)
+//!     .with_leeway(Duration::from_secs(5))
+//!     .with_max_lifetime(Duration::from_secs(3600))
+//!     .with_clock(clock)
 //!     .build();
 //! assert!(strict.verify(&token.token).is_ok());
 //! # }
@@ -134,31 +134,31 @@ impl fmt::Debug for VerifierBuilder {
 
 impl VerifierBuilder {
     /// Leeway for `exp`, `nbf` and `iat` (default 30 s).
-    pub fn leeway(mut self, leeway: Duration) -> Self {
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
     /// Longest accepted token in bytes (default 8 KiB).
-    pub fn max_token_len(mut self, max: usize) -> Self {
+    pub fn with_max_token_len(mut self, max: usize) -> Self {
         self.max_len = max;
         self
     }
 
     /// Longest accepted `exp − iat` (default 12 h).
-    pub fn max_lifetime(mut self, max: Duration) -> Self {
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = max;
         self
     }
 
     /// The revocation list (default: an in-memory list of 100,000 entries).
-    pub fn revocations(mut self, revocations: Arc<dyn Revocations>) -> Self {
+    pub fn with_revocations(mut self, revocations: Arc<dyn Revocations>) -> Self {
         self.revocations = Some(revocations);
         self
     }
 
     /// The clock (default: [`TokioClock`]).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = Some(clock);
         self
     }

@@ -26,16 +26,16 @@
 //! # let clock = TokioClock::shared();
 //! # let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
 //! # let issuer = LocalIssuer::new(ring.clone(), "iss", "aud", clock.clone());
-//! # let verifier = Verifier::builder(ring, "iss", "aud").clock(clock).build();
+//! # let verifier = Verifier::builder(ring, "iss", "aud").with_clock(clock).build();
 //! let layer = TokenPrefetchLayer::builder(verifier, issuer).build();
 //! // Default: non-browser clients only.
 //! let router: axum::Router = layer.handle().ws_router(WsConfig::default());
 //! // Customised: a browser origin, a 5 s heartbeat, 4 queued messages.
 //! let router: axum::Router = layer.handle().ws_router(
 //!     WsConfig::default()
-//!         .allow_origin("https://app.example")
-//!         .heartbeat(std::time::Duration::from_secs(5))
-//!         .queue(4),
+//!         .with_allow_origin("https://app.example")
+//!         .with_heartbeat(std::time::Duration::from_secs(5))
+//!         .with_queue(4),
 //! );
 //! ```
 
@@ -88,26 +88,26 @@ impl Default for WsConfig {
 
 impl WsConfig {
     /// Serves the endpoint at `path`.
-    pub fn path(mut self, path: impl Into<String>) -> Self {
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
     }
 
     /// Allows connections from a browser `origin` (e.g.
     /// `https://app.example`).
-    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+    pub fn with_allow_origin(mut self, origin: impl Into<String>) -> Self {
         self.origins.push(origin.into());
         self
     }
 
     /// Ping period.
-    pub fn heartbeat(mut self, period: Duration) -> Self {
+    pub fn with_heartbeat(mut self, period: Duration) -> Self {
         self.heartbeat = period;
         self
     }
 
     /// Send queue length per connection.
-    pub fn queue(mut self, len: usize) -> Self {
+    pub fn with_queue(mut self, len: usize) -> Self {
         self.queue = len.max(1);
         self
     }
@@ -151,7 +151,7 @@ async fn upgrade(
             .iter()
             .any(|o| o.as_bytes() == origin.as_bytes());
         if !allowed {
-            metrics::counter!("foresight_token_ws_rejected_total", "why" => "origin").increment(1);
+            metrics::counter!(crate::metrics::WS_REJECTED, "why" => "origin").increment(1);
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
     }
@@ -171,7 +171,7 @@ async fn upgrade(
     let claims = match claims {
         Ok(claims) => claims,
         Err(error) => {
-            metrics::counter!("foresight_token_ws_rejected_total", "why" => "token").increment(1);
+            metrics::counter!(crate::metrics::WS_REJECTED, "why" => "token").increment(1);
             return unauthorized(error);
         }
     };
@@ -207,7 +207,7 @@ async fn serve(mut socket: WebSocket, state: WsState, claims: Claims) {
     {
         return;
     }
-    metrics::gauge!("foresight_token_ws_connections").increment(1.0);
+    metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
     let mut heartbeat = tokio::time::interval(state.config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.tick().await;
@@ -258,5 +258,5 @@ async fn serve(mut socket: WebSocket, state: WsState, claims: Claims) {
         }
     }
     drop(subscription);
-    metrics::gauge!("foresight_token_ws_connections").decrement(1.0);
+    metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
 }

@@ -112,16 +112,16 @@ async fn browser_client_survives_expiry_and_revocation() {
         .unwrap(),
     );
     let verifier = Verifier::builder(keys, support::ISS, support::AUD)
-        .clock(clock.clone())
-        .leeway(Duration::from_secs(1))
+        .with_clock(clock.clone())
+        .with_leeway(Duration::from_secs(1))
         .build();
     let remote = RemoteIssuer::builder(format!("http://{auth_addr}"))
-        .client_secret("gateway-secret")
+        .with_client_secret("gateway-secret")
         .build()
         .unwrap();
     let layer = TokenPrefetchLayer::builder(verifier, remote)
-        .token_lifetime(LIFETIME)
-        .refresh_margin(Duration::from_secs(2))
+        .with_token_lifetime(LIFETIME)
+        .with_refresh_margin(Duration::from_secs(2))
         .build();
     let handle = layer.handle().clone();
 
@@ -161,7 +161,7 @@ async fn browser_client_survives_expiry_and_revocation() {
             ),
         )
         .merge(protected)
-        .merge(handle.ws_router(WsConfig::default().allow_origin(format!("http://{addr}"))));
+        .merge(handle.ws_router(WsConfig::default().with_allow_origin(format!("http://{addr}"))));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
     let token = support::net::login(auth_addr, "browser-user").await;

@@ -36,7 +36,7 @@ async fn remote_issuer_refreshes_and_deduplicates() {
     let stack = stack(TokioClock::shared(), None, axum::Router::new(), LIFETIME).await;
     let first = login(stack.auth_addr, "alice").await;
     let issuer = RemoteIssuer::builder(format!("http://{}", stack.auth_addr))
-        .client_secret("gateway-secret")
+        .with_client_secret("gateway-secret")
         .build()
         .unwrap();
     let before = stack.auth.rates().total();
@@ -53,7 +53,7 @@ async fn remote_issuer_refreshes_and_deduplicates() {
         .await;
     assert!(matches!(unknown, Err(IssueError::Refused { status }) if status == 403));
     let wrong_secret = RemoteIssuer::builder(format!("http://{}", stack.auth_addr))
-        .client_secret("nope")
+        .with_client_secret("nope")
         .build()
         .unwrap()
         .issue(request)
@@ -75,8 +75,8 @@ async fn remote_issuer_retries_with_backoff_then_gives_up() {
         }
     });
     let issuer = RemoteIssuer::builder(format!("http://{addr}"))
-        .retries(2)
-        .backoff(Duration::from_millis(5))
+        .with_retries(2)
+        .with_backoff(Duration::from_millis(5))
         .build()
         .unwrap();
     let result = issuer.issue(TokenRequest::new("a", "s", LIFETIME)).await;
@@ -103,9 +103,9 @@ async fn remote_issuer_retries_with_backoff_then_gives_up() {
         }
     });
     let issuer = RemoteIssuer::builder(format!("http://{addr}"))
-        .timeout(Duration::from_millis(100))
-        .retries(1)
-        .backoff(Duration::from_millis(1))
+        .with_timeout(Duration::from_millis(100))
+        .with_retries(1)
+        .with_backoff(Duration::from_millis(1))
         .build()
         .unwrap();
     let result = issuer.issue(TokenRequest::new("a", "s", LIFETIME)).await;

@@ -15,8 +15,7 @@ use foresight_core::signal::{Forecast, LoadSignal};
 use foresight_token::error::IssueError;
 use foresight_token::issuer::IssueFuture;
 use foresight_token::{
-    KeyRing, LocalIssuer, NEXT_TOKEN_HEADER, SigningKey, TokenIssuer, TokenPrefetchLayer,
-    TokenRequest, TokioClock, Verifier,
+    LocalIssuer, NEXT_TOKEN_HEADER, TokenIssuer, TokenPrefetchLayer, TokenRequest,
 };
 use tokio::time::Instant;
 
@@ -41,12 +40,7 @@ impl ScriptedPeak {
 
 impl LoadSignal for ScriptedPeak {
     fn forecast(&self, horizon: Duration) -> Option<Forecast> {
-        let mean = self.at(Instant::now() + horizon);
-        Some(Forecast {
-            mean,
-            lower: mean,
-            upper: mean,
-        })
+        Some(support::exact(self.at(Instant::now() + horizon)))
     }
 
     fn will_exceed(&self, threshold: f64, within: Duration) -> Option<Duration> {
@@ -113,32 +107,32 @@ async fn run(predictive: bool, down_during_peak: bool, merge: bool) -> Outcome {
     let start = Instant::now();
     let peak = start + 20 * MIN;
     let peak_len = 10 * MIN;
-    let clock = TokioClock::shared();
-    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
-    let local = LocalIssuer::new(ring.clone(), support::ISS, support::AUD, clock.clone());
+    let support::PausedFixture {
+        clock,
+        issuer: local,
+        verifier,
+        ..
+    } = support::paused_fixture();
     let issuer = Arc::new(Recording {
         inner: local.clone(),
         down: AtomicBool::new(false),
         log: Mutex::default(),
     });
-    let verifier = Verifier::builder(ring, support::ISS, support::AUD)
-        .clock(clock.clone())
-        .build();
     let mut builder = TokenPrefetchLayer::builder(verifier, issuer.clone())
-        .load_signal(ScriptedPeak {
+        .with_load_signal(ScriptedPeak {
             peak,
             len: peak_len,
         })
-        .threshold(0.8)
-        .horizon(30 * MIN)
-        .lead(10 * MIN)
-        .max_extension(60 * MIN)
-        .spread(2 * MIN, 4 * MIN)
-        .refresh_margin(MIN)
-        .token_lifetime(5 * MIN)
-        .merge_due_refreshes(merge);
+        .with_threshold(0.8)
+        .with_horizon(30 * MIN)
+        .with_lead(10 * MIN)
+        .with_max_extension(60 * MIN)
+        .with_spread(2 * MIN, 4 * MIN)
+        .with_refresh_margin(MIN)
+        .with_token_lifetime(5 * MIN)
+        .with_merge_due_refreshes(merge);
     if !predictive {
-        builder = builder.reactive();
+        builder = builder.with_reactive_only(true);
     }
     let layer = builder.build();
     let driver = layer.handle().spawn_driver(Duration::from_secs(1));

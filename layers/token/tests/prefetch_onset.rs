@@ -2,21 +2,18 @@
 //! for the next onset, spread over its own window, and never in a burst
 //! inside the current peak (paused time).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foresight_core::signal::{Forecast, LoadSignal};
 use foresight_token::issuer::IssueFuture;
-use foresight_token::{
-    KeyRing, LocalIssuer, SigningKey, TokenIssuer, TokenPrefetchLayer, TokenRequest, TokioClock,
-    Verifier,
-};
+use foresight_token::{LocalIssuer, TokenIssuer, TokenPrefetchLayer, TokenRequest};
 use tokio::time::Instant;
 
 const MIN: Duration = Duration::from_secs(60);
-const ISS: &str = "https://auth.test";
-const AUD: &str = "api";
 
 /// Load 1.0 in `[start, start + 30 min)` (the peak under way) and in
 /// `[start + 90 min, start + 150 min)`; 0.1 elsewhere.
@@ -38,12 +35,7 @@ impl TwoPeaks {
 
 impl LoadSignal for TwoPeaks {
     fn forecast(&self, horizon: Duration) -> Option<Forecast> {
-        let mean = self.at(Instant::now() + horizon);
-        Some(Forecast {
-            mean,
-            lower: mean,
-            upper: mean,
-        })
+        Some(support::exact(self.at(Instant::now() + horizon)))
     }
 
     fn will_exceed(&self, threshold: f64, within: Duration) -> Option<Duration> {
@@ -70,23 +62,22 @@ impl TokenIssuer for Counting {
 #[tokio::test(start_paused = true)]
 async fn no_burst_inside_a_peak_under_way_and_the_next_one_is_prefetched_in_its_window() {
     let start = Instant::now();
-    let clock = TokioClock::shared();
-    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
-    let local = LocalIssuer::new(ring.clone(), ISS, AUD, clock.clone());
+    let support::PausedFixture {
+        issuer: local,
+        verifier,
+        ..
+    } = support::paused_fixture();
     let issuer = Arc::new(Counting {
         inner: local.clone(),
         issued: AtomicUsize::new(0),
     });
-    let verifier = Verifier::builder(ring, ISS, AUD)
-        .clock(clock.clone())
-        .build();
     let layer = TokenPrefetchLayer::builder(verifier.clone(), issuer.clone())
-        .load_signal(TwoPeaks { start })
-        .threshold(0.8)
-        .horizon(120 * MIN)
-        .lead(20 * MIN)
-        .max_extension(120 * MIN)
-        .token_lifetime(5 * MIN)
+        .with_load_signal(TwoPeaks { start })
+        .with_threshold(0.8)
+        .with_horizon(120 * MIN)
+        .with_lead(20 * MIN)
+        .with_max_extension(120 * MIN)
+        .with_token_lifetime(5 * MIN)
         .build();
     let handle = layer.handle().clone();
     // 30 sessions whose tokens all end inside the current peak.
@@ -120,19 +111,18 @@ async fn no_burst_inside_a_peak_under_way_and_the_next_one_is_prefetched_in_its_
 #[tokio::test(start_paused = true)]
 async fn a_peak_under_way_with_no_onset_in_reach_plans_nothing() {
     let start = Instant::now();
-    let clock = TokioClock::shared();
-    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
-    let local = LocalIssuer::new(ring.clone(), ISS, AUD, clock.clone());
-    let verifier = Verifier::builder(ring, ISS, AUD)
-        .clock(clock.clone())
-        .build();
+    let support::PausedFixture {
+        issuer: local,
+        verifier,
+        ..
+    } = support::paused_fixture();
     let layer = TokenPrefetchLayer::builder(verifier.clone(), local.clone())
-        .load_signal(TwoPeaks { start })
-        .threshold(0.8)
+        .with_load_signal(TwoPeaks { start })
+        .with_threshold(0.8)
         // The current peak is in reach, the next onset is not.
-        .horizon(60 * MIN)
-        .lead(20 * MIN)
-        .token_lifetime(5 * MIN)
+        .with_horizon(60 * MIN)
+        .with_lead(20 * MIN)
+        .with_token_lifetime(5 * MIN)
         .build();
     let handle = layer.handle().clone();
     let token = local

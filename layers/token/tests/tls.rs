@@ -142,7 +142,7 @@ async fn tokens_and_keys_come_over_https_from_a_configured_ca() {
 
     let remote = RemoteIssuer::builder(&base)
         .with_transport(transport.clone())
-        .retries(0)
+        .with_retries(0)
         .build()
         .unwrap();
     let token = remote
@@ -165,7 +165,10 @@ async fn a_server_the_roots_do_not_vouch_for_is_refused() {
     let base = format!("https://localhost:{}", addr.port());
 
     // The system's roots do not know the test CA.
-    let remote = RemoteIssuer::builder(&base).retries(0).build().unwrap();
+    let remote = RemoteIssuer::builder(&base)
+        .with_retries(0)
+        .build()
+        .unwrap();
     let error = remote
         .issue(TokenRequest::new("alice", "s1", Duration::from_secs(60)))
         .await

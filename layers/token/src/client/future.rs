@@ -92,7 +92,7 @@ fn ready_state<S, B, F, R>(
     mut request: Request<B>,
     next: HeaderValue,
 ) -> State<S, B, F, R> {
-    metrics::counter!("foresight_token_client_retries_total").increment(1);
+    metrics::counter!(crate::metrics::CLIENT_RETRIES).increment(1);
     request.headers_mut().insert(AUTHORIZATION, next);
     State::Ready {
         service,

@@ -78,7 +78,7 @@ impl LocalIssuer {
         let token = key
             .sign_with_header(&header, &claims)
             .map_err(|source| IssueError::Sign { source })?;
-        metrics::counter!("foresight_token_issued_total", "issuer" => "local").increment(1);
+        metrics::counter!(crate::metrics::ISSUED, "issuer" => "local").increment(1);
         Ok(IssuedToken {
             token: token.into(),
             jti: claims.jti,

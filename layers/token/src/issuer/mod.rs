@@ -11,9 +11,11 @@ use std::time::Duration;
 use crate::error::IssueError;
 
 mod local;
+#[cfg(feature = "remote")]
 mod remote;
 
 pub use local::LocalIssuer;
+#[cfg(feature = "remote")]
 pub use remote::{RemoteIssuer, RemoteIssuerBuilder, RemoteIssuerError};
 
 /// Boxed future of [`TokenIssuer::issue`].

@@ -96,37 +96,37 @@ pub enum RemoteIssuerError {
 
 impl RemoteIssuerBuilder {
     /// Sends `Authorization: Bearer <secret>` with every request.
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+    pub fn with_client_secret(mut self, secret: impl Into<String>) -> Self {
         self.client_secret = Some(secret.into());
         self
     }
 
     /// Timeout of one attempt (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Retries after the first attempt (default 2).
-    pub fn retries(mut self, retries: u32) -> Self {
+    pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
     }
 
     /// First backoff; doubles per retry, with full jitter (default 50 ms).
-    pub fn backoff(mut self, backoff: Duration) -> Self {
+    pub fn with_backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// Most sessions refreshed at once (default 1,024).
-    pub fn max_in_flight(mut self, max: usize) -> Self {
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max;
         self
     }
 
     /// Most idle pooled connections per host (default 32).
-    pub fn pool_max_idle(mut self, max: usize) -> Self {
+    pub fn with_pool_max_idle(mut self, max: usize) -> Self {
         self.pool_max_idle = max;
         self
     }
@@ -235,8 +235,7 @@ impl Config {
         loop {
             match self.attempt(&request).await {
                 Ok(token) => {
-                    metrics::counter!("foresight_token_issued_total", "issuer" => "remote")
-                        .increment(1);
+                    metrics::counter!(crate::metrics::ISSUED, "issuer" => "remote").increment(1);
                     return Ok(token);
                 }
                 Err(Attempt::Final(error)) => return Err(error),
@@ -316,7 +315,7 @@ impl RemoteIssuer {
             }
         }
         if !leader {
-            metrics::counter!("foresight_token_refresh_coalesced_total").increment(1);
+            metrics::counter!(crate::metrics::REFRESH_COALESCED).increment(1);
         }
         result.map_err(|source| match Arc::try_unwrap(source) {
             Ok(error) => error,

@@ -72,8 +72,8 @@ fn check_id(id: &str, what: &'static str) -> Result<(), AuthServerError> {
     Ok(())
 }
 
-fn now_secs_f64(server: &AuthServer) -> f64 {
-    server.inner.clock.unix().as_secs_f64()
+fn unix_now(server: &AuthServer) -> Duration {
+    server.inner.clock.unix()
 }
 
 fn limited(result: Result<(), Duration>) -> Result<(), AuthServerError> {
@@ -113,7 +113,7 @@ pub(super) async fn login(
         ));
     }
     let inner = &server.inner;
-    let now = now_secs_f64(&server);
+    let now = unix_now(&server);
     let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
     if let Some(client) = client {
         limited(
@@ -189,7 +189,7 @@ pub(super) async fn refresh(
     check_id(&sub, "sub must be 1 to 256 bytes")?;
     check_id(&sid, "sid must be 1 to 256 bytes")?;
     let inner = &server.inner;
-    limited(inner.refresh_limit.check(&sub, now_secs_f64(&server)))?;
+    limited(inner.refresh_limit.check(&sub, unix_now(&server)))?;
     if inner.revocations.is_session_revoked(&sid) {
         inner.sessions.close(&sid);
         return Err(AuthServerError::UnknownSession);

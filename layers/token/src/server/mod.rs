@@ -88,10 +88,11 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 
+pub use crate::bucket::TokenBucket;
 pub use authenticator::{Authenticator, LoginAttempt, Password, Rejection};
 pub use builder::AuthServerBuilder;
 pub use error::{AuthServerError, BuildError};
-pub use rate_limit::{RateLimit, TokenBucket};
+pub use rate_limit::RateLimit;
 pub use stats::RateRecorder;
 
 use crate::clock::SharedClock;

@@ -1,9 +1,11 @@
-//! Per-client rate limits: a token bucket per key, in a bounded table.
+//! Per-client rate limits: a [`TokenBucket`] per key, in a bounded table.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indexmap::IndexMap;
+
+use crate::bucket::TokenBucket;
 
 /// How many requests a client may make: `burst` at once, then `per_second`
 /// on average.
@@ -44,54 +46,10 @@ impl RateLimit {
     pub fn per_second(&self) -> f64 {
         self.per_second
     }
-}
 
-/// One client's bucket: `tokens` left as of `updated` (Unix seconds).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TokenBucket {
-    tokens: f64,
-    updated: f64,
-}
-
-impl TokenBucket {
-    /// A full bucket at `now` (Unix seconds).
-    pub fn full(limit: &RateLimit, now: f64) -> Self {
-        Self {
-            tokens: f64::from(limit.burst),
-            updated: now,
-        }
-    }
-
-    fn refill(&mut self, limit: &RateLimit, now: f64) {
-        if now > self.updated {
-            let added = (now - self.updated) * limit.per_second;
-            self.tokens = (self.tokens + added).min(f64::from(limit.burst));
-            self.updated = now;
-        }
-    }
-
-    /// Takes one token at `now`, or says how long until one is there
-    /// (`Duration::MAX` when the limit never refills).
-    pub fn try_take(&mut self, limit: &RateLimit, now: f64) -> Result<(), Duration> {
-        self.refill(limit, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Ok(());
-        }
-        if limit.per_second <= 0.0 {
-            return Err(Duration::MAX);
-        }
-        Err(Duration::from_secs_f64(
-            (1.0 - self.tokens) / limit.per_second,
-        ))
-    }
-
-    /// Whether the bucket has refilled completely at `now`: the same as
-    /// having no bucket, so the entry may go.
-    pub fn is_full(&self, limit: &RateLimit, now: f64) -> bool {
-        let mut bucket = *self;
-        bucket.refill(limit, now);
-        bucket.tokens >= f64::from(limit.burst)
+    /// A full bucket of this limit at `now` (Unix time).
+    pub fn full_bucket(&self, now: Duration) -> TokenBucket {
+        TokenBucket::full(f64::from(self.burst), self.per_second, now)
     }
 }
 
@@ -138,12 +96,12 @@ impl KeyedLimiter {
         }
     }
 
-    /// Takes one token for `key` at `now` (Unix seconds), or says when to
+    /// Takes one token for `key` at `now` (Unix time), or says when to
     /// retry.
-    pub(crate) fn check(&self, key: &str, now: f64) -> Result<(), Duration> {
+    pub(crate) fn check(&self, key: &str, now: Duration) -> Result<(), Duration> {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bucket) = table.buckets.get_mut(key) {
-            return bucket.try_take(&self.limit, now);
+            return bucket.try_take(now);
         }
         if table.buckets.len() >= self.max_keys {
             self.sweep(&mut table, now);
@@ -151,20 +109,20 @@ impl KeyedLimiter {
                 return Err(Duration::from_secs(1));
             }
         }
-        let mut bucket = TokenBucket::full(&self.limit, now);
-        let taken = bucket.try_take(&self.limit, now);
+        let mut bucket = self.limit.full_bucket(now);
+        let taken = bucket.try_take(now);
         table.buckets.insert(key.to_owned(), bucket);
         taken
     }
 
-    fn sweep(&self, table: &mut Table, now: f64) {
+    fn sweep(&self, table: &mut Table, now: Duration) {
         for _ in 0..SWEEP {
             let len = table.buckets.len();
             if len == 0 {
                 break;
             }
             let at = table.cursor % len;
-            let full = table.buckets[at].is_full(&self.limit, now);
+            let full = table.buckets[at].is_full(now);
             if full {
                 // The last entry moves into `at`: examine `at` again next.
                 table.buckets.swap_remove_index(at);
@@ -188,39 +146,43 @@ impl KeyedLimiter {
 mod tests {
     use super::*;
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {
         let limit = RateLimit::new(3, 0.5);
-        let mut bucket = TokenBucket::full(&limit, 100.0);
+        let mut bucket = limit.full_bucket(secs(100));
         for _ in 0..3 {
-            assert_eq!(bucket.try_take(&limit, 100.0), Ok(()));
+            assert_eq!(bucket.try_take(secs(100)), Ok(()));
         }
-        assert_eq!(bucket.try_take(&limit, 100.0), Err(Duration::from_secs(2)));
-        assert_eq!(bucket.try_take(&limit, 101.0), Err(Duration::from_secs(1)));
-        assert_eq!(bucket.try_take(&limit, 102.0), Ok(()));
-        assert!(!bucket.is_full(&limit, 104.0));
-        assert!(bucket.is_full(&limit, 108.0));
+        assert_eq!(bucket.try_take(secs(100)), Err(Duration::from_secs(2)));
+        assert_eq!(bucket.try_take(secs(101)), Err(Duration::from_secs(1)));
+        assert_eq!(bucket.try_take(secs(102)), Ok(()));
+        assert!(!bucket.is_full(secs(104)));
+        assert!(bucket.is_full(secs(108)));
     }
 
     #[test]
     fn a_limit_without_refill_says_so() {
         let limit = RateLimit::new(1, f64::NAN);
-        let mut bucket = TokenBucket::full(&limit, 0.0);
-        assert_eq!(bucket.try_take(&limit, 0.0), Ok(()));
-        assert_eq!(bucket.try_take(&limit, 1e9), Err(Duration::MAX));
+        let mut bucket = limit.full_bucket(secs(0));
+        assert_eq!(bucket.try_take(secs(0)), Ok(()));
+        assert_eq!(bucket.try_take(secs(1_000_000_000)), Err(Duration::MAX));
     }
 
     #[test]
     fn keys_are_limited_apart_and_the_table_is_bounded() {
         let limiter = KeyedLimiter::new(RateLimit::new(1, 0.1), 2);
-        assert_eq!(limiter.check("a", 0.0), Ok(()));
-        assert_eq!(limiter.check("a", 0.0), Err(Duration::from_secs(10)));
-        assert_eq!(limiter.check("b", 0.0), Ok(()));
+        assert_eq!(limiter.check("a", secs(0)), Ok(()));
+        assert_eq!(limiter.check("a", secs(0)), Err(Duration::from_secs(10)));
+        assert_eq!(limiter.check("b", secs(0)), Ok(()));
         // Full of live buckets: a new key is refused, known keys go on.
-        assert_eq!(limiter.check("c", 1.0), Err(Duration::from_secs(1)));
+        assert_eq!(limiter.check("c", secs(1)), Err(Duration::from_secs(1)));
         assert_eq!(limiter.len(), 2);
         // Once the buckets refill, the sweep makes room.
-        assert_eq!(limiter.check("c", 20.0), Ok(()));
+        assert_eq!(limiter.check("c", secs(20)), Ok(()));
         assert_eq!(limiter.len(), 1);
     }
 }

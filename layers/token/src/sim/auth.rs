@@ -1,6 +1,7 @@
 //! The authentication server of a simulation, on a loopback port, and the
-//! calls the clients make to it. Its construction lives here alone so that
-//! a change to the server's API touches one place.
+//! calls the clients make to it. Its construction lives here alone (the
+//! demo starts its server with [`start_auth`] too) so that a change to the
+//! server's API touches one place.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,17 +20,54 @@ const ISS: &str = "https://auth.sim";
 const AUD: &str = "sim";
 const SECRET: &str = "gateway-secret";
 
-/// A running authentication server and a verifier holding its keys.
+/// A running authentication server and a verifier holding its keys, from
+/// [`start_auth`] (an example is there).
 #[derive(Debug)]
-pub(crate) struct Auth {
+pub struct Auth {
     pub(crate) rates: RateRecorder,
     pub(crate) base: String,
     pub(crate) verifier: Verifier,
 }
 
-/// Starts the server (Ed25519, client secret, `sessions` sessions) on
-/// 127.0.0.1 and fetches its JWKS.
-pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duration) -> Auth {
+impl Auth {
+    /// The server's base URI, `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A verifier of the server's tokens, holding the keys of its JWKS
+    /// document, with a 2 s leeway.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The server's request rate.
+    pub fn rates(&self) -> &RateRecorder {
+        &self.rates
+    }
+}
+
+/// Starts the server (Ed25519, client secret, room for `sessions`
+/// sessions, logins valid for `lifetime`) on 127.0.0.1, spawned on the
+/// current runtime, and fetches its JWKS.
+///
+/// # Panics
+///
+/// If no loopback port can be bound or the JWKS cannot be fetched.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use foresight_token::sim::{refresher, start_auth};
+/// use foresight_token::{SharedClock, TokenPrefetchLayer, TokioClock};
+///
+/// # async fn demo() {
+/// let clock: SharedClock = TokioClock::shared();
+/// let auth = start_auth(clock, 10, Duration::from_secs(60)).await;
+/// let layer = TokenPrefetchLayer::builder(auth.verifier().clone(), refresher(auth.base())).build();
+/// # let _ = layer;
+/// # }
+/// ```
+pub async fn start_auth(clock: SharedClock, sessions: usize, lifetime: Duration) -> Auth {
     let ring = KeyRing::new(
         SigningKey::generate_ed25519("k1").expect("key"),
         clock.clone(),
@@ -65,8 +103,8 @@ pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duratio
     // A short leeway: with one-minute tokens the default 30 s would hide
     // late refreshes.
     let verifier = Verifier::builder(StaticKeys::from_jwks(&jwks), ISS, AUD)
-        .clock(clock)
-        .leeway(Duration::from_secs(2))
+        .with_clock(clock)
+        .with_leeway(Duration::from_secs(2))
         .build();
     Auth {
         rates,
@@ -75,14 +113,19 @@ pub(crate) async fn start(clock: SharedClock, sessions: usize, lifetime: Duratio
     }
 }
 
-/// The refresh client of the gateway, or of the clients themselves.
-pub(crate) fn refresher(base: &str) -> RemoteIssuer {
+/// The refresh client of the gateway, or of the clients themselves: a
+/// [`RemoteIssuer`] of the server at `base` with its client secret.
+///
+/// # Panics
+///
+/// If `base` is not a loopback HTTP URI. An example is on [`start_auth`].
+pub fn refresher(base: &str) -> RemoteIssuer {
     RemoteIssuer::builder(base)
-        .client_secret(SECRET)
-        .pool_max_idle(64)
+        .with_client_secret(SECRET)
+        .with_pool_max_idle(64)
         // A busy shared machine should slow the run down, not fail a
         // refresh.
-        .timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(10))
         .build()
         .expect("issuer")
 }

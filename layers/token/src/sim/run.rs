@@ -132,7 +132,7 @@ pub async fn run(replay: Arc<Replay>, mode: Mode, seed: u64) -> Outcome {
     let first = SIM_T0 - warmup;
     let clock = ManualClock::new(Duration::from_secs(first - lifetime.as_secs()));
     let shared: SharedClock = Arc::new(clock.clone());
-    let auth = auth::start(shared.clone(), n, lifetime).await;
+    let auth = auth::start_auth(shared.clone(), n, lifetime).await;
 
     let mut feeder = None;
     let probe: Option<Arc<dyn LoadSignal>> = match mode {
@@ -154,22 +154,24 @@ pub async fn run(replay: Arc<Replay>, mode: Mode, seed: u64) -> Outcome {
     let horizon = s.lead + s.lead / 4;
     let mut builder =
         TokenPrefetchLayer::builder(auth.verifier.clone(), auth::refresher(&auth.base))
-            .token_lifetime(lifetime)
-            .refresh_margin(s.margin)
-            .max_sessions(n * 2)
-            .max_reactive_in_flight(1024);
+            .with_token_lifetime(lifetime)
+            .with_refresh_margin(s.margin)
+            .with_max_sessions(n * 2)
+            .with_max_reactive_in_flight(1024);
     builder = match (&probe, mode) {
         (Some(signal), _) => builder
-            .load_signal(signal.clone())
-            .threshold(replay.threshold())
-            .horizon(horizon)
-            .lead(s.lead)
-            .max_extension(s.max_extension)
-            .spread(s.after_peak.0, s.after_peak.1)
-            .max_issue_rate(1.5 * n as f64 / s.lead.as_secs_f64()),
+            .with_load_signal(signal.clone())
+            .with_threshold(replay.threshold())
+            .with_horizon(horizon)
+            .with_lead(s.lead)
+            .with_max_extension(s.max_extension)
+            .with_spread(s.after_peak.0, s.after_peak.1)
+            .with_max_issue_rate(1.5 * n as f64 / s.lead.as_secs_f64()),
         // The client refreshes: the gateway only authenticates.
-        (None, Mode::Jittered) => builder.refresh_margin(Duration::ZERO).reactive(),
-        (None, _) => builder.reactive(),
+        (None, Mode::Jittered) => builder
+            .with_refresh_margin(Duration::ZERO)
+            .with_reactive_only(true),
+        (None, _) => builder.with_reactive_only(true),
     };
     let layer = builder.build();
     let handle = layer.handle().clone();

@@ -95,7 +95,7 @@ async fn start_with(
         serve(router).await
     };
     let verifier = Verifier::builder(ring, ISS, AUD)
-        .clock(support::net::shared(&clock))
+        .with_clock(support::net::shared(&clock))
         .build();
     Auth {
         addr,

@@ -1,4 +1,6 @@
 //! Shared helpers of the integration tests.
+// Each test crate uses some of these helpers, and they are `pub` to be
+// reachable from it.
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
@@ -6,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foresight_core::edge::{EdgeBody, ErrorResponseLayer};
+use foresight_core::signal::Forecast;
 use foresight_token::{
     KeyRing, LocalIssuer, ManualClock, MemoryRevocations, SharedClock, SigningKey, TokenError,
-    TokenPrefetchLayer, Verifier,
+    TokenPrefetchLayer, TokioClock, Verifier,
 };
 use http::{Request, Response};
 use tower::util::BoxCloneService;
@@ -35,8 +38,8 @@ pub fn fixture(key: SigningKey) -> Fixture {
     let issuer = LocalIssuer::new(ring.clone(), ISS, AUD, shared_clock.clone());
     let revocations = Arc::new(MemoryRevocations::new(1000, shared_clock.clone()));
     let verifier = Verifier::builder(ring.clone(), ISS, AUD)
-        .clock(shared_clock.clone())
-        .revocations(revocations.clone())
+        .with_clock(shared_clock.clone())
+        .with_revocations(revocations.clone())
         .build();
     Fixture {
         clock,
@@ -45,6 +48,40 @@ pub fn fixture(key: SigningKey) -> Fixture {
         issuer,
         verifier,
         revocations,
+    }
+}
+
+/// The setup of the paused-time prefetch tests: the Tokio clock (so
+/// `tokio::time::advance` moves the tokens' time too), an HS256 key ring, a
+/// local issuer and a verifier of its tokens.
+pub struct PausedFixture {
+    pub clock: SharedClock,
+    pub ring: KeyRing,
+    pub issuer: LocalIssuer,
+    pub verifier: Verifier,
+}
+
+pub fn paused_fixture() -> PausedFixture {
+    let clock = TokioClock::shared();
+    let ring = KeyRing::new(SigningKey::hs256("k1", &[3u8; 32]).unwrap(), clock.clone());
+    let issuer = LocalIssuer::new(ring.clone(), ISS, AUD, clock.clone());
+    let verifier = Verifier::builder(ring.clone(), ISS, AUD)
+        .with_clock(clock.clone())
+        .build();
+    PausedFixture {
+        clock,
+        ring,
+        issuer,
+        verifier,
+    }
+}
+
+/// A forecast of exactly `mean`, with no interval around it.
+pub fn exact(mean: f64) -> Forecast {
+    Forecast {
+        mean,
+        lower: mean,
+        upper: mean,
     }
 }
 
@@ -271,16 +308,16 @@ pub mod net {
             .unwrap(),
         );
         let verifier = Verifier::builder(keys.clone(), super::ISS, super::AUD)
-            .clock(clock.clone())
+            .with_clock(clock.clone())
             .build();
         let remote = RemoteIssuer::builder(format!("http://{auth_addr}"))
-            .client_secret("gateway-secret")
-            .timeout(Duration::from_secs(5))
+            .with_client_secret("gateway-secret")
+            .with_timeout(Duration::from_secs(5))
             .build()
             .unwrap();
         let layer = TokenPrefetchLayer::builder(verifier, remote)
-            .token_lifetime(lifetime)
-            .refresh_margin(Duration::from_secs(2))
+            .with_token_lifetime(lifetime)
+            .with_refresh_margin(Duration::from_secs(2))
             .build();
         let api = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from("ok")))
@@ -288,9 +325,9 @@ pub mod net {
         let api = ErrorResponseLayer::new()
             .classify::<TokenError>()
             .layer(layer.layer(api));
-        let mut ws = WsConfig::default().heartbeat(Duration::from_secs(1));
+        let mut ws = WsConfig::default().with_heartbeat(Duration::from_secs(1));
         if let Some(origin) = origin {
-            ws = ws.allow_origin(origin);
+            ws = ws.with_allow_origin(origin);
         }
         let router = Router::new()
             .route_service("/api", api)
