@@ -4,7 +4,8 @@
 //! etcd watch, Redis pub/sub), over a local 3-member etcd cluster and a
 //! local redis-server started for the run. With the version check, each
 //! hit also reads the session's version from the store (a linearizable
-//! read on etcd, `HMGET` on Redis).
+//! read on etcd, `HMGET` on Redis). For scale, the stores alone: an
+//! uncached `load`, and a `save` (compare-and-set) of a session.
 //!
 //! ```text
 //! cargo bench -p foresight-store --features etcd,redis,cache --bench cached_read
@@ -77,7 +78,40 @@ fn cached_read(c: &mut Criterion) {
         })
     });
     group.finish();
+    // Every read above was a hit.
     assert!(etcd.is_cached(etcd_id) && redis_store.is_cached(redis_id));
+
+    let mut group = c.benchmark_group("store");
+    let (etcd_raw, redis_raw) = (etcd.get_ref().clone(), redis_store.get_ref().clone());
+    group.bench_function("etcd_load", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert!(etcd_raw.load(etcd_id).await.unwrap().is_some());
+        })
+    });
+    group.bench_function("redis_load", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert!(redis_raw.load(redis_id).await.unwrap().is_some());
+        })
+    });
+    group.bench_function("etcd_save", |b| {
+        b.to_async(&rt).iter(|| async {
+            let loaded = etcd_raw.load(etcd_id).await.unwrap().unwrap();
+            etcd_raw
+                .save(etcd_id, &loaded.value, loaded.version)
+                .await
+                .unwrap();
+        })
+    });
+    group.bench_function("redis_save", |b| {
+        b.to_async(&rt).iter(|| async {
+            let loaded = redis_raw.load(redis_id).await.unwrap().unwrap();
+            redis_raw
+                .save(redis_id, &loaded.value, loaded.version)
+                .await
+                .unwrap();
+        })
+    });
+    group.finish();
     drop((cluster, redis));
 }
 

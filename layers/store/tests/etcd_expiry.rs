@@ -38,10 +38,21 @@ async fn sessions_expire_at_their_deadline_not_their_lease() {
         )
         .await
         .unwrap();
-    let ttl = store.load_with_ttl(idle).await.unwrap().unwrap().ttl.unwrap();
+    let ttl = store
+        .load_with_ttl(idle)
+        .await
+        .unwrap()
+        .unwrap()
+        .ttl
+        .unwrap();
     assert!(ttl <= Duration::from_millis(800), "{ttl:?}");
     // A touch with a long idle timeout does not pass the absolute deadline.
-    assert!(store.touch(absolute, Duration::from_secs(3600)).await.unwrap());
+    assert!(
+        store
+            .touch(absolute, Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
     let ttl = store
         .load_with_ttl(absolute)
         .await
