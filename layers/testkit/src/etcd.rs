@@ -13,7 +13,7 @@ use tempfile::TempDir;
 use crate::port::free_port;
 
 /// Environment variable naming the etcd binary (default `/usr/bin/etcd`,
-/// then `etcd` on `PATH`).
+/// then `etcd` on `PATH`). When set, only that path is tried.
 pub const ETCD_BIN_ENV: &str = "FORESIGHT_ETCD";
 
 const MEMBERS: usize = 3;
@@ -62,7 +62,8 @@ struct Member {
 /// The etcd binary, if installed.
 fn etcd_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(ETCD_BIN_ENV) {
-        return Some(path.into());
+        let path = PathBuf::from(path);
+        return path.exists().then_some(path);
     }
     let default = PathBuf::from("/usr/bin/etcd");
     if default.exists() {
