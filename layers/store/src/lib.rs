@@ -30,6 +30,9 @@
 //!   bounded (`with_capacity`).
 //! - `RedisStore` (feature `redis`): standalone Redis or Redis Cluster,
 //!   each write one Lua script, optional `WAIT` for replicas.
+//! - `EtcdStore` (feature `etcd`): etcd v3 (Raft), linearizable reads by
+//!   default, each write one transaction on the key's revision, expiry
+//!   by leases shared per time bucket.
 //! - `CachedStore` (feature `cache`): a moka cache in front of any store,
 //!   version-aware and expiry-aware, with cross-instance invalidation
 //!   checked by a heartbeat, and an optional per-hit version check.
@@ -64,6 +67,8 @@
 mod cache;
 mod data;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod id;
 #[cfg(feature = "memory")]
 mod memory;
@@ -78,6 +83,10 @@ mod version;
 pub use cache::{BusEvent, CachedStore, Invalidation, InvalidationBus, LocalBus};
 pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};
+#[cfg(all(feature = "etcd", feature = "cache"))]
+pub use etcd::EtcdBus;
+#[cfg(feature = "etcd")]
+pub use etcd::{DEFAULT_ETCD_PREFIX, DEFAULT_LEASE_BUCKET, EtcdError, EtcdStore};
 pub use id::{ParseSessionIdError, SessionId};
 #[cfg(feature = "memory")]
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};

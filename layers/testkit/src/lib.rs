@@ -5,6 +5,9 @@
 //! - [`RedisCluster`]: a 3-master / 3-replica Redis Cluster made with
 //!   `redis-cli --cluster create`, ready when returned, with helpers to find
 //!   a key's master, kill it and wait for its replica to take over.
+//! - [`EtcdCluster`]: a 3-member etcd cluster of local processes, with
+//!   helpers to find the leader, SIGKILL / SIGSTOP / SIGCONT and restart a
+//!   member; skipped with a message when etcd is missing, unless `CI` is set.
 //! - [`linearizability`]: a Wing–Gong checker for recorded histories.
 //! - [`http`]: axum instances that can be killed like a process, and a hyper
 //!   server for gateway stacks, on loopback ports.
@@ -33,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod etcd;
 pub mod http;
 pub mod keys;
 pub mod linearizability;
@@ -41,5 +45,6 @@ pub mod process;
 mod server;
 
 pub use cluster::{ClusterNode, RedisCluster};
+pub use etcd::{ETCD_BIN_ENV, EtcdCluster};
 pub use port::free_port;
 pub use server::{RedisServer, RedisServerBuilder};
