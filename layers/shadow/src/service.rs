@@ -17,7 +17,7 @@ use tower_service::Service;
 use crate::body::ShadowBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
-use crate::stats::bump;
+use crate::policy::Decision;
 
 /// Service of [`ShadowWriteLayer`](crate::ShadowWriteLayer); see the
 /// [crate docs](crate) for the examples.
@@ -86,7 +86,22 @@ impl<S> ShadowWrite<S> {
         if route.role == Role::Shadow || request.extensions().get::<Replayed>().is_some() {
             return None;
         }
-        if config.sampling < 1.0 && rand::random::<f64>() >= config.sampling {
+        let Decision::Shadow {
+            write,
+            sample,
+            coalesce,
+        } = config.policy.decide(request.method(), request.uri().path())
+        else {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        };
+        // A write goes to a shadow-aware instance or nowhere.
+        if write && !config.policy.any_shadow_aware() {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        }
+        let sampling = config.sampling * sample;
+        if sampling < 1.0 && rand::random::<f64>() >= sampling {
             return None;
         }
         let at = route.ranked.iter().position(|c| *c == route.target)?;
@@ -106,24 +121,34 @@ impl<S> ShadowWrite<S> {
                 .cloned()
         };
         let Some(secondary) = secondary else {
-            bump!(shared.counters, dropped_unhealthy);
+            shared.counters.dropped_unhealthy.bump();
             return None;
         };
+        if write && !config.policy.is_shadow_aware(&secondary) {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        }
         let hint = request.body().size_hint();
         if hint.lower() > config.body_cap as u64 {
-            bump!(shared.counters, dropped_body);
+            shared.counters.dropped_body.bump();
+            return None;
+        }
+        // A warm-up dropped below for want of room still counts as the
+        // session's for the interval: under overload, fewer copies.
+        if !coalesce.is_zero() && !shared.coalescer.admit(&route.key, &secondary, coalesce) {
+            shared.counters.coalesced.bump();
             return None;
         }
         let Some(semaphore) = shared.semaphore(&secondary) else {
-            bump!(shared.counters, dropped_unhealthy);
+            shared.counters.dropped_unhealthy.bump();
             return None;
         };
         let Ok(permit) = semaphore.try_acquire_owned() else {
-            bump!(shared.counters, dropped_full);
+            shared.counters.dropped_full.bump();
             return None;
         };
         let Ok(runtime) = Handle::try_current() else {
-            bump!(shared.counters, dropped_no_runtime);
+            shared.counters.dropped_no_runtime.bump();
             return None;
         };
         Some(Plan {
@@ -179,7 +204,7 @@ where
             // A client must not be able to forge shadow requests (the
             // routing tier's ShardLayer strips them first; this holds in a
             // stack without one too).
-            bump!(self.shared.counters, stripped);
+            self.shared.counters.stripped.bump();
         }
         let plan = if config.sampling > 0.0 {
             self.plan(&request)
@@ -210,7 +235,7 @@ where
         } else {
             (None, None)
         };
-        bump!(self.shared.counters, sent);
+        self.shared.counters.sent.bump();
         // The copy readies its own clone of the service inside the task;
         // the primary keeps the readiness reserved by `poll_ready`.
         plan.runtime.spawn(shadow(
@@ -272,16 +297,16 @@ async fn shadow<S, B, RB>(
             && let Ok(primary) = primary.await
             && primary != status
         {
-            bump!(counters, mismatches);
+            counters.mismatches.bump();
             tracing::debug!(%primary, shadow = %status, "shadow status differs");
         }
         End::Completed
     };
     match tokio::time::timeout(shared.config.timeout, work).await {
-        Ok(End::Completed) => bump!(counters, completed),
-        Ok(End::Failed) => bump!(counters, failed),
-        Ok(End::BodyDropped) => bump!(counters, dropped_body),
-        Err(_) => bump!(counters, timed_out),
+        Ok(End::Completed) => counters.completed.bump(),
+        Ok(End::Failed) => counters.failed.bump(),
+        Ok(End::BodyDropped) => counters.dropped_body.bump(),
+        Err(_) => counters.timed_out.bump(),
     }
     drop(permit);
 }

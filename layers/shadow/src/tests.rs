@@ -122,8 +122,15 @@ async fn beyond_the_in_flight_limit_shadows_are_dropped_and_counted() {
     let layer = ShadowWriteLayer::new(topology()).with_max_in_flight(2);
     let (mut service, mut handle) = setup(&layer);
     let mut stalled = Vec::new();
-    for _ in 0..5 {
-        let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    for session in 0..5 {
+        // Distinct sessions, so that no copy is coalesced with another.
+        let mut request = get();
+        let ranked: Ranked = ["a", "b"].iter().map(|&id| id.into()).collect();
+        let key = ClientKey::from(format!("session-{session}").as_str());
+        request
+            .extensions_mut()
+            .insert(Route::primary(key, ranked).unwrap());
+        let response = tokio::spawn(service.ready().await.unwrap().call(request));
         loop {
             let (request, reply) = handle.next_request().await.unwrap();
             if is_shadow(&request) {
@@ -227,7 +234,9 @@ async fn replays_are_never_shadowed() {
 
 #[tokio::test]
 async fn a_body_is_copied_once_the_primary_has_read_it() {
-    let layer = ShadowWriteLayer::new(topology());
+    let layer = ShadowWriteLayer::new(topology())
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response = tokio::spawn(service.ready().await.unwrap().call(request(
         Method::POST,
@@ -255,7 +264,10 @@ async fn a_body_is_copied_once_the_primary_has_read_it() {
 
 #[tokio::test]
 async fn a_body_over_the_cap_is_not_copied() {
-    let layer = ShadowWriteLayer::new(topology()).with_body_cap(4);
+    let layer = ShadowWriteLayer::new(topology())
+        .with_body_cap(4)
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response = tokio::spawn(service.ready().await.unwrap().call(request(
         Method::POST,
@@ -275,7 +287,9 @@ async fn a_body_over_the_cap_is_not_copied() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_leaves_no_shadow_behind() {
-    let layer = ShadowWriteLayer::new(topology());
+    let layer = ShadowWriteLayer::new(topology())
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response =
         service
@@ -351,3 +365,5 @@ async fn no_runtime_means_no_copy() {
     assert_eq!(layer.stats().dropped_no_runtime, 1);
     let _ = Duration::ZERO;
 }
+
+mod policy;
