@@ -7,9 +7,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use foresight_core::{BoxError, InstanceId, ROLE_HEADER, Role, Route};
 use foresight_failover::Replayed;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body::{Body, SizeHint};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tower_service::Service;
@@ -159,6 +160,24 @@ impl<S> ShadowWrite<S> {
     }
 }
 
+/// The body's length as its request declares it: the body's exact size
+/// hint, else its `content-length`, else, in HTTP/1 without
+/// `transfer-encoding`, zero (RFC 9112 §6.3). Body wrappers (timeouts,
+/// limits) may hide the hint, so the head is read too.
+fn declared_length(parts: &Parts, hint: SizeHint) -> Option<u64> {
+    if let Some(exact) = hint.exact() {
+        return Some(exact);
+    }
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    match parts.headers.get(CONTENT_LENGTH) {
+        Some(value) => value.to_str().ok()?.trim().parse().ok(),
+        None if parts.version < Version::HTTP_2 => Some(0),
+        None => None,
+    }
+}
+
 fn copy_head(parts: &Parts, route: Option<&Route>, secondary: InstanceId) -> Parts {
     let (mut copy, ()) = Request::new(()).into_parts();
     copy.method = parts.method.clone();
@@ -220,12 +239,15 @@ where
 
         let (parts, body) = request.into_parts();
         let head = copy_head(&parts, parts.extensions.get::<Route>(), plan.secondary);
-        let (body, source) = if body.is_end_stream() {
+        let expected = declared_length(&parts, body.size_hint());
+        // An empty body may never be polled at all (hyper's client sends no
+        // body for a GET of unknown length): nothing to wait for.
+        let (body, source) = if body.is_end_stream() || expected == Some(0) {
             (ShadowBody::passthrough(body), Source::Ready)
         } else {
             let (tx, rx) = oneshot::channel();
             (
-                ShadowBody::tee(body, config.body_cap, tx),
+                ShadowBody::tee(body, config.body_cap, expected, tx),
                 Source::Pending(rx),
             )
         };

@@ -363,7 +363,70 @@ async fn no_runtime_means_no_copy() {
     .join()
     .unwrap();
     assert_eq!(layer.stats().dropped_no_runtime, 1);
-    let _ = Duration::ZERO;
+}
+
+/// A body that hides its length, as some wrappers (a read timeout) do.
+struct Hidden(Full<Bytes>);
+
+impl http_body::Body for Hidden {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_of_declared_length_is_copied_when_its_reader_stops_at_the_last_byte() {
+    let layer = ShadowWriteLayer::new(topology()).with_shadow_aware(["b"]);
+    let (mock, mut handle) = mock::pair::<Request<ShadowBody<Hidden>>, Reply>();
+    handle.allow(10);
+    let mut service = layer.layer(mock);
+    let cases = [
+        (Method::POST, Some("7"), "payload"),
+        // HTTP/1 without content-length or transfer-encoding: no body.
+        (Method::GET, None, ""),
+    ];
+    for (method, length, body) in cases {
+        let mut request = request(method.clone(), body, &["a", "b"]).map(Hidden);
+        if let Some(length) = length {
+            request
+                .headers_mut()
+                .insert(http::header::CONTENT_LENGTH, length.parse().unwrap());
+        }
+        let response = tokio::spawn(service.ready().await.unwrap().call(request));
+        let (primary, reply) = handle.next_request().await.unwrap();
+        // The reader takes the declared bytes, never polls for the end,
+        // and drops the body, as hyper's client does.
+        let mut primary = primary.into_body();
+        let mut read = Vec::new();
+        while read.len() < body.len() {
+            let frame = primary.frame().await.unwrap().unwrap();
+            read.extend_from_slice(frame.data_ref().unwrap());
+        }
+        drop(primary);
+        reply.send_response(ok());
+        // Paused time: an abandoned copy fails this at once, not by a hang.
+        let (shadow, reply) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("{method}: no shadow; {:?}", layer.stats()))
+            .unwrap();
+        let role = shadow.extensions().get::<Route>().unwrap().role;
+        assert_eq!(role, Role::Shadow, "{method}");
+        assert_eq!(
+            shadow.into_body().collect().await.unwrap().to_bytes(),
+            body,
+            "{method}"
+        );
+        reply.send_response(ok());
+        response.await.unwrap().unwrap();
+    }
+    settle(|| layer.stats().completed == 2).await;
+    assert_eq!(layer.stats().dropped_body, 0);
 }
 
 mod policy;
