@@ -287,8 +287,7 @@ async fn roles_of_a_post(shadow: Option<foresight::shadow::ShadowPolicy>) -> Vec
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
-    let seen = seen.lock().unwrap().clone();
-    seen
+    seen.lock().unwrap().clone()
 }
 
 #[tokio::test]
