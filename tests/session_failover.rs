@@ -131,7 +131,9 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     let users = half_on_victim(&topology, &victim, "user", DEFAULT_SEED, SESSIONS);
     let client = http_client::<ShadowBody<ReplayBody<Incoming>>>();
     let failover = HealthFailoverLayer::new(topology.clone());
-    let shadow = ShadowWriteLayer::new(topology.clone());
+    // The instances run SessionMirrorLayer: the PUTs may be copied to them.
+    let shadow = ShadowWriteLayer::new(topology.clone())
+        .with_shadow_aware(instances.iter().map(|i| i.name.as_str()));
     let gateway = serve_gateway(
         ServiceBuilder::new()
             .layer(foresight::edge())

@@ -243,3 +243,58 @@ async fn without_prediction_the_same_climb_changes_nothing() {
         HealthState::Healthy
     );
 }
+
+/// Sends one POST through the default routing tier with `shadow` (if any)
+/// and returns the roles of what reached the instances.
+async fn roles_of_a_post(shadow: Option<foresight::shadow::ShadowPolicy>) -> Vec<Role> {
+    let topology = topology();
+    let builder = Foresight::builder(topology.clone())
+        .with_key(HeaderKey::new("x-account-id"))
+        .without_tokens()
+        .without_prediction();
+    let builder = match shadow {
+        Some(policy) => builder.with_shadow(policy),
+        None => builder,
+    };
+    let foresight = builder.build().expect("builds");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let leaf = Pool::new(topology, {
+        let seen = seen.clone();
+        move |_instance| {
+            let seen = seen.clone();
+            service_fn(move |request: LeafRequest| {
+                let role = request.extensions().get::<Route>().expect("routed").role;
+                seen.lock().unwrap().push(role);
+                // The handler reads the body, as an instance forwarding it
+                // would: the copy takes it from there.
+                async move {
+                    let _ = request.into_body().collect().await;
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+                }
+            })
+        }
+    });
+    let gateway = ServiceBuilder::new()
+        .layer(foresight.routing_layer())
+        .service(leaf);
+    let request = http::Request::post("/orders")
+        .header("x-account-id", "k1")
+        .body(Full::new(Bytes::from_static(b"order")))
+        .unwrap();
+    let response = gateway.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A copy runs on a task of its own.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    seen.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_default_stack_never_copies_a_post_and_a_policy_can_allow_it() {
+    assert_eq!(roles_of_a_post(None).await, [Role::Primary]);
+    let aware = foresight::shadow::ShadowPolicy::new().with_shadow_aware(INSTANCES);
+    let mut roles = roles_of_a_post(Some(aware)).await;
+    roles.sort_by_key(|r| *r == Role::Shadow);
+    assert_eq!(roles, [Role::Primary, Role::Shadow]);
+}

@@ -13,7 +13,7 @@ use foresight_core::rank::BoundedLoad;
 use foresight_failover::{DEFAULT_SIGNAL_LEAD, HealthFailoverLayer};
 use foresight_forecast::{Forecaster, Signal};
 use foresight_mirror::SessionMirrorLayer;
-use foresight_shadow::ShadowWriteLayer;
+use foresight_shadow::{ShadowPolicy, ShadowWriteLayer};
 use foresight_shard::ShardLayer;
 use foresight_store::{MemoryStore, SessionStore, SharedStore};
 use foresight_token::{
@@ -46,6 +46,28 @@ enum TokenSetting {
     Off,
 }
 
+/// What [`ForesightBuilder::with_shadow`] takes: a policy for the default
+/// ShadowWriteLayer, or a whole customised layer.
+#[derive(Debug)]
+pub enum ShadowSetting {
+    /// The default layer under this policy.
+    Policy(ShadowPolicy),
+    /// This layer, as it is.
+    Layer(ShadowWriteLayer),
+}
+
+impl From<ShadowPolicy> for ShadowSetting {
+    fn from(policy: ShadowPolicy) -> Self {
+        Self::Policy(policy)
+    }
+}
+
+impl From<ShadowWriteLayer> for ShadowSetting {
+    fn from(layer: ShadowWriteLayer) -> Self {
+        Self::Layer(layer)
+    }
+}
+
 enum ForecastSetting {
     BuiltIn,
     Custom(Forecaster),
@@ -69,7 +91,10 @@ enum ForecastSetting {
 ///   prefetches) and HealthFailoverLayer (it learns each instance's latency
 ///   from every attempt, and a predicted degradation moves the instance's
 ///   sessions ahead of time);
-/// - HealthFailoverLayer and ShadowWriteLayer with their own defaults.
+/// - HealthFailoverLayer with its own defaults;
+/// - ShadowWriteLayer under the default [`ShadowPolicy`]: reads coalesced
+///   per session, no write copied, since no instance is declared
+///   shadow-aware.
 #[must_use]
 pub struct ForesightBuilder<K> {
     topology: Topology,
@@ -221,9 +246,43 @@ impl<K: KeyExtractor + Clone> ForesightBuilder<K> {
         self
     }
 
-    /// A customised ShadowWriteLayer over the same topology.
-    pub fn with_shadow(mut self, layer: ShadowWriteLayer) -> Self {
-        self.shadow = Some(layer);
+    /// The shadow copies: a [`ShadowPolicy`] for the default
+    /// ShadowWriteLayer, or a customised layer over the same topology.
+    ///
+    /// By default no instance is shadow-aware, so no request that is not
+    /// safe (`POST`, `PUT`, …) is ever copied; declare the instances that
+    /// run the instance layer ([`SessionMirrorLayer`]) so that their
+    /// sessions stay warm after writes too:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use foresight::prelude::*;
+    /// use foresight::shadow::ShadowPolicy;
+    /// use foresight::stack::Foresight;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let topology = Topology::from_instances(["a", "b"].map(InstanceSpec::new))?;
+    /// let foresight = Foresight::builder(topology)
+    ///     .without_tokens()
+    ///     .without_prediction()
+    ///     .with_shadow(
+    ///         ShadowPolicy::new()
+    ///             .with_shadow_aware(["a", "b"])
+    ///             .with_coalesce_interval(Duration::from_secs(10)),
+    ///     )
+    ///     .build()?;
+    /// # let _ = foresight;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_shadow(mut self, shadow: impl Into<ShadowSetting>) -> Self {
+        self.shadow = Some(match shadow.into() {
+            ShadowSetting::Policy(policy) => {
+                ShadowWriteLayer::new(self.topology.clone()).with_policy(policy)
+            }
+            ShadowSetting::Layer(layer) => layer,
+        });
         self
     }
 

@@ -105,7 +105,7 @@ mod routing;
 
 pub use builder::{
     DEFAULT_PREFETCH_THRESHOLD, DEFAULT_TOKEN_DRIVER_PERIOD, DEFAULT_TOKEN_ISSUER, DefaultKey,
-    ForesightBuilder,
+    ForesightBuilder, ShadowSetting,
 };
 pub use record::{RecordLoad, RecordLoadFuture, RecordLoadLayer};
 pub use routing::RoutingLayer;

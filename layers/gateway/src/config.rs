@@ -30,6 +30,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+use foresight::shadow::ShadowPolicy;
 use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
@@ -232,25 +233,6 @@ pub struct ProxyConfig {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-/// `[shadow]`: copies of first attempts to the secondary.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ShadowConfig {
-    /// Shadowing on (default true).
-    pub enabled: bool,
-    /// Share of eligible requests shadowed, 0 to 1 (default 1).
-    pub sampling: Spanned<f64>,
-}
-
-impl Default for ShadowConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            sampling: Spanned::new(0..0, 1.0),
-        }
-    }
-}
-
 /// `[forecast]`: the shared forecaster.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -399,13 +381,7 @@ impl Config {
             }
             _ => {}
         }
-        let sampling = *self.shadow.sampling.get_ref();
-        if !(0.0..=1.0).contains(&sampling) {
-            return Err((
-                self.shadow.sampling.span(),
-                format!("sampling must be within 0 and 1, not {sampling}"),
-            ));
-        }
+        let _checked = self.shadow_policy()?;
         if let Some(factor) = &self.routing.balance_factor {
             let c = *factor.get_ref();
             if !(c.is_finite() && c >= 1.0) {
@@ -434,6 +410,16 @@ impl Config {
         Ok(())
     }
 
+    /// The `[shadow]` section's policy, checked against the instances.
+    pub(crate) fn shadow_policy(&self) -> Result<ShadowPolicy, (Range<usize>, String)> {
+        let ids: Vec<&str> = self
+            .instances
+            .iter()
+            .map(|i| i.get_ref().id.get_ref().as_str())
+            .collect();
+        self.shadow.policy(&ids)
+    }
+
     /// The instances as topology specs.
     pub fn instance_specs(&self) -> Vec<foresight::core::InstanceSpec> {
         self.instances
@@ -456,6 +442,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
+
+mod shadow;
+pub use shadow::{RuleAction, ShadowConfig, ShadowRuleConfig};
 
 #[cfg(test)]
 mod tests;

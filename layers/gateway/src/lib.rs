@@ -4,7 +4,8 @@
 //! and HTTP/2) and a separate admin address ([`admin`]), and routes every
 //! request by its client key through the routing tier of
 //! `Foresight::builder()`: sticky weighted rendezvous hashing, health-based
-//! failover with one shared forecaster, shadow copies to the secondary.
+//! failover with one shared forecaster, shadow copies to the secondary
+//! (reads coalesced per session, writes only to shadow-aware instances).
 //! Around it: tower-http's edge hygiene ([`edge`]), the reverse-proxy rules
 //! of RFC 9110 ([`proxy_headers`]), header-read and idle timeouts with a 408
 //! and a connection limit ([`server`]), hot reload of the instances on
@@ -213,11 +214,16 @@ fn routed<K: KeyExtractor + Clone>(
         MissingKey::Spread => MissingKeyPolicy::SpreadRandomly,
         MissingKey::Reject => MissingKeyPolicy::Reject,
     };
-    let shadow = ShadowWriteLayer::new(topology.clone()).with_sampling(if config.shadow.enabled {
-        *config.shadow.sampling.get_ref()
-    } else {
-        0.0
-    });
+    let policy = config
+        .shadow_policy()
+        .expect("a validated config has a valid [shadow] section");
+    let shadow = ShadowWriteLayer::new(topology.clone())
+        .with_policy(policy)
+        .with_sampling(if config.shadow.enabled {
+            *config.shadow.sampling.get_ref()
+        } else {
+            0.0
+        });
     let builder = Foresight::builder(topology.clone())
         .with_key(key)
         .with_missing_key(missing)

@@ -429,3 +429,89 @@ async fn an_instance_draining_in_the_config_gets_nothing() {
         assert_ne!(served_by(&answer), "alpha");
     }
 }
+
+/// What reached a counting backend: its name, the path, and whether it came
+/// as a shadow.
+type Runs = std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String, bool)>>>;
+
+/// A backend that runs its handler for whatever reaches it, and records it.
+async fn counting_backend(name: &'static str, runs: Runs) -> SocketAddr {
+    let app = Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let runs = runs.clone();
+        async move {
+            let shadow = headers
+                .get("x-foresight-role")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"shadow"));
+            runs.lock()
+                .unwrap()
+                .push((name, uri.path().to_owned(), shadow));
+            format!("name={name}\n")
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Sends 20 POSTs (`/w/0` to `/w/19`) and 20 GETs over 4 sessions through a
+/// gateway configured with `shadow`, and returns what reached the backends
+/// once `expected_copies` shadows have arrived (waiting at most 20 s).
+async fn posts_through(shadow: &str, expected_copies: usize) -> Vec<(&'static str, String, bool)> {
+    let runs = Runs::default();
+    let mut backends = Vec::new();
+    for name in ["alpha", "beta", "gamma"] {
+        backends.push((name, counting_backend(name, runs.clone()).await, 1.0));
+    }
+    let gateway = Gateway::start(&config(&backends, shadow)).await;
+    for i in 0..20 {
+        let cookie = format!("Cookie: sid=user{}\r\n", i % 4);
+        let post = format!(
+            "POST /w/{i} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n{cookie}Content-Length: 5\r\n\r\nhello"
+        );
+        let response = raw(gateway.public, post.as_bytes()).await;
+        assert_eq!(status(&response), 200, "{response}");
+        let response = get(gateway.public, &format!("/r/{i}"), &cookie).await;
+        assert_eq!(status(&response), 200, "{response}");
+    }
+    for _ in 0..2000 {
+        let copies = runs.lock().unwrap().iter().filter(|r| r.2).count();
+        if copies >= expected_copies {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runs.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn by_default_a_post_runs_once_and_reads_warm_each_session_once() {
+    // 4 sessions: one warm-up each, from their first GET.
+    let runs = posts_through("", 4).await;
+    for i in 0..20 {
+        let path = format!("/w/{i}");
+        let ran: Vec<_> = runs.iter().filter(|r| r.1 == path).collect();
+        assert_eq!(ran.len(), 1, "POST {path} ran {ran:?}");
+        assert!(!ran[0].2, "POST {path} ran as a shadow");
+    }
+    let copies: Vec<_> = runs.iter().filter(|r| r.2).collect();
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    assert!(copies.iter().all(|r| r.1.starts_with("/r/")), "{copies:?}");
+}
+
+#[tokio::test]
+async fn a_post_reaches_the_shadow_aware_secondary_too() {
+    let shadow =
+        "[shadow]\nshadow_aware = [\"alpha\", \"beta\", \"gamma\"]\ncoalesce_interval = \"0s\"\n\n";
+    // Every request is copied once: 20 POSTs and 20 GETs.
+    let runs = posts_through(shadow, 40).await;
+    for i in 0..20 {
+        let path = format!("/w/{i}");
+        let ran: Vec<_> = runs.iter().filter(|r| r.1 == path).collect();
+        let primaries: Vec<_> = ran.iter().filter(|r| !r.2).collect();
+        let copies: Vec<_> = ran.iter().filter(|r| r.2).collect();
+        assert_eq!((primaries.len(), copies.len()), (1, 1), "{ran:?}");
+        assert_ne!(primaries[0].0, copies[0].0, "{ran:?}");
+    }
+    assert_eq!(runs.iter().filter(|r| r.2).count(), 40);
+}

@@ -20,6 +20,8 @@ pin_project! {
             chunks: Vec<Bytes>,
             len: usize,
             cap: usize,
+            // The length the request declared, when it did.
+            expected: Option<u64>,
             tx: Option<oneshot::Sender<Vec<Bytes>>>,
         },
         Copy { chunks: std::vec::IntoIter<Bytes> },
@@ -56,15 +58,22 @@ impl<B> ShadowBody<B> {
     }
 
     /// Streams `body` and hands its frames to `tx` once it ended within
-    /// `cap` bytes. Above the cap, or if the body fails or is dropped early,
-    /// `tx` is dropped and the shadow is abandoned.
-    pub(crate) fn tee(body: B, cap: usize, tx: oneshot::Sender<Vec<Bytes>>) -> Self {
+    /// `cap` bytes: at its end, or once it has the `expected` length. Above
+    /// the cap, or if the body fails or is dropped early, `tx` is dropped
+    /// and the shadow is abandoned.
+    pub(crate) fn tee(
+        body: B,
+        cap: usize,
+        expected: Option<u64>,
+        tx: oneshot::Sender<Vec<Bytes>>,
+    ) -> Self {
         Self {
             kind: Kind::Tee {
                 body,
                 chunks: Vec::new(),
                 len: 0,
                 cap,
+                expected,
                 tx: Some(tx),
             },
         }
@@ -96,12 +105,13 @@ where
             KindProj::Passthrough { body } => body.poll_frame(cx).map_err(Into::into),
             KindProj::Copy { chunks } => Poll::Ready(chunks.next().map(|c| Ok(Frame::data(c)))),
             KindProj::Tee {
-                body,
+                mut body,
                 chunks,
                 len,
                 cap,
+                expected,
                 tx,
-            } => match ready!(body.poll_frame(cx)) {
+            } => match ready!(body.as_mut().poll_frame(cx)) {
                 None => {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(std::mem::take(chunks));
@@ -121,6 +131,14 @@ where
                             tx.take();
                             *chunks = Vec::new();
                         }
+                    }
+                    // A reader that knows the length (hyper's client with a
+                    // content-length) stops at the last byte and never
+                    // polls for the end.
+                    if (*expected == Some(*len as u64) || body.is_end_stream())
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(std::mem::take(chunks));
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }

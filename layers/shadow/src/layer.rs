@@ -8,6 +8,8 @@ use foresight_core::{InstanceId, Topology};
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
+use crate::coalesce::Coalescer;
+use crate::policy::ShadowPolicy;
 use crate::service::ShadowWrite;
 use crate::stats::{Counters, ShadowStats};
 
@@ -28,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) trusted: bool,
     pub(crate) compare: bool,
     pub(crate) body_cap: usize,
+    pub(crate) policy: ShadowPolicy,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             trusted: false,
             compare: false,
             body_cap: DEFAULT_BODY_CAP,
+            policy: ShadowPolicy::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ pub(crate) struct Shared {
     pub(crate) topology: Topology,
     pub(crate) config: Config,
     pub(crate) counters: Counters,
+    pub(crate) coalescer: Coalescer,
     permits: ArcSwap<Permits>,
     rebuild: Mutex<()>,
 }
@@ -61,8 +66,9 @@ impl Shared {
     fn new(topology: Topology, config: Config) -> Self {
         Self {
             topology,
+            coalescer: Coalescer::new(config.policy.capacity(), config.policy.horizon()),
             config,
-            counters: Counters::default(),
+            counters: Counters::register(),
             permits: ArcSwap::from_pointee(Permits {
                 epoch: u64::MAX,
                 map: HashMap::new(),
@@ -125,8 +131,9 @@ impl fmt::Debug for ShadowWriteLayer {
 }
 
 impl ShadowWriteLayer {
-    /// Shadows to the instances of `topology`: every eligible request
-    /// (sampling 1), at most [`DEFAULT_MAX_IN_FLIGHT`] per instance, each
+    /// Shadows to the instances of `topology` under the default
+    /// [`ShadowPolicy`] (reads coalesced per session, no write copied),
+    /// sampling 1, at most [`DEFAULT_MAX_IN_FLIGHT`] per instance, each
     /// abandoned after [`DEFAULT_TIMEOUT`], bodies up to
     /// [`DEFAULT_BODY_CAP`], role headers from clients stripped, statuses
     /// not compared.
@@ -154,8 +161,9 @@ impl ShadowWriteLayer {
         self.with(|c| c.timeout = timeout)
     }
 
-    /// Fraction of eligible requests shadowed, 0 to 1 (default 1). At 0 the
-    /// layer only strips role headers.
+    /// Fraction of eligible requests shadowed, 0 to 1 (default 1), times
+    /// the sample of the policy's matching rule. At 0 the layer only strips
+    /// role headers.
     pub fn with_sampling(self, fraction: f64) -> Self {
         self.with(|c| {
             c.sampling = if fraction.is_nan() {
@@ -183,6 +191,26 @@ impl ShadowWriteLayer {
     /// Largest body copied (default [`DEFAULT_BODY_CAP`]).
     pub fn with_body_cap(self, bytes: usize) -> Self {
         self.with(|c| c.body_cap = bytes)
+    }
+
+    /// Which requests are copied, to which instances, how often (default
+    /// [`ShadowPolicy::new`]).
+    pub fn with_policy(self, policy: ShadowPolicy) -> Self {
+        self.with(|c| c.policy = policy)
+    }
+
+    /// Declares these instances shadow-aware in the layer's policy (see
+    /// [`ShadowPolicy::with_shadow_aware`]): writes may be copied to them.
+    pub fn with_shadow_aware<I>(self, ids: impl IntoIterator<Item = I>) -> Self
+    where
+        I: Into<InstanceId>,
+    {
+        self.with(|c| c.policy = c.policy.clone().with_shadow_aware(ids))
+    }
+
+    /// The layer's policy.
+    pub fn policy(&self) -> &ShadowPolicy {
+        &self.shared.config.policy
     }
 
     /// Counters since the layer was built, shared by its clones.

@@ -23,12 +23,26 @@
 //! - never a copy of a failover replay ([`Replayed`](foresight_failover::Replayed))
 //!   or of a shadow.
 //!
+//! What is copied, to which instance and how often is the layer's
+//! [`ShadowPolicy`], safe and cheap by default:
+//! - a request that is not safe (`POST`, `PATCH`, `PUT`, `DELETE`, …) is
+//!   copied only to an instance declared shadow-aware (one running
+//!   `SessionMirrorLayer`, which skips the handler on a shadow). No
+//!   instance is shadow-aware by default, so by default no write ever runs
+//!   twice;
+//! - reads are coalesced per session: one copy per client key and secondary
+//!   per interval (30 s by default), in a bounded map;
+//! - [`ShadowRule`]s skip, sample or coalesce per method and path prefix.
+//!
 //! An incoming `x-foresight-role` header is stripped, so a client cannot
 //! forge shadow requests, unless the hop is configured as trusted.
 //!
 //! The copy runs on a spawned Tokio task (one allocation per shadow, off the
-//! primary's path); requests that are not shadowed (sampling 0, no
-//! secondary) cost a header lookup and nothing else.
+//! primary's path). A request that is not copied costs a header lookup and
+//! the policy's decision (a method check, the rules if any), and a read
+//! also a lookup in the coalescing map (one hash, one uncontended lock of
+//! one of its shards). The counters of each outcome are in [`ShadowStats`]
+//! and, under the names in [`metrics`], in the `metrics` registry.
 //!
 //! # Default setup
 //!
@@ -70,23 +84,33 @@
 //!
 //! # Customised setup
 //!
-//! Shadow one request in ten, at most 8 in flight per instance, each within
-//! 200 ms, compare statuses, and trust the role header because the hop in
-//! front is another router of ours:
+//! Copy writes to `a` and `b`, which run `SessionMirrorLayer`; warm each
+//! session at most every 10 s, never for static assets; shadow one request
+//! in ten, at most 8 in flight per instance, each within 200 ms; compare
+//! statuses, and trust the role header because the hop in front is another
+//! router of ours:
 //!
 //! ```
 //! use std::time::Duration;
 //! use foresight_core::{InstanceSpec, Topology};
-//! use foresight_shadow::ShadowWriteLayer;
+//! use foresight_shadow::{ShadowPolicy, ShadowRule, ShadowWriteLayer};
 //!
+//! # fn main() -> Result<(), foresight_shadow::ShadowPolicyError> {
 //! let topology = Topology::from_instances(["a", "b"].map(InstanceSpec::new)).unwrap();
+//! let policy = ShadowPolicy::new()
+//!     .with_shadow_aware(["a", "b"])
+//!     .with_coalesce_interval(Duration::from_secs(10))
+//!     .with_rule(ShadowRule::skip().with_path_prefix("/assets")?);
 //! let shadow = ShadowWriteLayer::new(topology)
+//!     .with_policy(policy)
 //!     .with_sampling(0.1)
 //!     .with_max_in_flight(8)
 //!     .with_timeout(Duration::from_millis(200))
 //!     .with_comparison(true)
 //!     .with_trusted_hop(true);
-//! # let _ = shadow;
+//! assert!(shadow.policy().is_shadow_aware(&"a".into()));
+//! # Ok(())
+//! # }
 //! ```
 
 #![deny(missing_docs)]
@@ -94,13 +118,21 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod coalesce;
+mod error;
 pub mod future;
 mod layer;
+pub mod metrics;
+mod policy;
 mod service;
 mod stats;
 
 pub use body::ShadowBody;
+pub use error::ShadowPolicyError;
 pub use layer::{DEFAULT_BODY_CAP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, ShadowWriteLayer};
+pub use policy::{
+    DEFAULT_COALESCE_CAPACITY, DEFAULT_COALESCE_INTERVAL, ShadowAction, ShadowPolicy, ShadowRule,
+};
 pub use service::ShadowWrite;
 pub use stats::ShadowStats;
 

@@ -7,9 +7,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use foresight_core::{BoxError, InstanceId, ROLE_HEADER, Role, Route};
 use foresight_failover::Replayed;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use http_body::{Body, SizeHint};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tower_service::Service;
@@ -17,7 +18,7 @@ use tower_service::Service;
 use crate::body::ShadowBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
-use crate::stats::bump;
+use crate::policy::Decision;
 
 /// Service of [`ShadowWriteLayer`](crate::ShadowWriteLayer); see the
 /// [crate docs](crate) for the examples.
@@ -86,7 +87,22 @@ impl<S> ShadowWrite<S> {
         if route.role == Role::Shadow || request.extensions().get::<Replayed>().is_some() {
             return None;
         }
-        if config.sampling < 1.0 && rand::random::<f64>() >= config.sampling {
+        let Decision::Shadow {
+            write,
+            sample,
+            coalesce,
+        } = config.policy.decide(request.method(), request.uri().path())
+        else {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        };
+        // A write goes to a shadow-aware instance or nowhere.
+        if write && !config.policy.any_shadow_aware() {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        }
+        let sampling = config.sampling * sample;
+        if sampling < 1.0 && rand::random::<f64>() >= sampling {
             return None;
         }
         let at = route.ranked.iter().position(|c| *c == route.target)?;
@@ -106,24 +122,34 @@ impl<S> ShadowWrite<S> {
                 .cloned()
         };
         let Some(secondary) = secondary else {
-            bump!(shared.counters, dropped_unhealthy);
+            shared.counters.dropped_unhealthy.bump();
             return None;
         };
+        if write && !config.policy.is_shadow_aware(&secondary) {
+            shared.counters.skipped_by_policy.bump();
+            return None;
+        }
         let hint = request.body().size_hint();
         if hint.lower() > config.body_cap as u64 {
-            bump!(shared.counters, dropped_body);
+            shared.counters.dropped_body.bump();
+            return None;
+        }
+        // A warm-up dropped below for want of room still counts as the
+        // session's for the interval: under overload, fewer copies.
+        if !coalesce.is_zero() && !shared.coalescer.admit(&route.key, &secondary, coalesce) {
+            shared.counters.coalesced.bump();
             return None;
         }
         let Some(semaphore) = shared.semaphore(&secondary) else {
-            bump!(shared.counters, dropped_unhealthy);
+            shared.counters.dropped_unhealthy.bump();
             return None;
         };
         let Ok(permit) = semaphore.try_acquire_owned() else {
-            bump!(shared.counters, dropped_full);
+            shared.counters.dropped_full.bump();
             return None;
         };
         let Ok(runtime) = Handle::try_current() else {
-            bump!(shared.counters, dropped_no_runtime);
+            shared.counters.dropped_no_runtime.bump();
             return None;
         };
         Some(Plan {
@@ -131,6 +157,24 @@ impl<S> ShadowWrite<S> {
             permit,
             runtime,
         })
+    }
+}
+
+/// The body's length as its request declares it: the body's exact size
+/// hint, else its `content-length`, else, in HTTP/1 without
+/// `transfer-encoding`, zero (RFC 9112 §6.3). Body wrappers (timeouts,
+/// limits) may hide the hint, so the head is read too.
+fn declared_length(parts: &Parts, hint: SizeHint) -> Option<u64> {
+    if let Some(exact) = hint.exact() {
+        return Some(exact);
+    }
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    match parts.headers.get(CONTENT_LENGTH) {
+        Some(value) => value.to_str().ok()?.trim().parse().ok(),
+        None if parts.version < Version::HTTP_2 => Some(0),
+        None => None,
     }
 }
 
@@ -179,7 +223,7 @@ where
             // A client must not be able to forge shadow requests (the
             // routing tier's ShardLayer strips them first; this holds in a
             // stack without one too).
-            bump!(self.shared.counters, stripped);
+            self.shared.counters.stripped.bump();
         }
         let plan = if config.sampling > 0.0 {
             self.plan(&request)
@@ -195,12 +239,15 @@ where
 
         let (parts, body) = request.into_parts();
         let head = copy_head(&parts, parts.extensions.get::<Route>(), plan.secondary);
-        let (body, source) = if body.is_end_stream() {
+        let expected = declared_length(&parts, body.size_hint());
+        // An empty body may never be polled at all (hyper's client sends no
+        // body for a GET of unknown length): nothing to wait for.
+        let (body, source) = if body.is_end_stream() || expected == Some(0) {
             (ShadowBody::passthrough(body), Source::Ready)
         } else {
             let (tx, rx) = oneshot::channel();
             (
-                ShadowBody::tee(body, config.body_cap, tx),
+                ShadowBody::tee(body, config.body_cap, expected, tx),
                 Source::Pending(rx),
             )
         };
@@ -210,7 +257,7 @@ where
         } else {
             (None, None)
         };
-        bump!(self.shared.counters, sent);
+        self.shared.counters.sent.bump();
         // The copy readies its own clone of the service inside the task;
         // the primary keeps the readiness reserved by `poll_ready`.
         plan.runtime.spawn(shadow(
@@ -272,16 +319,16 @@ async fn shadow<S, B, RB>(
             && let Ok(primary) = primary.await
             && primary != status
         {
-            bump!(counters, mismatches);
+            counters.mismatches.bump();
             tracing::debug!(%primary, shadow = %status, "shadow status differs");
         }
         End::Completed
     };
     match tokio::time::timeout(shared.config.timeout, work).await {
-        Ok(End::Completed) => bump!(counters, completed),
-        Ok(End::Failed) => bump!(counters, failed),
-        Ok(End::BodyDropped) => bump!(counters, dropped_body),
-        Err(_) => bump!(counters, timed_out),
+        Ok(End::Completed) => counters.completed.bump(),
+        Ok(End::Failed) => counters.failed.bump(),
+        Ok(End::BodyDropped) => counters.dropped_body.bump(),
+        Err(_) => counters.timed_out.bump(),
     }
     drop(permit);
 }

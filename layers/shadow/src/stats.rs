@@ -1,10 +1,14 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use metrics::Counter;
+
+use crate::metrics as names;
 
 /// Counters of a [`ShadowWriteLayer`](crate::ShadowWriteLayer) and all its
 /// clones, from [`stats`](crate::ShadowWriteLayer::stats).
 ///
-/// The same events are emitted as `metrics` counters named
-/// `foresight_shadow_<field>_total`.
+/// The same events are emitted as `metrics` counters, named in
+/// [`metrics`](crate::metrics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShadowStats {
@@ -29,46 +33,87 @@ pub struct ShadowStats {
     pub mismatches: u64,
     /// Client requests that carried a role header, stripped.
     pub stripped: u64,
+    /// Not sent: the session was warmed on that secondary within the
+    /// coalescing interval.
+    pub coalesced: u64,
+    /// Not sent by the [`ShadowPolicy`](crate::ShadowPolicy): a rule skips
+    /// the request, or it is not safe and its secondary is not shadow-aware.
+    pub skipped_by_policy: u64,
 }
 
-#[derive(Debug, Default)]
+/// One event: its count for [`ShadowStats`] and its `metrics` counter.
+#[derive(Debug)]
+pub(crate) struct Event {
+    count: AtomicU64,
+    counter: Counter,
+}
+
+impl Event {
+    fn register(name: &'static str) -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            counter: metrics::counter!(name),
+        }
+    }
+
+    pub(crate) fn bump(&self) {
+        self.count.fetch_add(1, Relaxed);
+        self.counter.increment(1);
+    }
+
+    fn get(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+}
+
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) sent: AtomicU64,
-    pub(crate) completed: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) dropped_full: AtomicU64,
-    pub(crate) dropped_unhealthy: AtomicU64,
-    pub(crate) dropped_body: AtomicU64,
-    pub(crate) dropped_no_runtime: AtomicU64,
-    pub(crate) mismatches: AtomicU64,
-    pub(crate) stripped: AtomicU64,
+    pub(crate) sent: Event,
+    pub(crate) completed: Event,
+    pub(crate) failed: Event,
+    pub(crate) timed_out: Event,
+    pub(crate) dropped_full: Event,
+    pub(crate) dropped_unhealthy: Event,
+    pub(crate) dropped_body: Event,
+    pub(crate) dropped_no_runtime: Event,
+    pub(crate) mismatches: Event,
+    pub(crate) stripped: Event,
+    pub(crate) coalesced: Event,
+    pub(crate) skipped_by_policy: Event,
 }
-
-macro_rules! bump {
-    ($counters:expr, $field:ident) => {{
-        $counters
-            .$field
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!(concat!("foresight_shadow_", stringify!($field), "_total")).increment(1);
-    }};
-}
-pub(crate) use bump;
 
 impl Counters {
+    pub(crate) fn register() -> Self {
+        Self {
+            sent: Event::register(names::SENT),
+            completed: Event::register(names::COMPLETED),
+            failed: Event::register(names::FAILED),
+            timed_out: Event::register(names::TIMED_OUT),
+            dropped_full: Event::register(names::DROPPED_FULL),
+            dropped_unhealthy: Event::register(names::DROPPED_UNHEALTHY),
+            dropped_body: Event::register(names::DROPPED_BODY),
+            dropped_no_runtime: Event::register(names::DROPPED_NO_RUNTIME),
+            mismatches: Event::register(names::MISMATCHES),
+            stripped: Event::register(names::STRIPPED),
+            coalesced: Event::register(names::COALESCED),
+            skipped_by_policy: Event::register(names::SKIPPED_BY_POLICY),
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> ShadowStats {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ShadowStats {
-            sent: r(&self.sent),
-            completed: r(&self.completed),
-            failed: r(&self.failed),
-            timed_out: r(&self.timed_out),
-            dropped_full: r(&self.dropped_full),
-            dropped_unhealthy: r(&self.dropped_unhealthy),
-            dropped_body: r(&self.dropped_body),
-            dropped_no_runtime: r(&self.dropped_no_runtime),
-            mismatches: r(&self.mismatches),
-            stripped: r(&self.stripped),
+            sent: self.sent.get(),
+            completed: self.completed.get(),
+            failed: self.failed.get(),
+            timed_out: self.timed_out.get(),
+            dropped_full: self.dropped_full.get(),
+            dropped_unhealthy: self.dropped_unhealthy.get(),
+            dropped_body: self.dropped_body.get(),
+            dropped_no_runtime: self.dropped_no_runtime.get(),
+            mismatches: self.mismatches.get(),
+            stripped: self.stripped.get(),
+            coalesced: self.coalesced.get(),
+            skipped_by_policy: self.skipped_by_policy.get(),
         }
     }
 }

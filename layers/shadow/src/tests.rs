@@ -122,8 +122,15 @@ async fn beyond_the_in_flight_limit_shadows_are_dropped_and_counted() {
     let layer = ShadowWriteLayer::new(topology()).with_max_in_flight(2);
     let (mut service, mut handle) = setup(&layer);
     let mut stalled = Vec::new();
-    for _ in 0..5 {
-        let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    for session in 0..5 {
+        // Distinct sessions, so that no copy is coalesced with another.
+        let mut request = get();
+        let ranked: Ranked = ["a", "b"].iter().map(|&id| id.into()).collect();
+        let key = ClientKey::from(format!("session-{session}").as_str());
+        request
+            .extensions_mut()
+            .insert(Route::primary(key, ranked).unwrap());
+        let response = tokio::spawn(service.ready().await.unwrap().call(request));
         loop {
             let (request, reply) = handle.next_request().await.unwrap();
             if is_shadow(&request) {
@@ -227,7 +234,9 @@ async fn replays_are_never_shadowed() {
 
 #[tokio::test]
 async fn a_body_is_copied_once_the_primary_has_read_it() {
-    let layer = ShadowWriteLayer::new(topology());
+    let layer = ShadowWriteLayer::new(topology())
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response = tokio::spawn(service.ready().await.unwrap().call(request(
         Method::POST,
@@ -255,7 +264,10 @@ async fn a_body_is_copied_once_the_primary_has_read_it() {
 
 #[tokio::test]
 async fn a_body_over_the_cap_is_not_copied() {
-    let layer = ShadowWriteLayer::new(topology()).with_body_cap(4);
+    let layer = ShadowWriteLayer::new(topology())
+        .with_body_cap(4)
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response = tokio::spawn(service.ready().await.unwrap().call(request(
         Method::POST,
@@ -275,7 +287,9 @@ async fn a_body_over_the_cap_is_not_copied() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_leaves_no_shadow_behind() {
-    let layer = ShadowWriteLayer::new(topology());
+    let layer = ShadowWriteLayer::new(topology())
+        // POST: only to a shadow-aware secondary.
+        .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
     let response =
         service
@@ -349,5 +363,70 @@ async fn no_runtime_means_no_copy() {
     .join()
     .unwrap();
     assert_eq!(layer.stats().dropped_no_runtime, 1);
-    let _ = Duration::ZERO;
 }
+
+/// A body that hides its length, as some wrappers (a read timeout) do.
+struct Hidden(Full<Bytes>);
+
+impl http_body::Body for Hidden {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_of_declared_length_is_copied_when_its_reader_stops_at_the_last_byte() {
+    let layer = ShadowWriteLayer::new(topology()).with_shadow_aware(["b"]);
+    let (mock, mut handle) = mock::pair::<Request<ShadowBody<Hidden>>, Reply>();
+    handle.allow(10);
+    let mut service = layer.layer(mock);
+    let cases = [
+        (Method::POST, Some("7"), "payload"),
+        // HTTP/1 without content-length or transfer-encoding: no body.
+        (Method::GET, None, ""),
+    ];
+    for (method, length, body) in cases {
+        let mut request = request(method.clone(), body, &["a", "b"]).map(Hidden);
+        if let Some(length) = length {
+            request
+                .headers_mut()
+                .insert(http::header::CONTENT_LENGTH, length.parse().unwrap());
+        }
+        let response = tokio::spawn(service.ready().await.unwrap().call(request));
+        let (primary, reply) = handle.next_request().await.unwrap();
+        // The reader takes the declared bytes, never polls for the end,
+        // and drops the body, as hyper's client does.
+        let mut primary = primary.into_body();
+        let mut read = Vec::new();
+        while read.len() < body.len() {
+            let frame = primary.frame().await.unwrap().unwrap();
+            read.extend_from_slice(frame.data_ref().unwrap());
+        }
+        drop(primary);
+        reply.send_response(ok());
+        // Paused time: an abandoned copy fails this at once, not by a hang.
+        let (shadow, reply) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("{method}: no shadow; {:?}", layer.stats()))
+            .unwrap();
+        let role = shadow.extensions().get::<Route>().unwrap().role;
+        assert_eq!(role, Role::Shadow, "{method}");
+        assert_eq!(
+            shadow.into_body().collect().await.unwrap().to_bytes(),
+            body,
+            "{method}"
+        );
+        reply.send_response(ok());
+        response.await.unwrap().unwrap();
+    }
+    settle(|| layer.stats().completed == 2).await;
+    assert_eq!(layer.stats().dropped_body, 0);
+}
+
+mod policy;

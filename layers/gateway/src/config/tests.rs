@@ -127,3 +127,101 @@ fn missing_sections_are_reported() {
     let e = error("[[instance]]\nid = \"a\"\naddr = \"127.0.0.1:1\"\n");
     assert!(e.contains("listen"), "{e}");
 }
+
+const SHADOW: &str = r#"
+[shadow]
+shadow_aware = ["beta"]
+coalesce_interval = "10s"
+coalesce_capacity = 1000
+
+[[shadow.rule]]
+methods = ["GET", "HEAD"]
+path_prefix = "/assets"
+action = "skip"
+
+[[shadow.rule]]
+path_prefix = "/cart"
+sample = 0.5
+coalesce = "0s"
+"#;
+
+/// `VALID` with the `[shadow]` section above, whose `[shadow]` line is the
+/// file's line 27.
+fn with_shadow(shadow: &str) -> String {
+    format!("{}{shadow}", VALID.trim_end_matches('\n'))
+}
+
+#[test]
+fn the_shadow_section_becomes_the_layers_policy() {
+    let config = Config::parse("g.toml", &with_shadow(SHADOW)).unwrap();
+    assert_eq!(config.shadow.coalesce_interval, Duration::from_secs(10));
+    assert_eq!(config.shadow.rules.len(), 2);
+    assert_eq!(config.shadow.rules[0].get_ref().action, RuleAction::Skip);
+    let expected = foresight::shadow::ShadowPolicy::new()
+        .with_shadow_aware(["beta"])
+        .with_coalesce_interval(Duration::from_secs(10))
+        .with_coalesce_capacity(1000)
+        .unwrap()
+        .with_rule(
+            foresight::shadow::ShadowRule::skip()
+                .with_methods([http::Method::GET, http::Method::HEAD])
+                .with_path_prefix("/assets")
+                .unwrap(),
+        )
+        .with_rule(
+            foresight::shadow::ShadowRule::shadow()
+                .with_path_prefix("/cart")
+                .unwrap()
+                .with_sample(0.5)
+                .unwrap()
+                .with_coalesce(Duration::ZERO),
+        );
+    assert_eq!(config.shadow_policy().unwrap(), expected);
+    // By default no instance is shadow-aware.
+    let config = Config::parse("g.toml", VALID).unwrap();
+    assert_eq!(
+        config.shadow_policy().unwrap(),
+        foresight::shadow::ShadowPolicy::new()
+    );
+}
+
+#[test]
+fn bad_shadow_values_point_at_the_offending_value() {
+    let cases = [
+        (
+            SHADOW.replace("[\"beta\"]", "[\"beta\", \"gamma\"]"),
+            "g.toml:28:25: shadow_aware names \"gamma\", which is no [[instance]]",
+        ),
+        (
+            SHADOW.replace("capacity = 1000", "capacity = 0"),
+            "g.toml:30:21: coalescing capacity must be at least 1",
+        ),
+        (
+            SHADOW.replace("\"HEAD\"", "\"head\""),
+            "g.toml:33:19: \"head\" is not a method like \"GET\" (in capitals)",
+        ),
+        (
+            SHADOW.replace("\"/assets\"", "\"assets\""),
+            "g.toml:34:15: path prefix must start with '/', not \"assets\"",
+        ),
+        (
+            SHADOW.replace("sample = 0.5", "sample = 1.5"),
+            "g.toml:39:10: sample ratio must be within 0 and 1, not 1.5",
+        ),
+        (
+            SHADOW.replace("[shadow]", "[shadow]\nsampling = -0.5"),
+            "g.toml:28:12: sampling must be within 0 and 1, not -0.5",
+        ),
+    ];
+    for (shadow, expected) in cases {
+        assert_eq!(error(&with_shadow(&shadow)), expected);
+    }
+    // Type errors and unknown keys come from the parser, placed as well.
+    let e = error(&with_shadow(&SHADOW.replace("\"skip\"", "\"maybe\"")));
+    assert!(
+        e.starts_with("g.toml:35:10: unknown variant `maybe`"),
+        "{e}"
+    );
+    let e = error(&with_shadow(&SHADOW.replace("\"10s\"", "\"soon\"")));
+    assert!(e.starts_with("g.toml:29:21: "), "{e}");
+}
