@@ -136,7 +136,9 @@ pub async fn run() {
     type GatewayBody = ShadowBody<ReplayBody<Incoming>>;
     let client = http_client::<GatewayBody>();
     let failover = HealthFailoverLayer::new(topology.clone());
-    let shadow = ShadowWriteLayer::new(topology.clone());
+    // Every instance runs SessionMirrorLayer, so writes may be copied too.
+    let shadow =
+        ShadowWriteLayer::new(topology.clone()).with_shadow_aware(instances.iter().map(|i| i.name));
     let gateway = serve_gateway(
         ServiceBuilder::new()
             .layer(foresight::edge())

@@ -58,6 +58,15 @@ impl Attempt {
         }
     }
 
+    /// Attempt `number` of the same request.
+    #[must_use]
+    pub const fn with_number(self, number: u16) -> Self {
+        Self {
+            request: self.request,
+            number,
+        }
+    }
+
     /// The request's id.
     pub const fn request(&self) -> u64 {
         self.request

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use foresight_core::attempt::{ATTEMPT_HEADER, Attempt as AttemptTag};
 use foresight_core::{BoxError, Role, Route};
 use http::{Request, Response};
 use http_body::Body;
@@ -109,9 +110,13 @@ where
         if replayable && candidates > 1 {
             let timeout = shared.attempt_timeout(attempt.stats());
             let hedge = shared.hedge_delay(attempt.stats(), now);
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
+            // Every attempt carries the request's id, so an instance can
+            // fence a late one (see `foresight_core::attempt`).
+            let tag = AttemptTag::random();
+            parts.headers.insert(&ATTEMPT_HEADER, tag.header_value());
             let (first, source) = ReplaySource::new(body, shared.config.body_cap);
-            let head = ReplayHead::copy(&parts);
+            let head = ReplayHead::copy(&parts, tag);
             // The readied service serves this attempt and is kept for the
             // replays; a fresh clone takes its place for the next call.
             let mut service = self.inner.clone();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use foresight_core::attempt::{ATTEMPT_HEADER, Attempt as AttemptTag};
 use foresight_core::{Role, Route};
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
@@ -28,10 +29,12 @@ pub(crate) struct ReplayHead {
     headers: HeaderMap,
     route: Option<Route>,
     extensions: Option<Extensions>,
+    /// The request's attempt tag; replays and hedges number their own.
+    tag: AttemptTag,
 }
 
 impl ReplayHead {
-    pub(crate) fn copy(parts: &Parts) -> Self {
+    pub(crate) fn copy(parts: &Parts, tag: AttemptTag) -> Self {
         let route = parts.extensions.get::<Route>().cloned();
         let others = parts.extensions.len() - usize::from(route.is_some());
         Self {
@@ -41,6 +44,7 @@ impl ReplayHead {
             headers: parts.headers.clone(),
             route,
             extensions: (others > 0).then(|| parts.extensions.clone()),
+            tag,
         }
     }
 
@@ -117,6 +121,8 @@ impl<S, B: Body> Replay<S, B> {
         parts.extensions.insert(Replayed {
             attempt: self.attempts,
         });
+        let tag = self.head.tag.with_number(u16::from(self.attempts));
+        parts.headers.insert(&ATTEMPT_HEADER, tag.header_value());
         if hedge {
             tracker.counters.add(Counter::Hedges);
             tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "hedging");

@@ -189,3 +189,30 @@ fn out_of_range_settings_are_clamped() {
     assert_eq!(hedging.min_samples, 1);
     assert_eq!(hedging.window, Duration::from_millis(100));
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_carries_its_requests_id_and_its_own_number() {
+    use foresight_core::attempt::Attempt as Tag;
+    let (_layer, mut service, mut handle) = warmed_up(HealthFailoverLayer::new(topology())).await;
+    let tag = |request: &http::Request<_>| Tag::of_headers(request.headers()).expect("tagged");
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let task = send(&mut service, get(&["a", "b", "c"])).await;
+        let (first, slow) = handle.next_request().await.unwrap();
+        let (second, reply) = handle.next_request().await.unwrap();
+        let (t1, t2) = (tag(&first), tag(&second));
+        assert_eq!((t1.number(), t2.number()), (0, 1));
+        assert!(
+            t1.same_request(&t2),
+            "a hedge is an attempt of the same request"
+        );
+        requests.push(t1);
+        reply.send_response(Response::new("from b"));
+        task.await.unwrap().unwrap();
+        drop(slow);
+    }
+    assert!(
+        !requests[0].same_request(&requests[1]),
+        "each request has its own id"
+    );
+}
