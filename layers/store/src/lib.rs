@@ -18,6 +18,10 @@
 //!   compare-and-set on the newer version, so it still never overwrites a
 //!   version it did not see, but it does replace the values of the keys it
 //!   writes.
+//! - `foresight-mirror` also fences late attempts: a write from an attempt
+//!   of a request that another attempt (a hedge, a replay) already wrote
+//!   is skipped, so a slow attempt never lays an older write over a newer
+//!   request's.
 //! - A write that fails with [`StoreError::Unavailable`] may or may not
 //!   have been applied. [`StoreError::NotReplicated`] means it was applied
 //!   on the primary and may be lost on a failover.
