@@ -2,6 +2,7 @@
 # Foresight gateway against HAProxy and nginx, side by side in one run.
 #
 #   bash benches/peers/run.sh [ROUNDS] [SECONDS]
+#   FORESIGHT_GATEWAY=path/to/foresight-gateway bash benches/peers/run.sh ...  (another build)
 #
 # Installs haproxy, nginx and wrk from Debian's packages when missing, starts
 # three nginx backends on loopback, then, for each round, drives every
@@ -38,7 +39,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 cargo build --release -q -p foresight-gateway
-GATEWAY=target/release/foresight-gateway
+GATEWAY=${FORESIGHT_GATEWAY:-target/release/foresight-gateway}
 
 BACKENDS=(19101 19102 19103)
 for port in "${BACKENDS[@]}"; do
