@@ -6,27 +6,13 @@
 
 mod common;
 
-use foresight_store::{EtcdStore, SessionStore};
+use foresight_store::EtcdStore;
 use foresight_testkit::EtcdCluster;
 
 async fn cluster() -> Option<EtcdCluster> {
     tokio::task::spawn_blocking(EtcdCluster::start)
         .await
         .unwrap()
-}
-
-async fn both_sizes<S: SessionStore + Clone>(name: &str, store: S) {
-    for writers in [25, 100] {
-        let t = common::concurrent_rmw_trials(&store, writers, 100).await;
-        eprintln!(
-            "{name}: {writers} writers x 100 trials: {} acknowledged, {} conflicts, {} lost",
-            t.acknowledged, t.conflicts, t.lost
-        );
-        assert_eq!(t.lost, 0);
-        assert_eq!(t.acknowledged + t.conflicts, writers as u64 * 100);
-    }
-    let conflicts = common::retrying_increments(&store, 25).await;
-    eprintln!("{name}: 25 retrying writers: counter exact, {conflicts} conflicts retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +34,7 @@ async fn etcd_store_concurrency() {
         return;
     };
     let store = EtcdStore::connect(cluster.endpoints()).await.unwrap();
-    both_sizes("etcd", store).await;
+    common::concurrency_suite("etcd", store).await;
 }
 
 #[cfg(feature = "cache")]
@@ -57,7 +43,7 @@ mod cached {
 
     use foresight_store::{CachedStore, EtcdStore};
 
-    use super::{both_sizes, cluster, common};
+    use super::{cluster, common};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cached_etcd_store_conformance_and_concurrency() {
@@ -70,6 +56,6 @@ mod cached {
         let cached = CachedStore::new(store).with_bus(bus);
         common::conformance(cached.clone()).await;
         assert!(cached.is_trusted(), "the watch's heartbeat proves it live");
-        both_sizes("cached etcd", cached).await;
+        common::concurrency_suite("cached etcd", cached).await;
     }
 }

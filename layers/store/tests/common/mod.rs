@@ -313,3 +313,20 @@ pub async fn retrying_increments<S: SessionStore + Clone>(store: &S, writers: us
     assert_eq!(n as usize, writers);
     conflicts.load(std::sync::atomic::Ordering::Relaxed)
 }
+
+/// The concurrency test: 25 and 100 concurrent read-modify-writes on one
+/// session, 100 trials each (no acknowledged update lost, every loser told),
+/// then 25 writers that retry until their increment lands.
+pub async fn concurrency_suite<S: SessionStore + Clone>(name: &str, store: S) {
+    for writers in [25, 100] {
+        let t = concurrent_rmw_trials(&store, writers, 100).await;
+        eprintln!(
+            "{name}: {writers} writers x 100 trials: {} acknowledged, {} conflicts, {} lost",
+            t.acknowledged, t.conflicts, t.lost
+        );
+        assert_eq!(t.lost, 0);
+        assert_eq!(t.acknowledged + t.conflicts, writers as u64 * 100);
+    }
+    let conflicts = retrying_increments(&store, 25).await;
+    eprintln!("{name}: 25 retrying writers: counter exact, {conflicts} conflicts retried");
+}
