@@ -40,7 +40,7 @@
 //! - `CachedStore` (feature `cache`): a moka cache in front of any store,
 //!   version-aware and expiry-aware, with cross-instance invalidation
 //!   checked by a heartbeat, and an optional per-hit version check.
-//! - [`tower_sessions::TowerSessionStore`] (feature `tower-sessions`): any
+//! - `tower_sessions::TowerSessionStore` (feature `tower-sessions`): any
 //!   of them behind tower-sessions' `SessionStore` trait.
 //!
 //! ```

@@ -14,31 +14,6 @@ use foresight_testkit::EtcdCluster;
 
 const PAIRS: i64 = 1000;
 
-/// Runs the pairs and returns how many reads on B were stale.
-async fn stale_reads(a: &CachedStore<EtcdStore>, b: &CachedStore<EtcdStore>) -> i64 {
-    let id = a
-        .create(&common::data(&[("n", 0)]), common::expiry())
-        .await
-        .unwrap();
-    let mut version = Version::FIRST;
-    let mut stale = 0;
-    for n in 1..=PAIRS {
-        // B caches what it sees now.
-        b.load(id).await.unwrap().unwrap();
-        version = a
-            .save(id, &common::data(&[("n", n)]), version)
-            .await
-            .unwrap();
-        let read = b.load(id).await.unwrap().unwrap();
-        let got = read.value.get::<i64>("n").unwrap().unwrap();
-        assert!(got <= n, "{got} for write {n}");
-        if got < n {
-            stale += 1;
-        }
-    }
-    stale
-}
-
 async fn instance(cluster: &EtcdCluster, version_check: bool) -> CachedStore<EtcdStore> {
     let store = EtcdStore::connect(cluster.endpoints()).await.unwrap();
     let bus = store.invalidation_bus();
@@ -58,7 +33,7 @@ async fn a_write_on_a_is_read_on_b_every_time() {
     };
     let a = instance(&cluster, false).await;
     let b = instance(&cluster, true).await;
-    let stale = stale_reads(&a, &b).await;
+    let stale = common::stale_reads(PAIRS, &a, &b).await;
     assert_eq!(
         stale, 0,
         "stale reads out of {PAIRS} with the version check"
@@ -66,7 +41,7 @@ async fn a_write_on_a_is_read_on_b_every_time() {
 
     // For the record, not a claim: the same pairs with the watch alone.
     let b_watch_only = instance(&cluster, false).await;
-    let stale = stale_reads(&a, &b_watch_only).await;
+    let stale = common::stale_reads(PAIRS, &a, &b_watch_only).await;
     eprintln!("watch alone: {stale} stale reads out of {PAIRS}");
 }
 

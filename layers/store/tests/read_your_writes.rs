@@ -8,36 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use foresight_store::{CachedStore, RedisStore, SessionStore, Version};
+use foresight_store::{CachedStore, RedisStore};
 use foresight_testkit::RedisServer;
 
 const PAIRS: i64 = 1000;
-
-/// Runs the pairs and returns how many reads on B were stale.
-async fn stale_reads(a: &CachedStore<RedisStore>, b: &CachedStore<RedisStore>) -> i64 {
-    let id = a
-        .create(&common::data(&[("n", 0)]), common::expiry())
-        .await
-        .unwrap();
-    let mut version = Version::FIRST;
-    let mut stale = 0;
-    for n in 1..=PAIRS {
-        // B caches what it sees now (the read that follows is a hit unless
-        // something tells B otherwise).
-        b.load(id).await.unwrap().unwrap();
-        version = a
-            .save(id, &common::data(&[("n", n)]), version)
-            .await
-            .unwrap();
-        let read = b.load(id).await.unwrap().unwrap();
-        let got = read.value.get::<i64>("n").unwrap().unwrap();
-        assert!(got <= n, "{got} for write {n}");
-        if got < n {
-            stale += 1;
-        }
-    }
-    stale
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_a_is_read_on_b_every_time() {
@@ -50,7 +24,7 @@ async fn a_write_on_a_is_read_on_b_every_time() {
     let b = CachedStore::new(redis.clone())
         .with_bus(bus_b.clone())
         .with_version_check(true);
-    let stale = stale_reads(&a, &b).await;
+    let stale = common::stale_reads(PAIRS, &a, &b).await;
     assert_eq!(
         stale, 0,
         "stale reads out of {PAIRS} with the version check"
@@ -58,6 +32,6 @@ async fn a_write_on_a_is_read_on_b_every_time() {
 
     // For the record, not a claim: the same pairs with announcements alone.
     let b_bus_only = CachedStore::new(redis.clone()).with_bus(bus_b);
-    let stale = stale_reads(&a, &b_bus_only).await;
+    let stale = common::stale_reads(PAIRS, &a, &b_bus_only).await;
     eprintln!("announcements alone: {stale} stale reads out of {PAIRS}");
 }

@@ -330,3 +330,26 @@ pub async fn concurrency_suite<S: SessionStore + Clone>(name: &str, store: S) {
     let conflicts = retrying_increments(&store, 25).await;
     eprintln!("{name}: 25 retrying writers: counter exact, {conflicts} conflicts retried");
 }
+
+/// Read-your-writes across instances: `pairs` times, `b` reads (and may
+/// cache) the session, `a` writes the next value, and `b` reads again at
+/// once. Returns how many of those reads were stale; a read from the
+/// future is a panic.
+pub async fn stale_reads<S: SessionStore>(pairs: i64, a: &S, b: &S) -> i64 {
+    let id = a.create(&data(&[("n", 0)]), expiry()).await.unwrap();
+    let mut version = Version::FIRST;
+    let mut stale = 0;
+    for n in 1..=pairs {
+        // B caches what it sees now (the read that follows is a hit unless
+        // something tells B otherwise).
+        b.load(id).await.unwrap().unwrap();
+        version = a.save(id, &data(&[("n", n)]), version).await.unwrap();
+        let read = b.load(id).await.unwrap().unwrap();
+        let got = read.value.get::<i64>("n").unwrap().unwrap();
+        assert!(got <= n, "{got} for write {n}");
+        if got < n {
+            stale += 1;
+        }
+    }
+    stale
+}
