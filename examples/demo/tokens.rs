@@ -29,13 +29,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use foresight::forward::http_client;
 use foresight::token::client::{DualTokenLayer, TokenSlots};
-use foresight::token::{
-    IssuedToken, ManualClock, NEXT_TOKEN_HEADER, SharedClock, TokenPrefetchLayer,
-};
+use foresight::token::{ManualClock, NEXT_TOKEN_HEADER, SharedClock, TokenPrefetchLayer};
 use foresight_token::sim::{
     Mode, Replay, Scenario, Trace, TraceReport, refresher, start_auth, svg,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
@@ -50,29 +48,6 @@ const TRACE: &str = include_str!(concat!(
 const LIFETIME: Duration = Duration::from_secs(60);
 const MARGIN: Duration = Duration::from_secs(12);
 const T0: u64 = 1_767_225_600;
-
-async fn login(base: &str, sub: &str) -> IssuedToken {
-    let request = http::Request::post(format!("{base}/token/login"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(format!(r#"{{"sub":"{sub}"}}"#))))
-        .expect("request");
-    let response = http_client::<Full<Bytes>>()
-        .request(request)
-        .await
-        .expect("auth server reachable");
-    assert!(
-        response.status().is_success(),
-        "login: {}",
-        response.status()
-    );
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    serde_json::from_slice(&body).expect("token")
-}
 
 /// One client holding two tokens, over real sockets: the gateway refreshes
 /// within the margin and delivers the next token in a response header;
@@ -98,7 +73,8 @@ async fn switch_over() {
             })),
     )
     .await;
-    let first = login(auth.base(), "alice").await;
+    let first =
+        foresight_token::sim::login(&foresight_token::sim::http(), auth.base(), "alice").await;
     let slots = TokenSlots::new(shared);
     slots.deliver(&first.token);
     let client = DualTokenLayer::new(slots.clone()).layer(http_client::<Full<Bytes>>());

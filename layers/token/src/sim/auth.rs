@@ -131,18 +131,19 @@ pub fn refresher(base: &str) -> RemoteIssuer {
 }
 
 /// The HTTP client of the logins.
-pub(crate) type Http = hyper_util::client::legacy::Client<
+pub type Http = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
 >;
 
-/// A new HTTP client.
-pub(crate) fn http() -> Http {
+/// A new HTTP client for [`login`].
+pub fn http() -> Http {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
-/// A login: a new session and its first token.
-pub(crate) async fn login(http: &Http, base: &str, sub: &str) -> IssuedToken {
+/// A login on the auth server at `base`: a new session and its first
+/// token. Panics when the server refuses it (a simulation's setup).
+pub async fn login(http: &Http, base: &str, sub: &str) -> IssuedToken {
     let request = http::Request::post(format!("{base}/token/login"))
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(

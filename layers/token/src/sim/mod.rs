@@ -37,7 +37,7 @@ mod report;
 mod run;
 mod trace;
 
-pub use auth::{Auth, refresher, start_auth};
+pub use auth::{Auth, Http, http, login, refresher, start_auth};
 pub use forecast::{Compressed, Feeder, Learned, Oracle, TraceForecast};
 pub use plot::svg;
 pub use replay::{Replay, SIM_T0, Scenario};
