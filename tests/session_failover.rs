@@ -70,7 +70,9 @@ fn instance_process() {
     process::serve_axum_instance(async move || {
         let store = RedisStore::standalone(&url).unwrap();
         let bus = store.invalidation_bus();
-        let cached = CachedStore::new(store.clone()).with_bus(bus.clone());
+        let cached = CachedStore::builder(store.clone())
+            .with_bus(bus.clone())
+            .build();
         // The cache is bypassed while the bus is down: wait for it, so that
         // the run goes through the caches from the first request.
         bus.wait_connected(Duration::from_secs(5)).await;

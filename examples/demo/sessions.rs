@@ -122,7 +122,9 @@ pub async fn run() {
     let mut instances: Vec<Instance> = ["alpha", "beta", "gamma"]
         .into_iter()
         .map(|name| {
-            let cached = CachedStore::new(store.clone()).with_bus(bus.clone());
+            let cached = CachedStore::builder(store.clone())
+                .with_bus(bus.clone())
+                .build();
             Instance::start(name, instance_app(cached))
         })
         .collect();

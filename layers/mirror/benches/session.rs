@@ -81,11 +81,13 @@ fn benches(c: &mut Criterion) {
     let (cached_redis, checked_redis) = rt.block_on(async {
         let bus = redis_store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        let cached =
-            CachedStore::new(redis_store.clone().with_key_prefix("cached:")).with_bus(bus.clone());
+        let cached = CachedStore::builder(redis_store.clone().with_key_prefix("cached:"))
+            .with_bus(bus.clone())
+            .build();
         // The same, serving a hit only after a version check (read-your-writes).
-        let checked = CachedStore::new(redis_store.clone().with_key_prefix("checked:"))
+        let checked = CachedStore::builder(redis_store.clone().with_key_prefix("checked:"))
             .with_bus(bus)
+            .build()
             .with_version_check(true);
         (cached, checked)
     });

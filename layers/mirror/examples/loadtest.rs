@@ -189,7 +189,7 @@ async fn main() {
             .with_key_prefix("cached:session:");
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        CachedStore::new(store).with_bus(bus)
+        CachedStore::builder(store).with_bus(bus).build()
     };
     let checked_redis = {
         let store = RedisStore::standalone(&redis.url())
@@ -197,8 +197,9 @@ async fn main() {
             .with_key_prefix("checked:session:");
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        CachedStore::new(store)
+        CachedStore::builder(store)
             .with_bus(bus)
+            .build()
             .with_version_check(true)
     };
     let fred = Pool::new(

@@ -30,8 +30,9 @@ fn instance_process() {
         let redis = RedisStore::standalone(&url).expect("redis url");
         let bus = redis.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        let store = CachedStore::new(redis)
+        let store = CachedStore::builder(redis)
             .with_bus(bus)
+            .build()
             .with_version_check(true);
         Router::new()
             .route(

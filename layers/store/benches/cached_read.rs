@@ -43,8 +43,10 @@ fn cached_read(c: &mut Criterion) {
         let redis_bus = redis_store.invalidation_bus();
         assert!(redis_bus.wait_connected(Duration::from_secs(10)).await);
         (
-            CachedStore::new(etcd).with_bus(etcd_bus),
-            CachedStore::new(redis_store).with_bus(redis_bus),
+            CachedStore::builder(etcd).with_bus(etcd_bus).build(),
+            CachedStore::builder(redis_store)
+                .with_bus(redis_bus)
+                .build(),
         )
     });
     let (etcd_id, redis_id) = rt.block_on(async {

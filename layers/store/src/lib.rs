@@ -84,7 +84,9 @@ pub mod tower_sessions;
 mod version;
 
 #[cfg(feature = "cache")]
-pub use cache::{BusEvent, CachedStore, Invalidation, InvalidationBus, LocalBus};
+pub use cache::{
+    BusEvent, CachedStore, CachedStoreBuilder, Invalidation, InvalidationBus, LocalBus,
+};
 pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};
 #[cfg(all(feature = "etcd", feature = "cache"))]

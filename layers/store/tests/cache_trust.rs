@@ -25,7 +25,9 @@ fn n(loaded: Option<foresight_store::Versioned<foresight_store::SessionData>>) -
 async fn a_silent_channel_makes_reads_go_through_to_the_store() {
     let store = Counting::new(MemoryStore::new());
     let bus = FaultyBus::default();
-    let cached = CachedStore::new(store.clone()).with_bus(bus.clone());
+    let cached = CachedStore::builder(store.clone())
+        .with_bus(bus.clone())
+        .build();
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -59,7 +61,9 @@ async fn a_silent_channel_makes_reads_go_through_to_the_store() {
 async fn what_changed_while_the_channel_was_silent_is_not_served_after() {
     let store = MemoryStore::new();
     let bus = FaultyBus::default();
-    let cached = CachedStore::new(store.clone()).with_bus(bus.clone());
+    let cached = CachedStore::builder(store.clone())
+        .with_bus(bus.clone())
+        .build();
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -98,10 +102,13 @@ async fn a_failed_announcement_leaves_no_stale_entry_served() {
         inner: local.clone(),
         ..FaultyBus::default()
     };
-    let writer = CachedStore::new(store.clone()).with_bus(failing.clone());
+    let writer = CachedStore::builder(store.clone())
+        .with_bus(failing.clone())
+        .build();
     // One reader checks versions, the other relies on the bus alone.
-    let checked = CachedStore::new(store.clone())
+    let checked = CachedStore::builder(store.clone())
         .with_bus(local.clone())
+        .build()
         .with_version_check(true);
     let id = writer
         .create(&common::data(&[("n", 1)]), common::expiry())
@@ -127,7 +134,9 @@ async fn a_failed_announcement_leaves_no_stale_entry_served() {
 
     // When the whole channel fails, a bus-only reader stops answering from
     // memory within the heartbeat timeout.
-    let bus_only = CachedStore::new(store.clone()).with_bus(failing.clone());
+    let bus_only = CachedStore::builder(store.clone())
+        .with_bus(failing.clone())
+        .build();
     failing.failing.store(false, Ordering::SeqCst);
     sleep(2 * SECOND).await;
     assert_eq!(n(bus_only.load(id).await.unwrap()), 2);
@@ -149,8 +158,8 @@ async fn a_fill_racing_an_announcement_is_dropped() {
     let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let mut gated = Counting::new(shared.clone());
     gated.hold = Some((read.clone(), release.clone()));
-    let reader = CachedStore::new(gated).with_bus(bus.clone());
-    let writer = CachedStore::new(shared.clone()).with_bus(bus);
+    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
     let id = writer
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -182,7 +191,7 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
     let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let mut gated = Counting::new(shared.clone());
     gated.hold = Some((read.clone(), release.clone()));
-    let reader = CachedStore::new(gated).with_bus(bus.clone());
+    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
     let id = shared
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -209,7 +218,7 @@ async fn an_announcement_during_a_save_leaves_no_older_entry_behind() {
     let (saved, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let mut gated = Counting::new(MemoryStore::new());
     gated.hold_saves = Some((saved.clone(), release.clone()));
-    let owner = CachedStore::new(gated).with_bus(bus.clone());
+    let owner = CachedStore::builder(gated).with_bus(bus.clone()).build();
     let id = owner
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await

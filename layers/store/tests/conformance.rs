@@ -14,7 +14,12 @@ async fn memory_store() {
 #[tokio::test]
 async fn cached_memory_store() {
     use foresight_store::{CachedStore, LocalBus};
-    common::conformance(CachedStore::new(MemoryStore::new()).with_bus(LocalBus::new())).await;
+    common::conformance(
+        CachedStore::builder(MemoryStore::new())
+            .with_bus(LocalBus::new())
+            .build(),
+    )
+    .await;
 }
 
 #[cfg(feature = "redis")]
@@ -41,7 +46,7 @@ mod redis {
         let store = RedisStore::standalone(&server.url()).unwrap();
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        common::conformance(CachedStore::new(store).with_bus(bus)).await;
+        common::conformance(CachedStore::builder(store).with_bus(bus).build()).await;
     }
 
     /// One cluster for the plain and the cached store, since a cluster takes
@@ -63,7 +68,7 @@ mod redis {
 
             let bus = store.invalidation_bus();
             assert!(bus.wait_connected(Duration::from_secs(10)).await);
-            common::conformance(CachedStore::new(store).with_bus(bus)).await;
+            common::conformance(CachedStore::builder(store).with_bus(bus).build()).await;
         }
     }
 }

@@ -53,7 +53,7 @@ mod cached {
         let store = EtcdStore::connect(cluster.endpoints()).await.unwrap();
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        let cached = CachedStore::new(store).with_bus(bus);
+        let cached = CachedStore::builder(store).with_bus(bus).build();
         common::conformance(cached.clone()).await;
         assert!(cached.is_trusted(), "the watch's heartbeat proves it live");
         common::concurrency_suite("cached etcd", cached).await;

@@ -18,8 +18,9 @@ async fn instance(cluster: &EtcdCluster, version_check: bool) -> CachedStore<Etc
     let store = EtcdStore::connect(cluster.endpoints()).await.unwrap();
     let bus = store.invalidation_bus();
     assert!(bus.wait_connected(Duration::from_secs(10)).await);
-    CachedStore::new(store)
+    CachedStore::builder(store)
         .with_bus(bus)
+        .build()
         .with_version_check(version_check)
 }
 
@@ -63,9 +64,10 @@ async fn a_silent_watch_makes_the_cache_read_through() {
     let store = EtcdStore::connect([cluster.endpoint(0)]).await.unwrap();
     let bus = store.invalidation_bus();
     assert!(bus.wait_connected(Duration::from_secs(10)).await);
-    let b = CachedStore::new(store)
+    let b = CachedStore::builder(store)
         .with_bus(bus)
-        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(400));
+        .with_heartbeat(Duration::from_millis(100), Duration::from_millis(400))
+        .build();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(b.is_trusted());
 
@@ -84,7 +86,10 @@ async fn a_silent_watch_makes_the_cache_read_through() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(cached, "B never cached the session while its watch was live");
+    assert!(
+        cached,
+        "B never cached the session while its watch was live"
+    );
 
     cluster.stop(0);
     let mut trusted = true;

@@ -27,8 +27,8 @@ async fn moved_session_is_invalidated_on_the_old_owner() {
     let bus_b = redis.invalidation_bus();
     assert!(bus_a.wait_connected(Duration::from_secs(10)).await);
     assert!(bus_b.wait_connected(Duration::from_secs(10)).await);
-    let a = CachedStore::new(redis.clone()).with_bus(bus_a);
-    let b = CachedStore::new(redis.clone()).with_bus(bus_b);
+    let a = CachedStore::builder(redis.clone()).with_bus(bus_a).build();
+    let b = CachedStore::builder(redis.clone()).with_bus(bus_b).build();
 
     // A owns the session and caches it.
     let id = a
@@ -73,7 +73,9 @@ async fn cache_is_bypassed_while_the_bus_is_down_and_reset_after() {
         .with_op_timeout(Duration::from_millis(300));
     let bus = redis.invalidation_bus();
     assert!(bus.wait_connected(Duration::from_secs(10)).await);
-    let cached = CachedStore::new(redis.clone()).with_bus(bus.clone());
+    let cached = CachedStore::builder(redis.clone())
+        .with_bus(bus.clone())
+        .build();
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await

@@ -20,9 +20,12 @@ async fn a_write_on_a_is_read_on_b_every_time() {
     let (bus_a, bus_b) = (redis.invalidation_bus(), redis.invalidation_bus());
     assert!(bus_a.wait_connected(Duration::from_secs(10)).await);
     assert!(bus_b.wait_connected(Duration::from_secs(10)).await);
-    let a = CachedStore::new(redis.clone()).with_bus(bus_a.clone());
-    let b = CachedStore::new(redis.clone())
+    let a = CachedStore::builder(redis.clone())
+        .with_bus(bus_a.clone())
+        .build();
+    let b = CachedStore::builder(redis.clone())
         .with_bus(bus_b.clone())
+        .build()
         .with_version_check(true);
     let stale = common::stale_reads(PAIRS, &a, &b).await;
     assert_eq!(
@@ -31,7 +34,7 @@ async fn a_write_on_a_is_read_on_b_every_time() {
     );
 
     // For the record, not a claim: the same pairs with announcements alone.
-    let b_bus_only = CachedStore::new(redis.clone()).with_bus(bus_b);
+    let b_bus_only = CachedStore::builder(redis.clone()).with_bus(bus_b).build();
     let stale = common::stale_reads(PAIRS, &a, &b_bus_only).await;
     eprintln!("announcements alone: {stale} stale reads out of {PAIRS}");
 }

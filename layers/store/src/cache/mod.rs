@@ -2,9 +2,11 @@
 //! memory only what it can show to be current, and reads through otherwise.
 //! The mechanism is documented on [`CachedStore`].
 
+mod builder;
 mod bus;
 mod state;
 mod store;
 
+pub use self::builder::CachedStoreBuilder;
 pub use self::bus::{BusEvent, Invalidation, InvalidationBus, LocalBus};
 pub use self::store::CachedStore;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::builder::CachedStoreBuilder;
 use super::bus::{Invalidation, InvalidationBus};
-use super::state::{Entry, State, spawn_heartbeat, spawn_listener};
+use super::state::{Entry, State};
 use crate::store::StoreFuture;
 use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Version, Versioned};
 
@@ -15,9 +16,8 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 /// only while it can show them current, and writes through to the store
 /// behind it.
 ///
-/// Defaults, each with a setter: 100 000 sessions; an entry kept at most
-/// 5 minutes, and never beyond the session's own expiry; a heartbeat every
-/// second, trusted for 3 seconds; no version check.
+/// Its settings and their defaults are on [`CachedStoreBuilder`], which
+/// creates the shared state once.
 ///
 /// Cloning shares the cache.
 ///
@@ -74,9 +74,9 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let shared = MemoryStore::new();
 /// let bus = LocalBus::new();
-/// let a = CachedStore::new(shared.clone()).with_bus(bus.clone());
+/// let a = CachedStore::builder(shared.clone()).with_bus(bus.clone()).build();
 /// // B checks versions: it sees A's writes at once, announced or not.
-/// let b = CachedStore::new(shared).with_bus(bus).with_version_check(true);
+/// let b = CachedStore::builder(shared).with_bus(bus).build().with_version_check(true);
 ///
 /// let id = a.create(&SessionData::new(), Expiry::default()).await.unwrap();
 /// let seen_by_b = b.load(id).await.unwrap().unwrap(); // cached in b
@@ -88,14 +88,10 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 /// ```
 #[derive(Debug)]
 pub struct CachedStore<S> {
-    inner: S,
-    state: Arc<State>,
-    bus: Option<Arc<dyn InvalidationBus>>,
-    ttl: Duration,
-    capacity: u64,
-    heartbeat: Duration,
-    heartbeat_timeout: Duration,
-    version_check: bool,
+    pub(super) inner: S,
+    pub(super) state: Arc<State>,
+    pub(super) bus: Option<Arc<dyn InvalidationBus>>,
+    pub(super) version_check: bool,
 }
 
 impl<S: Clone> Clone for CachedStore<S> {
@@ -104,93 +100,35 @@ impl<S: Clone> Clone for CachedStore<S> {
             inner: self.inner.clone(),
             state: self.state.clone(),
             bus: self.bus.clone(),
-            ttl: self.ttl,
-            capacity: self.capacity,
-            heartbeat: self.heartbeat,
-            heartbeat_timeout: self.heartbeat_timeout,
             version_check: self.version_check,
         }
     }
 }
 
-const DEFAULT_TTL: Duration = Duration::from_secs(300);
-const DEFAULT_CAPACITY: u64 = 100_000;
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
-const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
-
 impl<S: SessionStore> CachedStore<S> {
-    /// A cache in front of `inner`, without cross-instance invalidation.
+    /// A cache in front of `inner` with the defaults, without
+    /// cross-instance invalidation: right only while this instance is the
+    /// only writer. [`CachedStore::builder`] sets the rest.
     pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            state: Arc::new(State::new(
-                DEFAULT_CAPACITY,
-                DEFAULT_TTL,
-                DEFAULT_HEARTBEAT_TIMEOUT,
-            )),
-            bus: None,
-            ttl: DEFAULT_TTL,
-            capacity: DEFAULT_CAPACITY,
-            heartbeat: DEFAULT_HEARTBEAT,
-            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-            version_check: false,
-        }
+        Self::builder(inner).build()
     }
 
-    /// Most sessions kept (default 100 000). Starts an empty cache.
-    #[must_use]
-    pub fn with_capacity(mut self, sessions: u64) -> Self {
-        self.capacity = sessions;
-        self.rebuild()
-    }
-
-    /// Longest time an entry may be served after it was cached (default
-    /// 5 min), even if the session lives longer. Starts an empty cache.
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self.rebuild()
-    }
-
-    /// Publishes a heartbeat every `interval` and answers from memory only
-    /// while one came back within `timeout` (defaults 1 s and 3 s). Keep
-    /// `timeout` a few intervals long. Starts an empty cache.
-    #[must_use]
-    pub fn with_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.heartbeat = interval;
-        self.heartbeat_timeout = timeout;
-        self.rebuild()
+    /// A builder for a cache in front of `inner`: capacity, entry ttl,
+    /// heartbeat and the invalidation bus are set on it, and
+    /// [`CachedStoreBuilder::build`] creates the cache (and its tasks) once.
+    pub fn builder(inner: S) -> CachedStoreBuilder<S> {
+        CachedStoreBuilder::new(inner)
     }
 
     /// Whether a hit is served only after the store's version of the
     /// session matches it (default false): read-your-writes across
     /// instances every time, for one small round trip per hit.
+    ///
+    /// It is a setting of this handle only: the cache stays shared with
+    /// the clones it was made from, which keep their own setting.
     #[must_use]
     pub fn with_version_check(mut self, on: bool) -> Self {
         self.version_check = on;
-        self
-    }
-
-    /// Publishes this cache's writes on `bus` and drops entries announced
-    /// by others. Spawns a listener and a heartbeat task on the current
-    /// tokio runtime; they end when every clone of this store is dropped.
-    #[must_use]
-    pub fn with_bus(mut self, bus: impl InvalidationBus) -> Self {
-        self.bus = Some(Arc::new(bus));
-        self.rebuild()
-    }
-
-    fn rebuild(mut self) -> Self {
-        self.state = Arc::new(State::new(self.capacity, self.ttl, self.heartbeat_timeout));
-        if let Some(bus) = &self.bus {
-            spawn_listener(bus.as_ref(), Arc::downgrade(&self.state));
-            if bus.is_connected() {
-                // Subscribed now, on the bus's word; heartbeats must
-                // confirm it within the timeout.
-                self.state.proven();
-            }
-            spawn_heartbeat(bus.clone(), Arc::downgrade(&self.state), self.heartbeat);
-        }
         self
     }
 

@@ -54,7 +54,7 @@ struct Shared {
 
 impl EtcdStore {
     /// A bus watching this store's keys, for
-    /// [`CachedStore::with_bus`](crate::CachedStore::with_bus). Spawns the
+    /// [`CachedStoreBuilder::with_bus`](crate::CachedStoreBuilder::with_bus). Spawns the
     /// watch task on the current tokio runtime.
     pub fn invalidation_bus(&self) -> EtcdBus {
         let (stop, stopped) = watch::channel(());

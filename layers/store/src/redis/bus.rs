@@ -40,7 +40,7 @@ struct Shared {
 
 impl RedisStore {
     /// A bus on channel `<key prefix>invalidate`, for
-    /// [`CachedStore::with_bus`](crate::CachedStore::with_bus). Spawns the
+    /// [`CachedStoreBuilder::with_bus`](crate::CachedStoreBuilder::with_bus). Spawns the
     /// subscriber task on the current tokio runtime.
     pub fn invalidation_bus(&self) -> RedisBus {
         let channel: Arc<str> = format!("{}invalidate", self.prefix).into();
