@@ -1,6 +1,8 @@
 //! The browser client (`web/foresight-token.js`) in headless Chromium,
 //! through token expiries and a revocation with replacement: no request may
-//! fail.
+//! fail. The page gets its first token from a login response (never from
+//! its URL), and a request to another origin carries no token and cannot
+//! plant one.
 //!
 //! Needs Debian's `chromium` (or `FORESIGHT_CHROMIUM=/path/to/chrome`).
 //! Without it the test is skipped with a message, unless `CI` is set: then
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Extension, State};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use foresight_core::edge::ErrorResponseLayer;
 use foresight_token::jwks::fetch_jwks;
@@ -138,8 +140,23 @@ async fn browser_client_survives_expiry_and_revocation() {
                 .layer(ErrorResponseLayer::new().classify::<TokenError>())
                 .layer(layer),
         );
+    // The page logs in once it has loaded, so that its first token is fresh
+    // however long the browser took to start.
+    let logins = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let logged_in = logins.clone();
+    let (foreign_addr, foreign_seen) = foreign_origin().await;
     let router = Router::new()
         .route("/", get(|| async { Html(include_str!("../web/e2e.html")) }))
+        .route(
+            "/test/login",
+            post(move || async move {
+                if logged_in.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                    return http::StatusCode::GONE.into_response();
+                }
+                let token = support::net::login(auth_addr, "browser-user").await;
+                axum::Json(serde_json::json!({ "token": token.token })).into_response()
+            }),
+        )
         .route(
             "/foresight-token.js",
             get(|| async {
@@ -164,15 +181,12 @@ async fn browser_client_survives_expiry_and_revocation() {
         .merge(handle.ws_router(WsConfig::default().with_allow_origin(format!("http://{addr}"))));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
-    let token = support::net::login(auth_addr, "browser-user").await;
-    let url = format!(
-        "http://{addr}/#token={}&duration_ms=14000&revoke_at_ms=7000",
-        token.token
-    );
+    let url =
+        format!("http://{addr}/?duration_ms=14000&revoke_at_ms=7000&foreign=http://{foreign_addr}");
     let profile = std::env::temp_dir().join(format!(
         "foresight-chromium-{}-{}",
         std::process::id(),
-        token.jti
+        addr.port()
     ));
     let mut command = Command::new(&chromium);
     command
@@ -202,6 +216,23 @@ async fn browser_client_survives_expiry_and_revocation() {
         .expect("the page reports within 90 s")
         .expect("the page reports");
     drop(browser);
+
+    // The other origin got no token and could plant none.
+    let checks = &report["checks"];
+    assert_eq!(checks["foreignStatus"], 200, "{report}");
+    assert_eq!(
+        *foreign_seen.lock().unwrap(),
+        vec![None::<String>],
+        "what the other origin received as Authorization"
+    );
+    assert_eq!(
+        checks["insecureRejected"], true,
+        "plain HTTP origin accepted"
+    );
+    assert_eq!(
+        checks["foreignWsRejected"], true,
+        "foreign WebSocket accepted"
+    );
 
     let failures = report["failures"].as_array().unwrap();
     let events = report["events"].as_array().unwrap();
@@ -233,4 +264,45 @@ async fn browser_client_survives_expiry_and_revocation() {
             .any(|e| e["type"] == "delivered" && e["via"] == "websocket"),
         "{events:?}"
     );
+    assert_eq!(count("not-allowed", None), 1, "{events:?}");
+    assert!(
+        !events.iter().any(|e| e["jti"] == FOREIGN_JTI),
+        "a token from another origin was taken: {events:?}"
+    );
+}
+
+const FOREIGN_JTI: &str = "planted-by-another-origin";
+
+/// A server on another origin (another port) that lets any page call it
+/// with credentials and headers (CORS), records the `Authorization` each
+/// request carried, and answers with a next-token header of its own.
+async fn foreign_origin() -> (std::net::SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    use base64::Engine as _;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let planted = format!(
+        "{}.{}.c2ln",
+        b64.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#),
+        b64.encode(format!(r#"{{"jti":"{FOREIGN_JTI}","exp":4102444800}}"#)),
+    );
+    let recorded = seen.clone();
+    let router = Router::new()
+        .route(
+            "/probe",
+            get(move |headers: http::HeaderMap| async move {
+                let authorization = headers
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.to_str().unwrap_or("?").to_owned());
+                recorded.lock().unwrap().push(authorization);
+                ([("x-foresight-next-token", planted)], "foreign")
+            }),
+        )
+        .layer(
+            tower_http::cors::CorsLayer::very_permissive()
+                .expose_headers([http::HeaderName::from_static("x-foresight-next-token")]),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, seen)
 }

@@ -10,6 +10,14 @@
 // token if none is held yet). A `{"type":"revoked"}` message clears both
 // tokens and stops reconnecting.
 //
+// Tokens go only where they are meant to: the client attaches the bearer
+// token to, and accepts next tokens from, the origins in `allowedOrigins`
+// (default: the page's own origin) and no other; a request to any other
+// origin is sent as plain `fetch` and its headers are ignored. Allowed
+// origins and the WebSocket endpoint must use HTTPS / WSS, except on
+// loopback hosts, unless `allowInsecure` is set. Tokens never travel in a
+// URL: pass the first one from a login response, not from the page's URL.
+//
 // Request bodies must be replayable for the retry (a string, Blob,
 // FormData, URLSearchParams or ArrayBuffer, not a ReadableStream). Across
 // origins, the server must list `x-foresight-next-token` in
@@ -17,7 +25,11 @@
 // WebSocket endpoint's allow-list.
 //
 //   import { ForesightTokenClient } from "./foresight-token.js";
-//   const client = new ForesightTokenClient({ token, wsUrl: "wss://api.example/foresight/ws" });
+//   const client = new ForesightTokenClient({
+//     token,
+//     wsUrl: "wss://api.example/foresight/ws",
+//     allowedOrigins: ["https://api.example"],
+//   });
 //   client.connect();
 //   const response = await client.fetch("/api/orders");
 
@@ -42,6 +54,26 @@ function held(token) {
   };
 }
 
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+function pageOrigin() {
+  return typeof location !== "undefined" ? location.origin : undefined;
+}
+
+// The origin a request or a WebSocket URL goes to, as `scheme://host:port`
+// with ws(s) spelled http(s), so that one allow-list covers both.
+function originOf(url) {
+  const parsed = new URL(url, typeof location !== "undefined" ? location.href : undefined);
+  const protocol = { "ws:": "http:", "wss:": "https:" }[parsed.protocol] || parsed.protocol;
+  return `${protocol}//${parsed.host}`;
+}
+
+function checkSecure(origin, allowInsecure) {
+  const parsed = new URL(origin);
+  if (parsed.protocol === "https:" || allowInsecure || LOOPBACK.has(parsed.hostname)) return;
+  throw new Error(`foresight-token: ${origin} is not HTTPS; tokens are not sent over plain HTTP unless allowInsecure is set`);
+}
+
 export class ForesightTokenClient {
   /**
    * @param {object} options
@@ -51,8 +83,21 @@ export class ForesightTokenClient {
    * @param {number} [options.retryWaitMs=2000] how long a 401 waits for a pushed token
    * @param {number} [options.maxReconnects=10] WebSocket reconnections before giving up
    * @param {(event: object) => void} [options.onEvent] observer of switches, retries, deliveries
+   * @param {string[]} [options.allowedOrigins] origins that get the token and may send next tokens
+   *        (default: the page's origin)
+   * @param {boolean} [options.allowInsecure=false] allow plain HTTP / WS origins beyond loopback
    */
   constructor(options) {
+    const allowInsecure = options.allowInsecure === true;
+    const origins = options.allowedOrigins || [pageOrigin()].filter(Boolean);
+    this.allowedOrigins = new Set(origins.map(originOf));
+    this.allowedOrigins.forEach((origin) => checkSecure(origin, allowInsecure));
+    if (options.wsUrl) {
+      const wsOrigin = originOf(options.wsUrl);
+      if (!this.allowedOrigins.has(wsOrigin)) {
+        throw new Error(`foresight-token: the WebSocket endpoint's origin ${wsOrigin} is not allowed`);
+      }
+    }
     this.active = held(options.token);
     this.next = null;
     this.wsUrl = options.wsUrl || null;
@@ -118,6 +163,12 @@ export class ForesightTokenClient {
 
   /** `fetch` with the active token, deliveries and one transparent retry. */
   async fetch(input, init = {}) {
+    const url = typeof input === "string" || input instanceof URL ? input : input.url;
+    if (!this.allowedOrigins.has(originOf(url))) {
+      // Not ours to authenticate: no token out, no token in.
+      this.onEvent({ type: "not-allowed", origin: originOf(url) });
+      return fetch(input, init);
+    }
     const attempt = async (authorization) => {
       const headers = new Headers(init.headers || {});
       if (authorization) headers.set("authorization", authorization);
