@@ -112,7 +112,10 @@ impl ConnState {
             return if now >= due {
                 Verdict::HeaderTimeout
             } else {
-                Verdict::Wait(self.at(due))
+                // Look again within the idle timeout: the head may arrive
+                // and its request end meanwhile, and the connection then
+                // goes idle with a deadline before this one.
+                Verdict::Wait(self.at(due.min(now + idle_ms.max(1))))
             };
         }
         let due = self.last_activity.load(Relaxed) + idle_ms;
@@ -277,6 +280,27 @@ mod tests {
         state.request_finished();
         tokio::time::advance(IDLE).await;
         assert_eq!(state.verdict(HEAD, IDLE), Verdict::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_timeout_shorter_than_the_header_timeout_is_kept() {
+        // A watchdog sleeps until the instant the verdict names: that must
+        // never pass the idle deadline of a request served meanwhile.
+        let (head, idle) = (Duration::from_secs(20), Duration::from_secs(10));
+        let state = ConnState::new();
+        let Verdict::Wait(wake) = state.verdict(head, idle) else {
+            panic!("a new connection waits");
+        };
+        state.on_read(b"GET / HTTP/1.1\r\n\r\n");
+        state.request_started();
+        state.request_finished();
+        assert!(
+            wake <= Instant::now() + idle,
+            "the watchdog would sleep {:?}, beyond a {idle:?} idle timeout",
+            wake - Instant::now()
+        );
+        tokio::time::advance(idle).await;
+        assert_eq!(state.verdict(head, idle), Verdict::Idle);
     }
 
     #[tokio::test(start_paused = true)]
