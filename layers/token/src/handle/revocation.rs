@@ -3,30 +3,67 @@
 use super::state::TokenHandle;
 use crate::error::RevocationError;
 use crate::metrics::REVOCATIONS;
-use crate::revoke::Revocation;
+use crate::revoke::{Revocation, RevocationFuture, RevocationReason};
 use crate::sessions::Push;
 
 impl TokenHandle {
     /// Revokes every token of a session, tells its WebSocket connection and
-    /// forgets it.
+    /// forgets it. The revocation is kept one verifier `max_lifetime` (plus
+    /// the leeway) from now: past every token of the session issued so far.
     pub async fn revoke_session(&self, sid: &str) -> Result<(), RevocationError> {
+        self.revoke_session_because(sid, RevocationReason::Revoked)
+            .await
+    }
+
+    /// [`revoke_session`](Self::revoke_session) with a reason; requests of
+    /// the session then fail with the error of that reason
+    /// ([`TokenError::TokenReuse`](crate::TokenError::TokenReuse) for
+    /// [`RevocationReason::TokenReuse`]). The revocation applies to this
+    /// instance's checks, and the connection is closed, before the first
+    /// poll; the future writes it through to a shared list.
+    pub fn revoke_session_because(
+        &self,
+        sid: &str,
+        reason: RevocationReason,
+    ) -> RevocationFuture<'static> {
         let verifier = &self.shared.verifier;
-        let until = verifier.clock().unix_secs()
-            + crate::verify::DEFAULT_MAX_LIFETIME.as_secs()
-            + verifier.leeway_secs();
-        verifier
-            .revocations()
-            .revoke(Revocation::Session(sid.to_owned()), until)
-            .await?;
+        let until = verifier.revocation_horizon();
+        let recorded = verifier.revocations().revoke_because(
+            Revocation::Session(sid.to_owned()),
+            until,
+            reason,
+        );
         if let Some(channel) = self.shared.sessions.remove(sid) {
             let _ = channel.try_send(Push::Revoked);
         }
-        metrics::counter!(REVOCATIONS, "what" => "session").increment(1);
-        Ok(())
+        let why = match reason {
+            RevocationReason::TokenReuse => "reuse",
+            _ => "session",
+        };
+        metrics::counter!(REVOCATIONS, "what" => why).increment(1);
+        recorded
     }
 
-    /// Revokes one token (by `jti`, until its `exp`); the session keeps its
-    /// other tokens.
+    /// Revokes a session whose superseded token came back: at once for this
+    /// instance, then written through on the runtime, if there is one.
+    pub(crate) fn revoke_reused(&self, sid: &str) {
+        tracing::warn!(sid, "superseded token reused: session revoked");
+        let recorded = self.revoke_session_because(sid, RevocationReason::TokenReuse);
+        let sid = sid.to_owned();
+        let write = async move {
+            if let Err(error) = recorded.await {
+                tracing::error!(%error, sid, "revocation of a reused session failed");
+            }
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(write);
+        }
+    }
+
+    /// Revokes one token (by `jti`); the session keeps its other tokens.
+    /// Kept until the later of its `exp` and one verifier `max_lifetime`
+    /// from now (plus the leeway), so that a wrong `exp` cannot end it
+    /// early.
     pub async fn revoke_token(
         &self,
         sid: &str,
@@ -38,7 +75,8 @@ impl TokenHandle {
             .revocations()
             .revoke(
                 Revocation::Token(jti.to_owned()),
-                exp + verifier.leeway_secs(),
+                exp.saturating_add(verifier.leeway_secs())
+                    .max(verifier.revocation_horizon()),
             )
             .await?;
         self.shared.sessions.forget_next(sid, jti);
