@@ -140,7 +140,8 @@ struct Lists {
     sessions: HashMap<String, (u64, RevocationReason)>,
 }
 
-/// An in-process revocation list with a fixed capacity.
+/// An in-process revocation list with a fixed capacity. An entry counts
+/// until its end, and is purged after it when room is needed.
 ///
 /// A revocation is never dropped to make room: when the list is full of
 /// unexpired entries, [`revoke`](Revocations::revoke) fails with
@@ -225,24 +226,29 @@ impl MemoryRevocations {
 
 impl Revocations for MemoryRevocations {
     fn is_token_revoked(&self, jti: &str) -> bool {
-        self.len.load(Ordering::Relaxed) != 0
-            && self
-                .lists
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .tokens
-                .contains_key(jti)
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let now = self.clock.unix_secs();
+        self.lists
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tokens
+            .get(jti)
+            .is_some_and(|end| *end > now)
     }
 
     fn session_revocation(&self, sid: &str) -> Option<RevocationReason> {
         if self.len.load(Ordering::Relaxed) == 0 {
             return None;
         }
+        let now = self.clock.unix_secs();
         self.lists
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .sessions
             .get(sid)
+            .filter(|(end, _)| *end > now)
             .map(|(_, reason)| *reason)
     }
 
@@ -250,8 +256,10 @@ impl Revocations for MemoryRevocations {
         if self.len.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        let now = self.clock.unix_secs();
         let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
-        lists.tokens.contains_key(jti) || lists.sessions.contains_key(sid)
+        lists.tokens.get(jti).is_some_and(|end| *end > now)
+            || lists.sessions.get(sid).is_some_and(|(end, _)| *end > now)
     }
 
     fn revoke_because(
@@ -288,5 +296,30 @@ mod tests {
         list.insert(Revocation::Token("c".into()), 300).unwrap();
         assert!(!list.is_revoked("a", "x"));
         assert!(list.is_revoked("c", "x"));
+    }
+
+    #[test]
+    fn a_session_keeps_the_reason_of_reuse_and_ended_revocations_are_not_kept() {
+        let clock = ManualClock::new(Duration::from_secs(100));
+        let list = MemoryRevocations::new(4, Arc::new(clock));
+        list.insert_because(
+            Revocation::Session("s".into()),
+            200,
+            RevocationReason::TokenReuse,
+        )
+        .unwrap();
+        // A later plain revocation extends it and keeps the reason.
+        list.insert(Revocation::Session("s".into()), 300).unwrap();
+        assert_eq!(
+            list.session_revocation("s"),
+            Some(RevocationReason::TokenReuse)
+        );
+        list.insert(Revocation::Session("t".into()), 300).unwrap();
+        assert_eq!(
+            list.session_revocation("t"),
+            Some(RevocationReason::Revoked)
+        );
+        list.insert(Revocation::Token("old".into()), 100).unwrap();
+        assert!(!list.is_token_revoked("old"));
     }
 }

@@ -219,3 +219,34 @@ async fn a_thief_keeping_up_with_every_successor_ends_with_the_session() {
         last_ok - T0
     );
 }
+
+/// A session revocation outlives every token of the session, however long
+/// the verifier lets tokens live (24 h here, above the 12 h default).
+#[tokio::test]
+async fn a_revocation_is_kept_for_the_verifiers_max_lifetime() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let fx = support::fixture(SigningKey::generate_ed25519("k1").unwrap());
+    let issuer =
+        LocalIssuer::new(fx.ring.clone(), ISS, AUD, fx.shared_clock.clone()).with_max_lifetime(DAY);
+    let revocations = std::sync::Arc::new(foresight_token::MemoryRevocations::new(
+        16,
+        fx.shared_clock.clone(),
+    ));
+    let verifier = Verifier::builder(fx.ring.clone(), ISS, AUD)
+        .with_clock(fx.shared_clock.clone())
+        .with_max_lifetime(DAY)
+        .with_revocations(revocations)
+        .build();
+    let layer = TokenPrefetchLayer::builder(verifier, issuer.clone()).build();
+    let app = support::app(&layer);
+    let token = issuer
+        .issue(TokenRequest::new("alice", "s1", DAY))
+        .await
+        .unwrap();
+    layer.handle().revoke_session("s1").await.unwrap();
+    fx.clock.advance(Duration::from_secs(20 * 3600));
+    assert_refused(
+        &support::send(&app, Some(&token.token), None).await,
+        "session is revoked",
+    );
+}
