@@ -148,7 +148,7 @@ struct Lists {
 /// [`RevocationError::Full`] (expired entries are purged first). The
 /// bound is the capacity given to [`new`](Self::new); size it for the
 /// revocations of one verifier `max_lifetime` (each is kept that long), or
-/// use [`StoreRevocations`](crate::store::StoreRevocations), which has no
+/// use `store::StoreRevocations` (feature `store`), which has no
 /// ceiling. Clones share the list.
 #[derive(Clone)]
 pub struct MemoryRevocations {
