@@ -18,21 +18,29 @@ impl TokenHandle {
     /// [`revoke_session`](Self::revoke_session) with a reason; requests of
     /// the session then fail with the error of that reason
     /// ([`TokenError::TokenReuse`](crate::TokenError::TokenReuse) for
-    /// [`RevocationReason::TokenReuse`]). The revocation applies to this
-    /// instance's checks, and the connection is closed, before the first
-    /// poll; the future writes it through to a shared list.
-    pub fn revoke_session_because(
+    /// [`RevocationReason::TokenReuse`]). If the revocation cannot be
+    /// recorded, nothing changes and the error is returned.
+    pub async fn revoke_session_because(
         &self,
         sid: &str,
         reason: RevocationReason,
-    ) -> RevocationFuture<'static> {
+    ) -> Result<(), RevocationError> {
+        self.record_session(sid, reason).await?;
+        self.close_session(sid, reason);
+        Ok(())
+    }
+
+    fn record_session(&self, sid: &str, reason: RevocationReason) -> RevocationFuture<'static> {
         let verifier = &self.shared.verifier;
-        let until = verifier.revocation_horizon();
-        let recorded = verifier.revocations().revoke_because(
+        verifier.revocations().revoke_because(
             Revocation::Session(sid.to_owned()),
-            until,
+            verifier.revocation_horizon(),
             reason,
-        );
+        )
+    }
+
+    /// Forgets the session and tells its connection.
+    fn close_session(&self, sid: &str, reason: RevocationReason) {
         if let Some(channel) = self.shared.sessions.remove(sid) {
             let _ = channel.try_send(Push::Revoked);
         }
@@ -41,14 +49,18 @@ impl TokenHandle {
             _ => "session",
         };
         metrics::counter!(REVOCATIONS, "what" => why).increment(1);
-        recorded
     }
 
-    /// Revokes a session whose superseded token came back: at once for this
-    /// instance, then written through on the runtime, if there is one.
+    /// Revokes a session whose superseded token came back, from the request
+    /// path: the list applies it to this instance's checks when asked (see
+    /// [`Revocations::revoke_because`](crate::Revocations::revoke_because)),
+    /// the connection is closed at once, and the write to a shared list runs
+    /// on the runtime. A failure to record it is logged; the session is
+    /// closed anyway.
     pub(crate) fn revoke_reused(&self, sid: &str) {
         tracing::warn!(sid, "superseded token reused: session revoked");
-        let recorded = self.revoke_session_because(sid, RevocationReason::TokenReuse);
+        let recorded = self.record_session(sid, RevocationReason::TokenReuse);
+        self.close_session(sid, RevocationReason::TokenReuse);
         let sid = sid.to_owned();
         let write = async move {
             if let Err(error) = recorded.await {
