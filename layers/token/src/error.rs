@@ -104,6 +104,11 @@ pub enum TokenError {
     /// The token's session is revoked.
     #[error("session is revoked")]
     RevokedSession,
+    /// The token's session is revoked because a superseded token of it was
+    /// presented after its successor had been used (this request's token,
+    /// or an earlier one).
+    #[error("session revoked: token reuse")]
+    TokenReuse,
     /// The token belongs to another session than the request's.
     #[error("token belongs to another session")]
     WrongSession,
@@ -133,6 +138,51 @@ impl HttpError for TokenError {
                 self.description()
             ))
             .ok(),
+        }
+    }
+}
+
+/// Why [`TokenHandle::subscribe`](crate::TokenHandle::subscribe) refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The session table is full.
+    #[error("session table is full")]
+    Full,
+    /// The token is superseded and its successor was used: the session is
+    /// revoked for token reuse.
+    #[error("session revoked: token reuse")]
+    TokenReuse,
+    /// The session already has an open connection, and the token is not
+    /// the session's current one (the token in use or its delivered
+    /// successor).
+    #[error("session already has a connection; attach with its current token")]
+    Taken,
+}
+
+impl HttpError for SubscribeError {
+    /// What the WebSocket endpoint answers instead of upgrading: `503` when
+    /// the table is full, `401` (`invalid_token`, "session revoked: token
+    /// reuse") on reuse, `409` when the session is taken.
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Full => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TokenReuse => StatusCode::UNAUTHORIZED,
+            Self::Taken => StatusCode::CONFLICT,
+        }
+    }
+
+    fn www_authenticate(&self) -> Option<HeaderValue> {
+        match self {
+            Self::TokenReuse => TokenError::TokenReuse.www_authenticate(),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Full => Some(Duration::from_secs(1)),
+            _ => None,
         }
     }
 }

@@ -70,6 +70,10 @@ where
             }
             Ok(claims) => {
                 let observation = self.handle.observe(&claims);
+                if observation.reuse {
+                    metrics::counter!(crate::metrics::REJECTED).increment(1);
+                    return ResponseFuture::rejected(crate::TokenError::TokenReuse);
+                }
                 request
                     .extensions_mut()
                     .insert(Authenticated(Arc::new(claims)));

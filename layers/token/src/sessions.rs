@@ -1,6 +1,20 @@
 //! The bounded table of active sessions the prefetch layer tracks.
+//!
+//! Each session also records its token chain, for reuse detection (RFC 9700
+//! §4.14.2, applied to the successors the layer delivers): the token in use
+//! (`active`), the successor delivered and not used yet (`next`), and the
+//! tokens it superseded. A request with `next` makes it the token in use
+//! and supersedes the previous one. A superseded token presented again
+//! after that (beyond [`IN_FLIGHT_GRACE_SECS`], for requests already on the
+//! way) is a reuse: the layer revokes the session. Until the successor is
+//! used the previous token stays valid, since the client may not have
+//! received it. A session keeps at most [`MAX_SUPERSEDED`] superseded
+//! tokens, and none past its `exp` plus the leeway (it is refused as
+//! expired then); a fifth pushes out the oldest, which is then only
+//! refused at its expiry. Tokens of the session the layer did not deliver
+//! (from a login, another instance) are accepted and change nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,6 +24,33 @@ use crate::claims::Claims;
 use crate::issuer::IssuedToken;
 
 const SHARDS: usize = 16;
+/// Superseded tokens remembered per session.
+pub(crate) const MAX_SUPERSEDED: usize = 4;
+/// Seconds after a successor's first use during which its predecessor is
+/// still accepted (requests sent before the switch, arriving after it).
+pub(crate) const IN_FLIGHT_GRACE_SECS: u64 = 2;
+
+/// A token replaced by its successor.
+#[derive(Debug)]
+struct Superseded {
+    jti: String,
+    exp: u64,
+    /// When the successor was first used.
+    since: u64,
+}
+
+/// What a token is to its session.
+#[derive(Debug, PartialEq, Eq)]
+enum Use {
+    /// The token in use (or the successor, now in use).
+    Current,
+    /// Superseded, inside the in-flight grace.
+    InFlight,
+    /// Superseded, after the successor was used: a reuse.
+    Reuse,
+    /// Not delivered by this layer.
+    Unknown,
+}
 
 /// A message pushed to a session's connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +64,12 @@ pub enum Push {
 #[derive(Debug)]
 pub(crate) struct Entry {
     subject: Arc<str>,
+    /// `jti` of the token in use.
+    active_jti: String,
+    /// `exp` of the token in use.
+    active_jti_exp: u64,
+    /// Tokens replaced by a successor that was used, oldest first.
+    superseded: VecDeque<Superseded>,
     /// Latest `exp` seen on a token of the session in use.
     active_exp: u64,
     /// The pre-fetched token, not used yet.
@@ -41,6 +88,54 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    fn new(claims: &Claims, now: u64) -> Self {
+        Self {
+            subject: claims.sub.as_str().into(),
+            active_jti: claims.jti.clone(),
+            active_jti_exp: claims.exp,
+            superseded: VecDeque::new(),
+            active_exp: claims.exp,
+            next: None,
+            last_seen: now,
+            pending: false,
+            scheduled: false,
+            prefetching: false,
+            planned: None,
+            channel: None,
+        }
+    }
+
+    /// Classifies the token of `claims`, switching to it if it is the
+    /// delivered successor.
+    fn classify(&mut self, claims: &Claims, now: u64, leeway: u64) -> Use {
+        if self.active_jti == claims.jti {
+            return Use::Current;
+        }
+        if self.next.as_ref().is_some_and(|n| n.jti == claims.jti) {
+            // The client switched to the pre-fetched token.
+            self.superseded
+                .retain(|s| s.exp.saturating_add(leeway) > now);
+            if self.superseded.len() >= MAX_SUPERSEDED {
+                self.superseded.pop_front();
+            }
+            let previous = std::mem::replace(&mut self.active_jti, claims.jti.clone());
+            self.superseded.push_back(Superseded {
+                jti: previous,
+                exp: self.active_jti_exp,
+                since: now,
+            });
+            self.active_jti_exp = claims.exp;
+            self.active_exp = self.active_exp.max(claims.exp);
+            self.next = None;
+            return Use::Current;
+        }
+        match self.superseded.iter().find(|s| s.jti == claims.jti) {
+            Some(s) if now < s.since.saturating_add(IN_FLIGHT_GRACE_SECS) => Use::InFlight,
+            Some(_) => Use::Reuse,
+            None => Use::Unknown,
+        }
+    }
+
     fn effective_exp(&self) -> u64 {
         self.next
             .as_ref()
@@ -51,6 +146,20 @@ impl Entry {
         self.channel.as_ref().is_none_or(|c| c.is_closed())
             && (self.effective_exp() <= now || self.last_seen + idle_ttl <= now)
     }
+}
+
+/// The outcome of [`SessionTable::attach`].
+#[derive(Debug)]
+pub(crate) enum Attach {
+    /// Attached; the pre-fetched token to send first, if any.
+    Attached(Option<IssuedToken>),
+    /// The table is full.
+    Full,
+    /// The token is superseded and its successor was used.
+    Reuse,
+    /// The session has an open connection and the token is not its
+    /// current one.
+    Taken,
 }
 
 /// What the driver does with a scheduled prefetch that is due.
@@ -65,6 +174,9 @@ pub(crate) enum PrefetchTurn {
 /// What the request path learned from tracking one request.
 #[derive(Debug, Default)]
 pub(crate) struct Observation {
+    /// A superseded token came back after its successor was used: the
+    /// request is refused and the session revoked.
+    pub(crate) reuse: bool,
     /// The pre-fetched token to deliver in `x-foresight-next-token`.
     pub(crate) next_token: Option<Arc<str>>,
     /// A reactive refresh is due, for this subject.
@@ -113,8 +225,15 @@ impl SessionTable {
     }
 
     /// Tracks a request authenticated by `claims`. `margin` is the reactive
-    /// refresh margin in seconds, if reactive refreshes are on.
-    pub(crate) fn observe(&self, claims: &Claims, now: u64, margin: Option<u64>) -> Observation {
+    /// refresh margin in seconds, if reactive refreshes are on; `leeway` the
+    /// verifier's.
+    pub(crate) fn observe(
+        &self,
+        claims: &Claims,
+        now: u64,
+        margin: Option<u64>,
+        leeway: u64,
+    ) -> Observation {
         let mut shard = self.shard(&claims.sid);
         if !shard.contains_key(claims.sid.as_str()) {
             if shard.len() >= self.per_shard {
@@ -125,30 +244,20 @@ impl SessionTable {
                 metrics::counter!(crate::metrics::SESSIONS_UNTRACKED).increment(1);
                 return Observation::default();
             }
-            shard.insert(
-                claims.sid.clone(),
-                Entry {
-                    subject: claims.sub.as_str().into(),
-                    active_exp: claims.exp,
-                    next: None,
-                    last_seen: now,
-                    pending: false,
-                    scheduled: false,
-                    prefetching: false,
-                    planned: None,
-                    channel: None,
-                },
-            );
+            shard.insert(claims.sid.clone(), Entry::new(claims, now));
         }
         let Some(entry) = shard.get_mut(claims.sid.as_str()) else {
             return Observation::default();
         };
-        if entry.next.as_ref().is_some_and(|n| n.jti == claims.jti) {
-            // The client switched to the pre-fetched token.
-            entry.active_exp = entry.active_exp.max(claims.exp);
-            entry.next = None;
-        } else if claims.exp > entry.active_exp {
-            entry.active_exp = claims.exp;
+        match entry.classify(claims, now, leeway) {
+            Use::Reuse => {
+                return Observation {
+                    reuse: true,
+                    ..Observation::default()
+                };
+            }
+            Use::Unknown if claims.exp > entry.active_exp => entry.active_exp = claims.exp,
+            _ => {}
         }
         entry.last_seen = now;
         let next_token = entry
@@ -169,6 +278,7 @@ impl SessionTable {
             _ => None,
         };
         Observation {
+            reuse: false,
             next_token,
             planned_exp: refresh
                 .as_ref()
@@ -262,14 +372,18 @@ impl SessionTable {
         out
     }
 
-    /// Attaches a WebSocket channel (replacing any previous one); returns
-    /// the pre-fetched token to send first.
+    /// Attaches a WebSocket channel; returns the pre-fetched token to send
+    /// first. The first attach of a session wins: while its connection is
+    /// open, another needs the session's current token (the one in use or
+    /// its delivered successor), and then replaces it. A superseded token is
+    /// a reuse, as on a request.
     pub(crate) fn attach(
         &self,
         claims: &Claims,
         now: u64,
+        leeway: u64,
         channel: mpsc::Sender<Push>,
-    ) -> Option<Option<IssuedToken>> {
+    ) -> Attach {
         let mut shard = self.shard(&claims.sid);
         if !shard.contains_key(claims.sid.as_str()) && shard.len() >= self.per_shard {
             let idle_ttl = self.idle_ttl;
@@ -277,23 +391,22 @@ impl SessionTable {
         }
         if !shard.contains_key(claims.sid.as_str()) && shard.len() >= self.per_shard {
             metrics::counter!(crate::metrics::SESSIONS_UNTRACKED).increment(1);
-            return None;
+            return Attach::Full;
         }
-        let entry = shard.entry(claims.sid.clone()).or_insert_with(|| Entry {
-            subject: claims.sub.as_str().into(),
-            active_exp: claims.exp,
-            next: None,
-            last_seen: now,
-            pending: false,
-            scheduled: false,
-            prefetching: false,
-            planned: None,
-            channel: None,
-        });
+        let entry = shard
+            .entry(claims.sid.clone())
+            .or_insert_with(|| Entry::new(claims, now));
+        let open = entry.channel.as_ref().is_some_and(|c| !c.is_closed());
+        match entry.classify(claims, now, leeway) {
+            Use::Reuse => return Attach::Reuse,
+            Use::Current => {}
+            Use::InFlight | Use::Unknown if open => return Attach::Taken,
+            Use::InFlight | Use::Unknown => {}
+        }
         entry.active_exp = entry.active_exp.max(claims.exp);
         entry.last_seen = now;
         entry.channel = Some(channel);
-        Some(entry.next.clone())
+        Attach::Attached(entry.next.clone())
     }
 
     /// Detaches `channel` if it is still the session's.
@@ -346,11 +459,11 @@ mod tests {
     fn bounded_and_evicts_expired_sessions_first() {
         let table = SessionTable::new(16, 3600);
         for i in 0..200 {
-            table.observe(&claims(&format!("s{i}"), "j", 100), 10, None);
+            table.observe(&claims(&format!("s{i}"), "j", 100), 10, None, 30);
         }
         assert!(table.len() <= 16);
         // Once those expire, new sessions displace them.
-        table.observe(&claims("fresh", "j", 1000), 200, None);
+        table.observe(&claims("fresh", "j", 1000), 200, None, 30);
         assert!(table.shard("fresh").contains_key("fresh"));
     }
 
@@ -359,11 +472,11 @@ mod tests {
         let table = SessionTable::new(16, 3600);
         assert!(
             table
-                .observe(&claims("s", "a", 100), 10, Some(30))
+                .observe(&claims("s", "a", 100), 10, Some(30), 30)
                 .refresh
                 .is_none()
         );
-        let obs = table.observe(&claims("s", "a", 100), 80, Some(30));
+        let obs = table.observe(&claims("s", "a", 100), 80, Some(30), 30);
         assert!(obs.refresh.is_some());
         let next = IssuedToken {
             token: "t2".into(),
@@ -373,9 +486,9 @@ mod tests {
             exp: 400,
         };
         table.complete("s", false, Some(&next));
-        let obs = table.observe(&claims("s", "a", 100), 81, Some(30));
+        let obs = table.observe(&claims("s", "a", 100), 81, Some(30), 30);
         assert_eq!(obs.next_token.as_deref(), Some("t2"));
-        let obs = table.observe(&claims("s", "b", 400), 82, Some(30));
+        let obs = table.observe(&claims("s", "b", 400), 82, Some(30), 30);
         assert!(obs.next_token.is_none() && obs.refresh.is_none());
     }
 }

@@ -16,7 +16,8 @@
 //!    equal to the expected values; `exp`, `nbf` and `iat` against the clock
 //!    with one leeway (30 s by default); `exp − iat` within the maximum
 //!    lifetime;
-//! 7. revocation of the `jti` and of the session.
+//! 7. revocation of the `jti` and of the session (a session revoked for
+//!    token reuse is [`TokenError::TokenReuse`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -61,7 +62,7 @@ use crate::claims::{ACCESS_TYP, Claims, HEADER_TYP};
 use crate::clock::{SharedClock, TokioClock};
 use crate::error::TokenError;
 use crate::keys::{KeySource, is_valid_kid};
-use crate::revoke::{MemoryRevocations, Revocations};
+use crate::revoke::{MemoryRevocations, RevocationReason, Revocations};
 
 /// Default leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -230,6 +231,22 @@ impl Verifier {
         self.inner.leeway
     }
 
+    /// The longest accepted token lifetime (`exp − iat`), in seconds.
+    pub fn max_lifetime_secs(&self) -> u64 {
+        self.inner.max_lifetime
+    }
+
+    /// The Unix second until which a revocation made now must be kept: no
+    /// token it covers, issued up to now, is valid after it (the maximum
+    /// lifetime plus the leeway, from now).
+    pub fn revocation_horizon(&self) -> u64 {
+        self.inner
+            .clock
+            .unix_secs()
+            .saturating_add(self.inner.max_lifetime)
+            .saturating_add(self.inner.leeway)
+    }
+
     /// Verifies `token` and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let inner = &*self.inner;
@@ -327,10 +344,12 @@ impl Verifier {
             return Err(TokenError::Lifetime);
         }
         if inner.revocations.is_revoked(&claims.jti, &claims.sid) {
-            return Err(if inner.revocations.is_token_revoked(&claims.jti) {
-                TokenError::RevokedToken
-            } else {
-                TokenError::RevokedSession
+            if inner.revocations.is_token_revoked(&claims.jti) {
+                return Err(TokenError::RevokedToken);
+            }
+            return Err(match inner.revocations.session_revocation(&claims.sid) {
+                Some(RevocationReason::TokenReuse) => TokenError::TokenReuse,
+                _ => TokenError::RevokedSession,
             });
         }
         Ok(claims)

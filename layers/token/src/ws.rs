@@ -17,8 +17,21 @@
 //! Each connection has a bounded send queue (16 messages by default; a token
 //! that does not fit is dropped and counted, the response header still
 //! delivers it), a ping every 15 s (closed after two pings without pong) and
-//! a 4 KiB limit on incoming messages. One connection per session: a new one
-//! replaces the previous.
+//! a 4 KiB limit on incoming messages.
+//!
+//! One connection per session, bound to it; the first one wins. While it is
+//! open, a new connection for the session needs the session's current token
+//! (the one in use, or the successor delivered to it) and then replaces the
+//! first. Refusals, before the upgrade, as HTTP errors
+//! ([`SubscribeError`](crate::error::SubscribeError), [`TokenError`]):
+//! - `409 Conflict`: the session has an open connection and the token is
+//!   not its current one;
+//! - `401` `invalid_token` "session revoked: token reuse": a superseded
+//!   token whose successor was used; the session is revoked (and its open
+//!   connection closed with 4001);
+//! - `401` "token belongs to another session": the request names another
+//!   session (the layer's session binding, as on requests);
+//! - `503` with `retry-after`: the session table is full.
 //!
 //! ```
 //! use foresight_token::ws::WsConfig;
@@ -53,7 +66,8 @@ use http::{HeaderMap, StatusCode};
 
 use crate::claims::Claims;
 use crate::error::TokenError;
-use crate::handle::{TokenHandle, bearer};
+use crate::handle::{Subscription, TokenHandle, bearer};
+use crate::issuer::IssuedToken;
 use crate::sessions::Push;
 
 /// Subprotocol the server selects.
@@ -168,11 +182,18 @@ async fn upgrade(
             .and_then(|token| state.handle.verifier().verify(token)),
         (None, None) => Err(TokenError::Missing),
     };
-    let claims = match claims {
+    let claims = match claims.and_then(|c| state.handle.check_binding(&headers, &c).map(|()| c)) {
         Ok(claims) => claims,
         Err(error) => {
             metrics::counter!(crate::metrics::WS_REJECTED, "why" => "token").increment(1);
             return unauthorized(error);
+        }
+    };
+    let (subscription, pending) = match state.handle.subscribe(&claims, state.config.queue) {
+        Ok(attached) => attached,
+        Err(error) => {
+            metrics::counter!(crate::metrics::WS_REJECTED, "why" => "session").increment(1);
+            return into_response(ErrorResponse::from_error(&error)).into_response();
         }
     };
     let ws = ws.max_message_size(4096).max_frame_size(4096);
@@ -181,10 +202,10 @@ async fn upgrade(
     } else {
         ws
     };
-    ws.on_upgrade(move |socket| serve(socket, state, claims))
+    ws.on_upgrade(move |socket| serve(socket, state, claims, subscription, pending))
 }
 
-fn token_message(token: &crate::issuer::IssuedToken) -> Message {
+fn token_message(token: &IssuedToken) -> Message {
     let json = serde_json::json!({
         "type": "token",
         "token": &*token.token,
@@ -196,12 +217,14 @@ fn token_message(token: &crate::issuer::IssuedToken) -> Message {
     Message::text(json.to_string())
 }
 
-async fn serve(mut socket: WebSocket, state: WsState, claims: Claims) {
+async fn serve(
+    mut socket: WebSocket,
+    state: WsState,
+    claims: Claims,
+    mut subscription: Subscription,
+    pending: Option<IssuedToken>,
+) {
     let handle = state.handle;
-    let Some((mut subscription, pending)) = handle.subscribe(&claims, state.config.queue) else {
-        let _ = socket.send(Message::Close(None)).await;
-        return;
-    };
     if let Some(next) = pending
         && socket.send(token_message(&next)).await.is_err()
     {

@@ -21,6 +21,17 @@ impl TokenHandle {
         let value = headers.get(AUTHORIZATION).ok_or(TokenError::Missing)?;
         let token = bearer(value.as_bytes()).ok_or(TokenError::NotBearer)?;
         let claims = self.shared.verifier.verify(token)?;
+        self.check_binding(headers, &claims)?;
+        Ok(claims)
+    }
+
+    /// Checks that a request naming its session (by the configured header or
+    /// cookie) carries a token of that session.
+    pub(crate) fn check_binding(
+        &self,
+        headers: &HeaderMap,
+        claims: &Claims,
+    ) -> Result<(), TokenError> {
         let bound = match &self.shared.binding {
             SessionBinding::None => None,
             SessionBinding::Header(name) => headers.get(name).map(|v| v.as_bytes()),
@@ -31,7 +42,7 @@ impl TokenHandle {
         {
             return Err(TokenError::WrongSession);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 

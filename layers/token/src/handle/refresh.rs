@@ -20,9 +20,17 @@ use crate::sessions::{Observation, Push};
 
 impl TokenHandle {
     pub(crate) fn observe(&self, claims: &Claims) -> Observation {
-        let now = self.shared.verifier.clock().unix_secs();
+        let verifier = &self.shared.verifier;
+        let now = verifier.clock().unix_secs();
         let margin = self.shared.mode.margin().as_secs();
-        let observation = self.shared.sessions.observe(claims, now, Some(margin));
+        let observation =
+            self.shared
+                .sessions
+                .observe(claims, now, Some(margin), verifier.leeway_secs());
+        if observation.reuse {
+            self.revoke_reused(&claims.sid);
+            return observation;
+        }
         if let Some(subject) = &observation.refresh {
             // Inside the spreading window, a session with a prefetch planned
             // gets the planned lifetime now: its refresh is due anyway, and

@@ -2,8 +2,9 @@
 
 use super::state::TokenHandle;
 use crate::claims::Claims;
+use crate::error::SubscribeError;
 use crate::issuer::IssuedToken;
-use crate::sessions::Push;
+use crate::sessions::{Attach, Push};
 
 /// The messages pushed to one session, from
 /// [`TokenHandle::subscribe`]: the transport-independent part of the
@@ -36,18 +37,37 @@ impl Drop for Subscription {
 
 impl TokenHandle {
     /// Attaches a connection to the session of `claims` (already
-    /// verified), replacing any previous one, with a queue of `queue`
-    /// messages. Returns the subscription and the pre-fetched token the
-    /// session already has, if any. `None` if the session table is full.
+    /// verified), with a queue of `queue` messages. Returns the
+    /// subscription and the pre-fetched token the session already has, if
+    /// any.
+    ///
+    /// The first connection of a session wins: while it is open, another
+    /// one needs the session's current token (then it replaces the first),
+    /// else [`SubscribeError::Taken`]. A superseded token whose successor
+    /// was used revokes the session ([`SubscribeError::TokenReuse`]), as on
+    /// a request.
     pub fn subscribe(
         &self,
         claims: &Claims,
         queue: usize,
-    ) -> Option<(Subscription, Option<IssuedToken>)> {
+    ) -> Result<(Subscription, Option<IssuedToken>), SubscribeError> {
         let (sender, receiver) = tokio::sync::mpsc::channel(queue.max(1));
-        let now = self.shared.verifier.clock().unix_secs();
-        let pending = self.shared.sessions.attach(claims, now, sender.clone())?;
-        Some((
+        let verifier = &self.shared.verifier;
+        let now = verifier.clock().unix_secs();
+        let attached =
+            self.shared
+                .sessions
+                .attach(claims, now, verifier.leeway_secs(), sender.clone());
+        let pending = match attached {
+            Attach::Attached(pending) => pending,
+            Attach::Full => return Err(SubscribeError::Full),
+            Attach::Taken => return Err(SubscribeError::Taken),
+            Attach::Reuse => {
+                self.revoke_reused(&claims.sid);
+                return Err(SubscribeError::TokenReuse);
+            }
+        };
+        Ok((
             Subscription {
                 receiver,
                 sender,
