@@ -15,7 +15,6 @@ pub struct Superseded;
 /// body source returned (the kind of the first `std::io::Error` in its
 /// source chain, as hyper reports a broken upload).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum BodyFault {
     /// The body ended before its declared length, or the connection was
     /// lost mid-body.
