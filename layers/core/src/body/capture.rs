@@ -171,11 +171,11 @@ impl Reader {
         let Some(copy) = &self.copy else { return };
         if state.active != self.generation || state.capped || state.len > copy.cap {
             self.copy = None;
-        } else if state.ended || copy.expected == Some(state.len) {
-            if let Some(copy) = self.copy.take() {
-                let body = RouteBody::copy(state.chunks.clone(), state.trailers.clone());
-                let _ = copy.tx.send(body);
-            }
+        } else if (state.ended || copy.expected == Some(state.len))
+            && let Some(copy) = self.copy.take()
+        {
+            let body = RouteBody::copy(state.chunks.clone(), state.trailers.clone());
+            let _ = copy.tx.send(body);
         }
     }
 
