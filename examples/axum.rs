@@ -19,16 +19,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use foresight::ServiceBuilderExt;
 use foresight::core::INSTANCE_HEADER;
-use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
-use foresight::shadow::ShadowBody;
 use foresight::stack::{DefaultKey, Foresight};
 use foresight::token::{TokenIssuer as _, TokenRequest};
 use http::header::AUTHORIZATION;
@@ -60,7 +57,7 @@ async fn start_instance(name: &'static str) -> SocketAddr {
 
 /// The gateway: local routes plus the Foresight routing tier under `/api`.
 async fn start_gateway(foresight: &Foresight<DefaultKey>) -> SocketAddr {
-    let client = http_client::<ShadowBody<ReplayBody<Body>>>();
+    let client = http_client::<RouteBody>();
     let pool = Pool::new(foresight.topology().clone(), move |instance| {
         Forward::new(client.clone(), instance)
     })

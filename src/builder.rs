@@ -5,9 +5,7 @@
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
 //! use foresight::ServiceBuilderExt;
-//! use foresight::failover::ReplayBody;
 //! use foresight::prelude::*;
-//! use foresight::shadow::ShadowBody;
 //! use http_body_util::{Empty, Full};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
@@ -16,7 +14,7 @@
 //! let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
 //! let pool = Pool::new(topology.clone(), |instance| {
 //!     let name = instance.id().to_string();
-//!     service_fn(move |_req: http::Request<ShadowBody<ReplayBody<Empty<Bytes>>>>| {
+//!     service_fn(move |_req: http::Request<RouteBody>| {
 //!         let name = name.clone();
 //!         async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(name)))) }
 //!     })

@@ -89,7 +89,9 @@ pub mod prelude {
         ClientKey, CookieKey, FingerprintKey, HeaderKey, JwtSubjectKey, KeyExtractor,
         KeyExtractorExt, MissingKeyPolicy,
     };
-    pub use foresight_core::{InstanceId, InstanceSpec, Pool, Role, Route, ServedBy, Topology};
+    pub use foresight_core::{
+        InstanceId, InstanceSpec, Pool, Role, Route, RouteBody, ServedBy, Topology,
+    };
     #[cfg(feature = "failover")]
     pub use foresight_failover::{FailoverError, HealthFailoverLayer};
     #[cfg(feature = "forecast")]

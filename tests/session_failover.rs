@@ -26,10 +26,8 @@ use axum::extract::{Extension, Path};
 use axum::routing::{get, put};
 use bytes::Bytes;
 use foresight::core::HealthState;
-use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
-use foresight::shadow::ShadowBody;
 use foresight::shard::DEFAULT_SEED;
 use foresight_store::RedisStore;
 use foresight_testkit::RedisServer;
@@ -38,7 +36,6 @@ use foresight_testkit::keys::half_on_victim;
 use foresight_testkit::process::{self, InstanceProcess};
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use tower::ServiceBuilder;
 
 const SESSIONS: usize = 200;
@@ -131,7 +128,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     .unwrap();
     let victim = instances[1].name.clone();
     let users = half_on_victim(&topology, &victim, "user", DEFAULT_SEED, SESSIONS);
-    let client = http_client::<ShadowBody<ReplayBody<Incoming>>>();
+    let client = http_client::<RouteBody>();
     let failover = HealthFailoverLayer::new(topology.clone());
     // The instances run SessionMirrorLayer: the PUTs may be copied to them.
     let shadow = ShadowWriteLayer::new(topology.clone())

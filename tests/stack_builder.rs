@@ -23,8 +23,7 @@ fn topology() -> Topology {
 }
 
 /// What the leaf of the routing tier receives.
-type LeafRequest =
-    http::Request<foresight::shadow::ShadowBody<foresight::failover::ReplayBody<Full<Bytes>>>>;
+type LeafRequest = http::Request<foresight::core::RouteBody>;
 
 /// Each instance answers with its own name.
 fn pool(

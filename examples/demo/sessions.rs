@@ -17,14 +17,11 @@ use axum::extract::{Extension, Path};
 use axum::routing::{get, put};
 use bytes::Bytes;
 use foresight::core::key::MissingKeyPolicy;
-use foresight::failover::ReplayBody;
 use foresight::forward::{Forward, http_client};
 use foresight::prelude::*;
-use foresight::shadow::ShadowBody;
 use foresight::store::LocalBus;
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use tower::ServiceBuilder;
 
 use foresight_testkit::http::{Instance, serve_gateway};
@@ -135,8 +132,7 @@ pub async fn run() {
     )
     .expect("valid topology");
 
-    type GatewayBody = ShadowBody<ReplayBody<Incoming>>;
-    let client = http_client::<GatewayBody>();
+    let client = http_client::<RouteBody>();
     let failover = HealthFailoverLayer::new(topology.clone());
     // Every instance runs SessionMirrorLayer, so writes may be copied too.
     let shadow =

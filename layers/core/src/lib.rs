@@ -8,6 +8,8 @@
 //! - [`rank`]: weighted rendezvous (HRW) ranking, flat or over a skeleton for
 //!   large instance counts.
 //! - [`Route`]: the routing decision carried in request extensions.
+//! - [`RouteBody`]: the one request body every routing layer passes on,
+//!   and the [`body`] capture shared by replays and shadow copies.
 //! - [`Pool`]: dispatch to one service per instance by `Route.target`.
 //! - [`edge`]: typed errors of every layer turned into HTTP responses.
 //! - [`signal`]: the traits through which forecasts reach the layers.
@@ -36,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attempt;
+pub mod body;
 pub mod edge;
 pub mod error;
 pub mod health;
@@ -47,6 +50,7 @@ pub mod route;
 pub mod signal;
 pub mod topology;
 
+pub use body::RouteBody;
 pub use error::{BoxError, ErrorResponse, HttpError};
 pub use health::{HealthSlot, HealthState, OwnedInFlight};
 pub use instance::{InstanceId, InstanceSpec};

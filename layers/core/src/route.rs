@@ -102,6 +102,12 @@ pub struct Route {
     pub target: InstanceId,
     /// Why it goes there.
     pub role: Role,
+    /// Which attempt of the request this is: 0 for the first, then 1, 2…
+    /// for each replay or hedge (`HealthFailoverLayer` numbers them). The
+    /// same number as the [`Attempt`](crate::attempt::Attempt) an instance
+    /// reads from [`ATTEMPT_HEADER`](crate::attempt::ATTEMPT_HEADER); only
+    /// a first attempt is shadowed.
+    pub attempt: u16,
 }
 
 impl Route {
@@ -115,6 +121,7 @@ impl Route {
             ranked,
             target,
             role: Role::Primary,
+            attempt: 0,
         })
     }
 
@@ -124,7 +131,8 @@ impl Route {
         self.ranked.get(at + 1)
     }
 
-    /// This route re-aimed at another target with another role.
+    /// This route re-aimed at another target with another role, for the
+    /// same attempt.
     #[must_use]
     pub fn retarget(&self, target: InstanceId, role: Role) -> Self {
         Self {
@@ -132,7 +140,21 @@ impl Route {
             ranked: self.ranked.clone(),
             target,
             role,
+            attempt: self.attempt,
         }
+    }
+
+    /// This route for attempt `attempt` of the request (0 for the first).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u16) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// Whether this is the request's first attempt: not a replay, not a
+    /// hedge.
+    pub fn is_first_attempt(&self) -> bool {
+        self.attempt == 0
     }
 }
 

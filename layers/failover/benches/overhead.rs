@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use foresight_core::key::HeaderKey;
-use foresight_core::{InstanceSpec, Pool, Topology};
+use foresight_core::{InstanceSpec, Pool, RouteBody, Topology};
 use foresight_failover::HealthFailoverLayer;
 use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::ShardLayer;
@@ -81,11 +81,9 @@ fn overhead(c: &mut Criterion) {
 
     let topology = instances();
     let pool = Pool::new(topology.clone(), |_| {
-        service_fn(
-            |_req: Request<
-                foresight_shadow::ShadowBody<foresight_failover::ReplayBody<Empty<Bytes>>>,
-            >| async { Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new())) },
-        )
+        service_fn(|_req: Request<RouteBody>| async {
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        })
     });
     let shadow = ShadowWriteLayer::new(topology.clone()).with_sampling(0.0);
     let failover = HealthFailoverLayer::new(topology.clone());
@@ -107,11 +105,9 @@ fn overhead(c: &mut Criterion) {
 
     let topology = instances();
     let pool = Pool::new(topology.clone(), |_| {
-        service_fn(
-            |_req: Request<foresight_failover::ReplayBody<Empty<Bytes>>>| async {
-                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
-            },
-        )
+        service_fn(|_req: Request<RouteBody>| async {
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        })
     });
     let mut failover_only = ShardLayer::new(topology.clone(), HeaderKey::new("x-account-id"))
         .layer(HealthFailoverLayer::new(topology.clone()).layer(pool));
@@ -124,11 +120,9 @@ fn overhead(c: &mut Criterion) {
 
     let topology = instances();
     let pool = Pool::new(topology.clone(), |_| {
-        service_fn(
-            |_req: Request<foresight_shadow::ShadowBody<Empty<Bytes>>>| async {
-                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
-            },
-        )
+        service_fn(|_req: Request<RouteBody>| async {
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        })
     });
     let mut shadow_only = ShardLayer::new(topology.clone(), HeaderKey::new("x-account-id")).layer(
         ShadowWriteLayer::new(topology.clone())

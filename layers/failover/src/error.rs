@@ -1,7 +1,6 @@
-use std::error::Error as StdError;
-use std::io::ErrorKind;
 use std::time::Duration;
 
+pub(crate) use foresight_core::body::BodyFault;
 use foresight_core::{BoxError, HttpError, InstanceId};
 use http::StatusCode;
 
@@ -34,83 +33,6 @@ impl NoReplay {
 impl std::fmt::Display for NoReplay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// What went wrong with a client's request body, read from the error its
-/// body source returned (the kind of the first `std::io::Error` in its
-/// source chain, as hyper reports a broken upload).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BodyFault {
-    /// The body ended before its declared length, or the connection was
-    /// lost mid-body.
-    Aborted,
-    /// The body's framing was invalid (e.g. a bad chunk size).
-    Malformed,
-    /// The client took too long to send the body.
-    TimedOut,
-}
-
-impl BodyFault {
-    /// The label of the fault in metrics.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            BodyFault::Aborted => "aborted",
-            BodyFault::Malformed => "malformed",
-            BodyFault::TimedOut => "timed_out",
-        }
-    }
-
-    fn of(error: &(dyn StdError + 'static)) -> Self {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                return match io.kind() {
-                    ErrorKind::TimedOut => BodyFault::TimedOut,
-                    ErrorKind::InvalidData | ErrorKind::InvalidInput => BodyFault::Malformed,
-                    _ => BodyFault::Aborted,
-                };
-            }
-            current = e.source();
-        }
-        BodyFault::Aborted
-    }
-}
-
-/// The client's request body failed while it was read on its way to an
-/// instance.
-///
-/// [`ReplayBody`](crate::ReplayBody) wraps every error of the client's body
-/// in this type, so that the error the instance's service returns (a hyper
-/// client reports "user body error", with this as its source) can be told
-/// apart from a failure of the instance by walking the source chain rather
-/// than by reading messages.
-#[derive(Debug, thiserror::Error)]
-#[error("the client's request body failed")]
-pub(crate) struct ClientBodyError {
-    pub(crate) fault: BodyFault,
-    #[source]
-    source: BoxError,
-}
-
-impl ClientBodyError {
-    pub(crate) fn new(source: BoxError) -> Self {
-        Self {
-            fault: BodyFault::of(source.as_ref()),
-            source,
-        }
-    }
-
-    /// The fault of the first client body error in `error`'s source chain.
-    pub(crate) fn find(error: &(dyn StdError + 'static)) -> Option<BodyFault> {
-        let mut current = Some(error);
-        while let Some(e) = current {
-            if let Some(body) = e.downcast_ref::<ClientBodyError>() {
-                return Some(body.fault);
-            }
-            current = e.source();
-        }
-        None
     }
 }
 
@@ -234,45 +156,6 @@ mod tests {
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
         assert!(std::error::Error::source(&e).is_some());
         assert!(!e.is_client_error());
-    }
-
-    /// An error that wraps another, as hyper and hyper-util do.
-    #[derive(Debug, thiserror::Error)]
-    #[error("wrapped")]
-    struct Wrapper(#[source] BoxError);
-
-    fn io(kind: ErrorKind) -> BoxError {
-        Box::new(Wrapper(Box::new(std::io::Error::new(kind, "body"))))
-    }
-
-    #[test]
-    fn a_client_body_fault_is_read_from_the_io_error_kind() {
-        let fault = |e| ClientBodyError::new(e).fault;
-        assert_eq!(fault(io(ErrorKind::UnexpectedEof)), BodyFault::Aborted);
-        assert_eq!(fault(io(ErrorKind::ConnectionReset)), BodyFault::Aborted);
-        assert_eq!(fault(io(ErrorKind::InvalidInput)), BodyFault::Malformed);
-        assert_eq!(fault(io(ErrorKind::InvalidData)), BodyFault::Malformed);
-        assert_eq!(fault(io(ErrorKind::TimedOut)), BodyFault::TimedOut);
-        assert_eq!(fault("no io error".into()), BodyFault::Aborted);
-    }
-
-    #[test]
-    fn a_client_body_error_is_found_anywhere_in_the_chain() {
-        let marked: BoxError = Box::new(Wrapper(Box::new(Wrapper(Box::new(
-            ClientBodyError::new(io(ErrorKind::InvalidInput)),
-        )))));
-        assert_eq!(
-            ClientBodyError::find(marked.as_ref()),
-            Some(BodyFault::Malformed)
-        );
-        // The same io error without the mark is the instance's: a reset
-        // of the connection to it, say.
-        let unmarked = io(ErrorKind::InvalidInput);
-        assert_eq!(ClientBodyError::find(unmarked.as_ref()), None);
-        assert_eq!(
-            ClientBodyError::find(io(ErrorKind::ConnectionReset).as_ref()),
-            None
-        );
     }
 
     #[test]

@@ -13,17 +13,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use foresight_core::BoxError;
+use foresight_core::{BoxError, RouteBody};
 use http::{Request, Response};
-use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use self::hedge::Hedge;
 use self::timer::{Expiry, Timer};
 use self::verdict::{Verdict, client_body_error, untracked, verdict};
-use crate::body::ReplayBody;
 use crate::error::{FailoverError, NoReplay};
 use crate::health::Outcome;
 use crate::metrics::Counter;
@@ -74,22 +71,22 @@ pin_project! {
     /// Response future of [`HealthFailover`](crate::HealthFailover): an
     /// attempt, the hedge that may race it, and the replays that follow a
     /// failed one.
-    pub struct ResponseFuture<S, B>
+    pub struct ResponseFuture<S>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Request<RouteBody>>,
     {
         #[pin]
         state: State<S::Future>,
         #[pin]
         hedge: Hedge<S::Future>,
         attempt: Option<Attempt>,
-        replay: Option<Replay<S, B>>,
+        replay: Option<Replay<S>>,
         no_replay: NoReplay,
     }
 
-    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    impl<S> PinnedDrop for ResponseFuture<S>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Request<RouteBody>>,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
@@ -107,9 +104,9 @@ pin_project! {
     }
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+impl<S> fmt::Debug for ResponseFuture<S>
 where
-    S: Service<Request<ReplayBody<B>>>,
+    S: Service<Request<RouteBody>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
@@ -120,9 +117,9 @@ where
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S> ResponseFuture<S>
 where
-    S: Service<Request<ReplayBody<B>>>,
+    S: Service<Request<RouteBody>>,
 {
     pub(crate) fn passthrough(future: S::Future) -> Self {
         Self::new(
@@ -153,7 +150,7 @@ where
         attempt: Attempt,
         timeout: Option<Duration>,
         hedge: Option<Duration>,
-        replay: Replay<S, B>,
+        replay: Replay<S>,
     ) -> Self {
         let state = State::calling(future, Timer::new(timeout, hedge));
         Self::new(state, Some(attempt), Some(replay), NoReplay::Exhausted)
@@ -162,7 +159,7 @@ where
     fn new(
         state: State<S::Future>,
         attempt: Option<Attempt>,
-        replay: Option<Replay<S, B>>,
+        replay: Option<Replay<S>>,
         no_replay: NoReplay,
     ) -> Self {
         Self {
@@ -175,12 +172,10 @@ where
     }
 }
 
-impl<S, B, RB> Future for ResponseFuture<S, B>
+impl<S, RB> Future for ResponseFuture<S>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S: Service<Request<RouteBody>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
 {
     type Output = Answer<RB>;
 
@@ -218,12 +213,10 @@ where
     }
 }
 
-impl<S, B, RB> ResponseFuture<S, B>
+impl<S, RB> ResponseFuture<S>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S: Service<Request<RouteBody>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
 {
     /// `Calling` and `AwaitingHedge`: the hedge first (its answer may end
     /// the request), then the current attempt and its timer.

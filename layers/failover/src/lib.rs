@@ -14,14 +14,17 @@
 //!    candidate is out, the request is answered at once with
 //!    [`FailoverError::NoLiveInstance`]: `503` with `retry-after` at the
 //!    edge, without touching any instance);
-//! 2. forwards it with the body read through a [`ReplayBody`]: streamed to
-//!    the target as it arrives, and kept up to a cap (64 KiB) for a replay;
+//! 2. forwards it with its body as a
+//!    [`RouteBody`](foresight_core::RouteBody): streamed to the target
+//!    as it arrives, and, for a replayable request, kept up to a cap
+//!    (64 KiB) in the request's body capture, for a replay;
 //! 3. when the attempt fails (an error, a 5xx, or its [`AttemptTimeout`]),
 //!    and the request is **replayable** (idempotent method, or an
 //!    `idempotency-key` header), the body stayed within the cap, and the
 //!    **retry budget** allows it, replays it on the next live candidate. The
-//!    client sees one response. A replay carries a [`Replayed`] extension so
-//!    the layers below (shadowing) can tell it from a first attempt. A slow
+//!    client sees one response. A replay's [`Route`](foresight_core::Route)
+//!    carries its attempt number (`Route.attempt`, 0 for a first attempt),
+//!    so the layers below (shadowing) can tell it from a first attempt. A slow
 //!    attempt is abandoned at its timeout only for a replay that can start:
 //!    with no live candidate left, no budget or a body past the cap, it goes
 //!    on, and its late answer beats an error.
@@ -124,8 +127,8 @@
 //! ```
 //! use bytes::Bytes;
 //! use foresight_core::key::HeaderKey;
-//! use foresight_core::{InstanceSpec, Pool, ServedBy, Topology};
-//! use foresight_failover::{HealthFailoverLayer, ReplayBody};
+//! use foresight_core::{InstanceSpec, Pool, RouteBody, ServedBy, Topology};
+//! use foresight_failover::HealthFailoverLayer;
 //! use foresight_shard::ShardLayer;
 //! use http_body_util::Empty;
 //! use std::convert::Infallible;
@@ -135,7 +138,7 @@
 //! # async fn main() {
 //! let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
 //! let pool = Pool::new(topology.clone(), |_instance| {
-//!     service_fn(|_req: http::Request<ReplayBody<Empty<Bytes>>>| async {
+//!     service_fn(|_req: http::Request<RouteBody>| async {
 //!         Ok::<_, Infallible>(http::Response::new("hello"))
 //!     })
 //! });
@@ -164,8 +167,8 @@
 //! use std::time::Duration;
 //! use bytes::Bytes;
 //! use foresight_core::key::HeaderKey;
-//! use foresight_core::{BoxError, ClientKey, InstanceSpec, Pool, ServedBy, Topology};
-//! use foresight_failover::{AttemptTimeout, HealthFailoverLayer, ReplayBody};
+//! use foresight_core::{BoxError, ClientKey, InstanceSpec, Pool, RouteBody, ServedBy, Topology};
+//! use foresight_failover::{AttemptTimeout, HealthFailoverLayer};
 //! use foresight_shard::ShardLayer;
 //! use http_body_util::Empty;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -175,7 +178,7 @@
 //! let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
 //! let pool = Pool::new(topology.clone(), |instance| {
 //!     let down = instance.id().as_str() == "a";
-//!     service_fn(move |_req: http::Request<ReplayBody<Empty<Bytes>>>| async move {
+//!     service_fn(move |_req: http::Request<RouteBody>| async move {
 //!         if down {
 //!             Err::<http::Response<&str>, BoxError>("connection refused".into())
 //!         } else {
@@ -214,7 +217,6 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-mod body;
 mod budget;
 mod clock;
 mod config;
@@ -229,7 +231,6 @@ mod service;
 mod stats;
 mod window;
 
-pub use body::{ReplayBody, Superseded};
 pub use config::{
     DEFAULT_BASE_EJECTION, DEFAULT_BODY_CAP, DEFAULT_CONSECUTIVE_FAILURES, DEFAULT_DEGRADE_RATIO,
     DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO, DEFAULT_ERROR_WINDOW,
@@ -239,19 +240,11 @@ pub use config::{
 };
 pub use error::{FailoverError, NoReplay};
 pub use failure::{FailureStatus, ServerErrors};
+pub use foresight_core::body::Superseded;
 pub use layer::HealthFailoverLayer;
 pub use policy::{AttemptTimeout, Hedging};
 pub use service::HealthFailover;
 pub use stats::FailoverStats;
-
-/// Request extension carried by every replay (and absent from first
-/// attempts), so the layers below can tell them apart: a replay is never
-/// shadowed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Replayed {
-    /// 1 for the first replay, 2 for the second…
-    pub attempt: u8,
-}
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use foresight_core::attempt::{ATTEMPT_HEADER, Attempt as AttemptTag};
-use foresight_core::{BoxError, Role, Route};
+use foresight_core::{BoxError, Role, Route, RouteBody};
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use crate::body::{ReplayBody, ReplaySource};
 use crate::error::{FailoverError, NoReplay};
 use crate::future::{Attempt, Replay, ReplayHead, ResponseFuture};
 use crate::health::Tracker;
@@ -62,14 +61,14 @@ impl<S> HealthFailover<S> {
 
 impl<S, B, RB> Service<Request<B>> for HealthFailover<S>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RouteBody>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Response = Response<RB>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -81,9 +80,7 @@ where
         let Some(route) = request.extensions_mut().get_mut::<Route>() else {
             // Nothing to fail over between; the pool reports the missing
             // route.
-            return ResponseFuture::passthrough(
-                self.inner.call(request.map(ReplayBody::passthrough)),
-            );
+            return ResponseFuture::passthrough(self.inner.call(request.map(RouteBody::new)));
         };
         let now = shared.now();
         let Some(pick) = shared.choose(route, replayable, now) else {
@@ -115,7 +112,8 @@ where
             // fence a late one (see `foresight_core::attempt`).
             let tag = AttemptTag::random();
             parts.headers.insert(&ATTEMPT_HEADER, tag.header_value());
-            let (first, source) = ReplaySource::new(body, shared.config.body_cap);
+            let mut first = RouteBody::new(body);
+            let source = first.capture(shared.config.body_cap);
             let head = ReplayHead::copy(&parts, tag);
             // The readied service serves this attempt and is kept for the
             // replays; a fresh clone takes its place for the next call.
@@ -133,7 +131,7 @@ where
             // No other attempt can follow, so the layer never cuts this one
             // short.
             let timeout = None;
-            let future = self.inner.call(request.map(ReplayBody::passthrough));
+            let future = self.inner.call(request.map(RouteBody::new));
             ResponseFuture::single(future, attempt, timeout, reason)
         }
     }

@@ -32,9 +32,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use foresight_core::edge::ErrorResponseLayer;
 use foresight_core::key::HeaderKey;
-use foresight_core::{BoxError, HealthState, InstanceSpec, Pool, Topology};
-use foresight_failover::{FailoverError, HealthFailoverLayer, ReplayBody};
-use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+use foresight_core::{BoxError, HealthState, InstanceSpec, Pool, RouteBody, Topology};
+use foresight_failover::{FailoverError, HealthFailoverLayer};
+use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::{ShardError, ShardLayer};
 use foresight_testkit::http::serve_gateway;
 use http::{Method, Request, Response, StatusCode};
@@ -109,18 +109,16 @@ async fn gateway(
             .map(|(name, addr)| InstanceSpec::new(*name).with_addr(*addr)),
     )
     .unwrap();
-    let client: Client<HttpConnector, ShadowBody<ReplayBody<Incoming>>> =
+    let client: Client<HttpConnector, RouteBody> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let pool = Pool::new(topology.clone(), move |instance| {
         let addr = instance.spec().addr.expect("instances have addresses");
         let client = client.clone();
-        service_fn(
-            move |mut request: Request<ShadowBody<ReplayBody<Incoming>>>| {
-                let path = request.uri().path().to_owned();
-                *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
-                client.request(request)
-            },
-        )
+        service_fn(move |mut request: Request<RouteBody>| {
+            let path = request.uri().path().to_owned();
+            *request.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
+            client.request(request)
+        })
     });
     let failover = HealthFailoverLayer::new(topology.clone());
     let stack = ServiceBuilder::new()

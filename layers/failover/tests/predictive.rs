@@ -19,8 +19,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foresight_core::key::HeaderKey;
-use foresight_core::{ClientKey, HealthState, InstanceId, InstanceSpec, Ranked, Route, Topology};
-use foresight_failover::{FailoverStats, HealthFailoverLayer, ReplayBody};
+use foresight_core::{
+    ClientKey, HealthState, InstanceId, InstanceSpec, Ranked, Route, RouteBody, Topology,
+};
+use foresight_failover::{FailoverStats, HealthFailoverLayer};
 use foresight_forecast::model::ModelConfig;
 use foresight_forecast::{Forecaster, Signal};
 use foresight_shard::{DEFAULT_SEED, ShardLayer};
@@ -68,7 +70,7 @@ fn forecaster_builder() -> foresight_forecast::ForecasterBuilder {
 // Paused time, over a mock.
 // ---------------------------------------------------------------------
 
-type MockBody = ReplayBody<Empty<Bytes>>;
+type MockBody = RouteBody;
 
 fn abc() -> Topology {
     Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap()

@@ -59,10 +59,9 @@ use axum::body::Body;
 use foresight::ServiceBuilderExt as _;
 use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
 use foresight::core::rank::BoundedLoad;
-use foresight::core::{Pool, Topology};
-use foresight::failover::ReplayBody;
+use foresight::core::{Pool, RouteBody, Topology};
 use foresight::forward::Forward;
-use foresight::shadow::{ShadowBody, ShadowWriteLayer};
+use foresight::shadow::ShadowWriteLayer;
 use foresight::stack::{BuildError, Foresight};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -245,7 +244,7 @@ fn routed<K: KeyExtractor + Clone>(
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(config.limits.upstream_connect_timeout));
     connector.set_nodelay(true);
-    let client: Client<HttpConnector, ShadowBody<ReplayBody<Body>>> =
+    let client: Client<HttpConnector, RouteBody> =
         Client::builder(TokioExecutor::new()).build(connector);
     let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
         .with_instance_header(true);

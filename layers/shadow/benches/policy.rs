@@ -19,8 +19,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use foresight_core::key::HeaderKey;
-use foresight_core::{InstanceSpec, Pool, Topology};
-use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+use foresight_core::{InstanceSpec, Pool, RouteBody, Topology};
+use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::ShardLayer;
 use http::{HeaderValue, Method, Request, Response};
 use http_body_util::Empty;
@@ -62,7 +62,7 @@ fn stack(
     let topology =
         Topology::from_instances((0..8).map(|i| InstanceSpec::new(format!("i{i}")))).unwrap();
     let pool = Pool::new(topology.clone(), |_| {
-        service_fn(|_req: Request<ShadowBody<Empty<Bytes>>>| async {
+        service_fn(|_req: Request<RouteBody>| async {
             Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
         })
     });

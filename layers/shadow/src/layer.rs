@@ -19,8 +19,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 /// A shadow (waiting for the body, the secondary's readiness and its
 /// response) is abandoned after this long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest body copied to a shadow.
-pub const DEFAULT_BODY_CAP: usize = 64 * 1024;
+/// Largest body copied to a shadow: the default cap of the request's body
+/// capture, 64 KiB.
+pub const DEFAULT_BODY_CAP: usize = foresight_core::body::DEFAULT_CAPTURE_CAP;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -188,7 +189,9 @@ impl ShadowWriteLayer {
         self.with(|c| c.compare = compare)
     }
 
-    /// Largest body copied (default [`DEFAULT_BODY_CAP`]).
+    /// Largest body copied (default [`DEFAULT_BODY_CAP`]). The copy comes
+    /// from the request's body capture, which a failover layer above may
+    /// share; its cap rises to this one while nothing has been dropped.
     pub fn with_body_cap(self, bytes: usize) -> Self {
         self.with(|c| c.body_cap = bytes)
     }

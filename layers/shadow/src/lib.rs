@@ -1,7 +1,7 @@
 //! `ShadowWriteLayer`: keeps the secondary warm by copying each request to
 //! it, so it can take over when the primary fails.
 //!
-//! The layer sits below [`HealthFailoverLayer`](foresight_failover) and
+//! The layer sits below [`HealthFailoverLayer`](https://docs.rs/foresight-failover) and
 //! above the [`Pool`](foresight_core::Pool). For each first attempt whose
 //! [`Route`](foresight_core::Route) has a candidate after its target, it
 //! sends a copy to the next **Healthy** candidate, with
@@ -15,13 +15,16 @@
 //! - at most `N` shadows in flight per instance (a semaphore tried without
 //!   waiting: beyond `N` the copy is dropped, never queued);
 //! - a timeout over the whole copy (body, readiness, response);
-//! - bodies up to a cap, copied while the primary reads them; the copy is
-//!   sent once the body is complete, and abandoned if the body outgrows the
-//!   cap, fails, or the client goes away first;
+//! - bodies up to a cap, copied while the primary reads them (from the
+//!   request's body capture, which a failover layer above shares: see
+//!   [`foresight_core::body`]); the copy is sent once the body is complete,
+//!   and abandoned if the body outgrows the cap, fails, or the client goes
+//!   away first;
 //! - no copy to an instance that is not Healthy; an optional sampling
 //!   fraction;
-//! - never a copy of a failover replay ([`Replayed`](foresight_failover::Replayed))
-//!   or of a shadow.
+//! - never a copy of a failover replay or hedge (a
+//!   [`Route`](foresight_core::Route) whose `attempt` is not 0) or of a
+//!   shadow.
 //!
 //! What is copied, to which instance and how often is the layer's
 //! [`ShadowPolicy`], safe and cheap by default:
@@ -49,9 +52,9 @@
 //! ```
 //! use bytes::Bytes;
 //! use foresight_core::key::HeaderKey;
-//! use foresight_core::{InstanceSpec, Pool, Topology};
-//! use foresight_failover::{HealthFailoverLayer, ReplayBody};
-//! use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+//! use foresight_core::{InstanceSpec, Pool, RouteBody, Topology};
+//! use foresight_failover::HealthFailoverLayer;
+//! use foresight_shadow::ShadowWriteLayer;
 //! use foresight_shard::ShardLayer;
 //! use http_body_util::{Empty, Full};
 //! use std::convert::Infallible;
@@ -61,7 +64,7 @@
 //! # async fn main() {
 //! let topology = Topology::from_instances(["a", "b", "c"].map(InstanceSpec::new)).unwrap();
 //! let pool = Pool::new(topology.clone(), |_instance| {
-//!     service_fn(|_req: http::Request<ShadowBody<ReplayBody<Empty<Bytes>>>>| async {
+//!     service_fn(|_req: http::Request<RouteBody>| async {
 //!         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
 //!     })
 //! });
@@ -117,7 +120,6 @@
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
 
-mod body;
 mod coalesce;
 mod error;
 pub mod future;
@@ -127,7 +129,6 @@ mod policy;
 mod service;
 mod stats;
 
-pub use body::ShadowBody;
 pub use error::ShadowPolicyError;
 pub use layer::{DEFAULT_BODY_CAP, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, ShadowWriteLayer};
 pub use policy::{

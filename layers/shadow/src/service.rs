@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use foresight_core::{BoxError, InstanceId, ROLE_HEADER, Role, Route};
-use foresight_failover::Replayed;
+use foresight_core::body::PendingCopy;
+use foresight_core::{BoxError, InstanceId, ROLE_HEADER, Role, Route, RouteBody};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode, Version};
@@ -15,7 +15,6 @@ use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tower_service::Service;
 
-use crate::body::ShadowBody;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
 use crate::policy::Decision;
@@ -72,7 +71,7 @@ struct Plan {
 /// Where the shadow's body comes from.
 enum Source {
     Ready,
-    Pending(oneshot::Receiver<Vec<Bytes>>),
+    Pending(PendingCopy),
 }
 
 static SHADOW: HeaderValue = HeaderValue::from_static("shadow");
@@ -84,7 +83,7 @@ impl<S> ShadowWrite<S> {
         let config = &shared.config;
         let route = request.extensions().get::<Route>()?;
         // Only first attempts are shadowed: never a replay, never a shadow.
-        if route.role == Role::Shadow || request.extensions().get::<Replayed>().is_some() {
+        if route.role == Role::Shadow || !route.is_first_attempt() {
             return None;
         }
         let Decision::Shadow {
@@ -194,7 +193,7 @@ fn copy_head(parts: &Parts, route: Option<&Route>, secondary: InstanceId) -> Par
 
 impl<S, B, RB> Service<Request<B>> for ShadowWrite<S>
 where
-    S: Service<Request<ShadowBody<B>>, Response = Response<RB>> + Clone + Send + 'static,
+    S: Service<Request<RouteBody>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -214,10 +213,7 @@ where
             // Compared as the instance compares it: any case, surrounding
             // whitespace trimmed.
             if Role::of_headers(request.headers()) == Some(Role::Shadow) {
-                return ResponseFuture::new(
-                    self.inner.call(request.map(ShadowBody::passthrough)),
-                    None,
-                );
+                return ResponseFuture::new(self.inner.call(request.map(RouteBody::new)), None);
             }
         } else if Role::strip(request.headers_mut()) {
             // A client must not be able to forge shadow requests (the
@@ -231,25 +227,21 @@ where
             None
         };
         let Some(plan) = plan else {
-            return ResponseFuture::new(
-                self.inner.call(request.map(ShadowBody::passthrough)),
-                None,
-            );
+            return ResponseFuture::new(self.inner.call(request.map(RouteBody::new)), None);
         };
 
         let (parts, body) = request.into_parts();
+        let mut body = RouteBody::new(body);
         let head = copy_head(&parts, parts.extensions.get::<Route>(), plan.secondary);
         let expected = declared_length(&parts, body.size_hint());
         // An empty body may never be polled at all (hyper's client sends no
         // body for a GET of unknown length): nothing to wait for.
-        let (body, source) = if body.is_end_stream() || expected == Some(0) {
-            (ShadowBody::passthrough(body), Source::Ready)
+        let source = if body.is_end_stream() || expected == Some(0) {
+            Source::Ready
         } else {
-            let (tx, rx) = oneshot::channel();
-            (
-                ShadowBody::tee(body, config.body_cap, expected, tx),
-                Source::Pending(rx),
-            )
+            // The copy comes from the request's body capture, shared with a
+            // failover layer above when there is one.
+            Source::Pending(body.copy_once_read(config.body_cap, expected))
         };
         let (status_tx, status_rx) = if config.compare {
             let (tx, rx) = oneshot::channel();
@@ -280,7 +272,7 @@ enum End {
 
 /// Sends one shadow and discards its response. Bounded by the timeout; the
 /// permit is held until it ends.
-async fn shadow<S, B, RB>(
+async fn shadow<S, RB>(
     mut service: S,
     head: Parts,
     source: Source,
@@ -288,19 +280,19 @@ async fn shadow<S, B, RB>(
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) where
-    S: Service<Request<ShadowBody<B>>, Response = Response<RB>>,
+    S: Service<Request<RouteBody>, Response = Response<RB>>,
     RB: Body,
 {
     let counters = &shared.counters;
     let work = async {
-        let chunks = match source {
-            Source::Ready => Vec::new(),
-            Source::Pending(rx) => match rx.await {
-                Ok(chunks) => chunks,
-                Err(_) => return End::BodyDropped,
+        let body = match source {
+            Source::Ready => RouteBody::empty(),
+            Source::Pending(copy) => match copy.await {
+                Some(body) => body,
+                None => return End::BodyDropped,
             },
         };
-        let request = Request::from_parts(head, ShadowBody::copy(chunks));
+        let request = Request::from_parts(head, body);
         if poll_fn(|cx| service.poll_ready(cx)).await.is_err() {
             return End::Failed;
         }
@@ -352,7 +344,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let leaf = service_fn({
             let seen = seen.clone();
-            move |request: Request<ShadowBody<Empty<Bytes>>>| {
+            move |request: Request<RouteBody>| {
                 let values = request
                     .headers()
                     .get_all(&ROLE_HEADER)

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foresight_core::{
-    ClientKey, HealthState, InstanceSpec, ROLE_HEADER, Ranked, Role, Route, Topology,
+    ClientKey, HealthState, InstanceSpec, ROLE_HEADER, Ranked, Role, Route, RouteBody, Topology,
 };
-use foresight_failover::Replayed;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service as _, ServiceExt};
@@ -14,7 +13,7 @@ use tower_test::mock;
 
 use crate::*;
 
-type Body = ShadowBody<Full<Bytes>>;
+type Body = RouteBody;
 type Reply = Response<Full<Bytes>>;
 type Handle = mock::Handle<Request<Body>, Reply>;
 type Service = ShadowWrite<mock::Mock<Request<Body>, Reply>>;
@@ -49,6 +48,14 @@ fn setup(layer: &ShadowWriteLayer) -> (Service, Handle) {
     (layer.layer(mock), handle)
 }
 
+/// Readies the layer for a request with a `Full` body (the layer takes any
+/// body, so the type is named here).
+async fn ready(service: &mut Service) -> &mut Service {
+    ServiceExt::<Request<Full<Bytes>>>::ready(service)
+        .await
+        .unwrap()
+}
+
 fn route_of(request: &Request<Body>) -> (String, Role) {
     let route = request.extensions().get::<Route>().unwrap();
     (route.target.to_string(), route.role)
@@ -73,7 +80,7 @@ async fn settle(mut done: impl FnMut() -> bool) {
 async fn a_first_attempt_is_copied_to_the_secondary_marked_as_shadow() {
     let layer = ShadowWriteLayer::new(topology());
     let (mut service, mut handle) = setup(&layer);
-    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let response = tokio::spawn(ready(&mut service).await.call(get()));
     let mut seen = Vec::new();
     for _ in 0..2 {
         let (request, reply) = handle.next_request().await.unwrap();
@@ -98,7 +105,7 @@ async fn a_first_attempt_is_copied_to_the_secondary_marked_as_shadow() {
 async fn the_primary_never_waits_for_a_stalled_secondary() {
     let layer = ShadowWriteLayer::new(topology());
     let (mut service, mut handle) = setup(&layer);
-    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let response = tokio::spawn(ready(&mut service).await.call(get()));
     let mut stalled = Vec::new();
     for _ in 0..2 {
         let (request, reply) = handle.next_request().await.unwrap();
@@ -130,7 +137,7 @@ async fn beyond_the_in_flight_limit_shadows_are_dropped_and_counted() {
         request
             .extensions_mut()
             .insert(Route::primary(key, ranked).unwrap());
-        let response = tokio::spawn(service.ready().await.unwrap().call(request));
+        let response = tokio::spawn(ready(&mut service).await.call(request));
         loop {
             let (request, reply) = handle.next_request().await.unwrap();
             if is_shadow(&request) {
@@ -162,7 +169,7 @@ async fn no_copy_goes_to_an_instance_that_is_not_healthy() {
         .unwrap()
         .set_state(HealthState::Degraded);
     // With a third candidate, the copy skips to it.
-    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+    let response = tokio::spawn(ready(&mut service).await.call(request(
         Method::GET,
         "",
         &["a", "b", "c"],
@@ -180,7 +187,7 @@ async fn no_copy_goes_to_an_instance_that_is_not_healthy() {
     );
     response.await.unwrap().unwrap();
     // With only the unhealthy one, nothing is copied.
-    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let response = tokio::spawn(ready(&mut service).await.call(get()));
     let (request, reply) = handle.next_request().await.unwrap();
     assert!(!is_shadow(&request));
     reply.send_response(ok());
@@ -197,7 +204,7 @@ async fn a_forged_role_header_is_stripped_unless_the_hop_is_trusted() {
     forged
         .headers_mut()
         .insert(ROLE_HEADER.clone(), "shadow".parse().unwrap());
-    let response = tokio::spawn(service.ready().await.unwrap().call(forged));
+    let response = tokio::spawn(ready(&mut service).await.call(forged));
     let (request, reply) = handle.next_request().await.unwrap();
     assert!(request.headers().get(&ROLE_HEADER).is_none());
     reply.send_response(ok());
@@ -210,7 +217,7 @@ async fn a_forged_role_header_is_stripped_unless_the_hop_is_trusted() {
     marked
         .headers_mut()
         .insert(ROLE_HEADER.clone(), "shadow".parse().unwrap());
-    let response = tokio::spawn(service.ready().await.unwrap().call(marked));
+    let response = tokio::spawn(ready(&mut service).await.call(marked));
     let (request, reply) = handle.next_request().await.unwrap();
     assert_eq!(request.headers()[&ROLE_HEADER], "shadow");
     reply.send_response(ok());
@@ -224,8 +231,9 @@ async fn replays_are_never_shadowed() {
     let layer = ShadowWriteLayer::new(topology());
     let (mut service, mut handle) = setup(&layer);
     let mut replay = get();
-    replay.extensions_mut().insert(Replayed { attempt: 1 });
-    let response = tokio::spawn(service.ready().await.unwrap().call(replay));
+    let route = replay.extensions_mut().get_mut::<Route>().unwrap();
+    route.attempt = 1;
+    let response = tokio::spawn(ready(&mut service).await.call(replay));
     let (_, reply) = handle.next_request().await.unwrap();
     reply.send_response(ok());
     response.await.unwrap().unwrap();
@@ -238,7 +246,7 @@ async fn a_body_is_copied_once_the_primary_has_read_it() {
         // POST: only to a shadow-aware secondary.
         .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
-    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+    let response = tokio::spawn(ready(&mut service).await.call(request(
         Method::POST,
         "payload",
         &["a", "b"],
@@ -269,7 +277,7 @@ async fn a_body_over_the_cap_is_not_copied() {
         // POST: only to a shadow-aware secondary.
         .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
-    let response = tokio::spawn(service.ready().await.unwrap().call(request(
+    let response = tokio::spawn(ready(&mut service).await.call(request(
         Method::POST,
         "payload",
         &["a", "b"],
@@ -291,12 +299,9 @@ async fn a_client_that_goes_away_leaves_no_shadow_behind() {
         // POST: only to a shadow-aware secondary.
         .with_shadow_aware(["b"]);
     let (mut service, mut handle) = setup(&layer);
-    let response =
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(request(Method::POST, "payload", &["a", "b"]));
+    let response = ready(&mut service)
+        .await
+        .call(request(Method::POST, "payload", &["a", "b"]));
     assert_eq!(layer.in_flight(&"b".into()), Some(1));
     // The client drops its request before the primary read the body.
     let (primary, _reply) = handle.next_request().await.unwrap();
@@ -311,7 +316,7 @@ async fn sampling_zero_sends_nothing() {
     let layer = ShadowWriteLayer::new(topology()).with_sampling(0.0);
     let (mut service, mut handle) = setup(&layer);
     for _ in 0..10 {
-        let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+        let response = tokio::spawn(ready(&mut service).await.call(get()));
         let (request, reply) = handle.next_request().await.unwrap();
         assert!(!is_shadow(&request));
         reply.send_response(ok());
@@ -324,7 +329,7 @@ async fn sampling_zero_sends_nothing() {
 async fn status_mismatches_are_counted_when_comparing() {
     let layer = ShadowWriteLayer::new(topology()).with_comparison(true);
     let (mut service, mut handle) = setup(&layer);
-    let response = tokio::spawn(service.ready().await.unwrap().call(get()));
+    let response = tokio::spawn(ready(&mut service).await.call(get()));
     for _ in 0..2 {
         let (request, reply) = handle.next_request().await.unwrap();
         let mut answer = ok();
@@ -343,9 +348,9 @@ async fn readiness_is_the_inner_service_readiness() {
     let layer = ShadowWriteLayer::new(topology());
     let (mut service, mut handle) = mock::spawn_layer::<Request<Body>, Reply, _>(layer);
     handle.allow(0);
-    assert!(service.poll_ready().is_pending());
+    assert!(service.poll_ready::<Request<Full<Bytes>>>().is_pending());
     handle.allow(1);
-    assert!(service.poll_ready().is_ready());
+    assert!(service.poll_ready::<Request<Full<Bytes>>>().is_ready());
 }
 
 #[tokio::test]
@@ -357,7 +362,8 @@ async fn no_runtime_means_no_copy() {
     std::thread::spawn(move || {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
-        assert!(service.poll_ready(&mut cx).is_ready());
+        let ready = tower::Service::<Request<Full<Bytes>>>::poll_ready(&mut service, &mut cx);
+        assert!(ready.is_ready());
         drop(service.call(get()));
     })
     .join()
@@ -383,7 +389,7 @@ impl http_body::Body for Hidden {
 #[tokio::test(start_paused = true)]
 async fn a_body_of_declared_length_is_copied_when_its_reader_stops_at_the_last_byte() {
     let layer = ShadowWriteLayer::new(topology()).with_shadow_aware(["b"]);
-    let (mock, mut handle) = mock::pair::<Request<ShadowBody<Hidden>>, Reply>();
+    let (mock, mut handle) = mock::pair::<Request<RouteBody>, Reply>();
     handle.allow(10);
     let mut service = layer.layer(mock);
     let cases = [
@@ -398,7 +404,8 @@ async fn a_body_of_declared_length_is_copied_when_its_reader_stops_at_the_last_b
                 .headers_mut()
                 .insert(http::header::CONTENT_LENGTH, length.parse().unwrap());
         }
-        let response = tokio::spawn(service.ready().await.unwrap().call(request));
+        let ready = ServiceExt::<Request<Hidden>>::ready(&mut service);
+        let response = tokio::spawn(ready.await.unwrap().call(request));
         let (primary, reply) = handle.next_request().await.unwrap();
         // The reader takes the declared bytes, never polls for the end,
         // and drops the body, as hyper's client does.

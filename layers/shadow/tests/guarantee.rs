@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use foresight_core::key::HeaderKey;
-use foresight_core::{InstanceId, InstanceSpec, Pool, Role, Route, Topology};
-use foresight_failover::{HealthFailoverLayer, ReplayBody};
-use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+use foresight_core::{InstanceId, InstanceSpec, Pool, Role, Route, RouteBody, Topology};
+use foresight_failover::HealthFailoverLayer;
+use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::ShardLayer;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -44,29 +44,27 @@ async fn send_all(shadow: &ShadowWriteLayer, topology: &Topology) -> Vec<Run> {
         let runs = runs.clone();
         move |instance| {
             let (runs, instance) = (runs.clone(), instance.id().clone());
-            service_fn(
-                move |request: Request<ShadowBody<ReplayBody<Full<Bytes>>>>| {
-                    let (runs, instance) = (runs.clone(), instance.clone());
-                    async move {
-                        let route = request.extensions().get::<Route>().unwrap().clone();
-                        let n = request.headers()["x-n"].to_str().unwrap().parse().unwrap();
-                        let method = request.method().clone();
-                        // The handler reads the whole body, as an application would.
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        if method == Method::POST {
-                            assert_eq!(body, format!("write {n}"));
-                        }
-                        runs.lock().unwrap().push(Run {
-                            instance,
-                            n,
-                            method,
-                            role: route.role,
-                            next: route.next_after(&route.target).cloned(),
-                        });
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            service_fn(move |request: Request<RouteBody>| {
+                let (runs, instance) = (runs.clone(), instance.clone());
+                async move {
+                    let route = request.extensions().get::<Route>().unwrap().clone();
+                    let n = request.headers()["x-n"].to_str().unwrap().parse().unwrap();
+                    let method = request.method().clone();
+                    // The handler reads the whole body, as an application would.
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    if method == Method::POST {
+                        assert_eq!(body, format!("write {n}"));
                     }
-                },
-            )
+                    runs.lock().unwrap().push(Run {
+                        instance,
+                        n,
+                        method,
+                        role: route.role,
+                        next: route.next_after(&route.target).cloned(),
+                    });
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                }
+            })
         }
     });
     let service = ServiceBuilder::new()

@@ -5,14 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use foresight_core::BoxError;
+use foresight_core::{BoxError, RouteBody};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::attempt::Attempt;
 use super::replay::Replay;
-use crate::body::ReplayBody;
 
 pin_project! {
     /// The hedge of an attempt.
@@ -42,13 +41,13 @@ impl<F> Hedge<F> {
     /// attempt when the hedge ends; the hedge is then off. Pending while it
     /// runs, and while there is none (a service that fails to get ready
     /// drops the hedge: the first attempt goes on alone).
-    pub(crate) fn poll_answer<S, B, RB>(
+    pub(crate) fn poll_answer<S, RB>(
         mut self: Pin<&mut Self>,
-        replay: &mut Option<Replay<S, B>>,
+        replay: &mut Option<Replay<S>>,
         cx: &mut Context<'_>,
     ) -> Poll<(Result<Response<RB>, BoxError>, Attempt)>
     where
-        S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Future = F>,
+        S: Service<Request<RouteBody>, Response = Response<RB>, Future = F>,
         S::Error: Into<BoxError>,
         F: Future<Output = Result<Response<RB>, S::Error>>,
     {

@@ -4,13 +4,11 @@
 use std::sync::Arc;
 
 use foresight_core::attempt::{ATTEMPT_HEADER, Attempt as AttemptTag};
-use foresight_core::{Role, Route};
+use foresight_core::body::Capture;
+use foresight_core::{Role, Route, RouteBody};
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
-use http_body::Body;
 
-use crate::Replayed;
-use crate::body::{ReplayBody, ReplaySource};
 use crate::error::NoReplay;
 use crate::health::{Pick, Tracker};
 use crate::metrics::Counter;
@@ -64,21 +62,21 @@ impl ReplayHead {
 }
 
 /// What a replayable request keeps for its next attempts.
-pub(crate) struct Replay<S, B> {
+pub(crate) struct Replay<S> {
     pub(crate) service: S,
     pub(crate) head: ReplayHead,
-    pub(crate) source: ReplaySource<B>,
+    pub(crate) source: Capture,
     pub(crate) tried: u32,
     pub(crate) candidates: usize,
     pub(crate) attempts: u8,
-    pub(crate) next: Option<(Request<ReplayBody<B>>, Pick, Arc<Tracker>)>,
+    pub(crate) next: Option<(Request<RouteBody>, Pick, Arc<Tracker>)>,
 }
 
-impl<S, B: Body> Replay<S, B> {
+impl<S> Replay<S> {
     pub(crate) fn new(
         service: S,
         head: ReplayHead,
-        source: ReplaySource<B>,
+        source: Capture,
         first: usize,
         candidates: usize,
     ) -> Self {
@@ -100,7 +98,7 @@ impl<S, B: Body> Replay<S, B> {
         let next = tracker
             .next_candidate(route, self.tried)
             .ok_or(NoReplay::Exhausted)?;
-        if !self.source.replayable() {
+        if !self.source.kept_within(tracker.config.body_cap) {
             tracker.counters.add(Counter::BodyTooLarge);
             return Err(NoReplay::BodyTooLarge);
         }
@@ -116,12 +114,14 @@ impl<S, B: Body> Replay<S, B> {
         } else {
             Role::Secondary
         };
-        let route = route.retarget(next.stats.id.clone(), role);
+        let attempt = u16::from(self.attempts);
+        // The attempt number tells the layers below (shadowing) a replay or
+        // a hedge from a first attempt.
+        let route = route
+            .retarget(next.stats.id.clone(), role)
+            .with_attempt(attempt);
         let mut parts = self.head.to_parts(route);
-        parts.extensions.insert(Replayed {
-            attempt: self.attempts,
-        });
-        let tag = self.head.tag.with_number(u16::from(self.attempts));
+        let tag = self.head.tag.with_number(attempt);
         parts.headers.insert(&ATTEMPT_HEADER, tag.header_value());
         if hedge {
             tracker.counters.add(Counter::Hedges);

@@ -2,10 +2,11 @@
 //! request broken by its client's body ends with.
 
 use foresight_core::BoxError;
+use foresight_core::body::{BodyFault, ClientBodyError};
 use http::Response;
 
 use super::attempt::Attempt;
-use crate::error::{BodyFault, ClientBodyError, FailoverError};
+use crate::error::FailoverError;
 use crate::metrics;
 
 /// How an attempt's result counts.

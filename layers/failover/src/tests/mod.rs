@@ -6,7 +6,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foresight_core::{BoxError, ClientKey, HttpError, InstanceSpec, Ranked, Role, Route, Topology};
+use foresight_core::{
+    BoxError, ClientKey, HttpError, InstanceSpec, Ranked, Role, Route, RouteBody, Topology,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service as _, ServiceExt};
@@ -14,7 +16,7 @@ use tower_test::mock;
 
 use crate::*;
 
-type Body = ReplayBody<Full<Bytes>>;
+type Body = RouteBody;
 type Handle = mock::Handle<Request<Body>, Response<&'static str>>;
 type Service = HealthFailover<mock::Mock<Request<Body>, Response<&'static str>>>;
 
@@ -38,10 +40,23 @@ fn get(ranked: &[&str]) -> Request<Full<Bytes>> {
     request(Method::GET, "", ranked)
 }
 
-fn target(request: &Request<Body>) -> (String, Role, Option<u8>) {
+/// The target, the role, and the attempt number of a replay or hedge.
+fn target(request: &Request<Body>) -> (String, Role, Option<u16>) {
     let route = request.extensions().get::<Route>().unwrap();
-    let replayed = request.extensions().get::<Replayed>().map(|r| r.attempt);
+    let replayed = (!route.is_first_attempt()).then_some(route.attempt);
     (route.target.to_string(), route.role, replayed)
+}
+
+/// Readies `service` for a request with a `Full` body (the layer takes any
+/// body, so the type is named here).
+async fn ready<S>(service: &mut S) -> &mut S
+where
+    S: tower::Service<Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    ServiceExt::<Request<Full<Bytes>>>::ready(service)
+        .await
+        .unwrap()
 }
 
 fn setup(layer: &HealthFailoverLayer) -> (Service, Handle) {
@@ -53,7 +68,7 @@ async fn send(
     service: &mut Service,
     request: Request<Full<Bytes>>,
 ) -> tokio::task::JoinHandle<Result<Response<&'static str>, BoxError>> {
-    let future = service.ready().await.unwrap().call(request);
+    let future = ready(service).await.call(request);
     tokio::spawn(future)
 }
 
@@ -313,7 +328,7 @@ async fn every_candidate_out_is_answered_503_on_the_first_poll() {
         reply.send_error("refused");
         task.await.unwrap().unwrap_err();
     }
-    let mut future = pin!(service.ready().await.unwrap().call(get(&["a", "b"])));
+    let mut future = pin!(ready(&mut service).await.call(get(&["a", "b"])));
     let Poll::Ready(Err(error)) = future
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
@@ -336,12 +351,12 @@ async fn readiness_is_the_inner_service_readiness() {
     let (mut service, mut handle) =
         mock::spawn_layer::<Request<Body>, Response<&'static str>, _>(layer);
     handle.allow(0);
-    assert!(service.poll_ready().is_pending());
+    assert!(service.poll_ready::<Request<Full<Bytes>>>().is_pending());
     handle.allow(1);
-    assert!(service.poll_ready().is_ready());
+    assert!(service.poll_ready::<Request<Full<Bytes>>>().is_ready());
     let _response = service.call(get(&["a", "b"]));
     // The allowance is spent: not ready again until more is allowed.
-    assert!(service.poll_ready().is_pending());
+    assert!(service.poll_ready::<Request<Full<Bytes>>>().is_pending());
 }
 
 #[tokio::test]
@@ -349,7 +364,7 @@ async fn dropping_the_response_future_releases_the_attempt() {
     let layer = HealthFailoverLayer::new(topology());
     let (mut service, mut handle) = setup(&layer);
     handle.allow(10);
-    let future = service.ready().await.unwrap().call(get(&["a", "b"]));
+    let future = ready(&mut service).await.call(get(&["a", "b"]));
     assert_eq!(layer.in_flight(&"a".into()), Some(1));
     let (_request, _reply) = handle.next_request().await.unwrap();
     drop(future);
@@ -364,7 +379,7 @@ async fn a_request_without_a_route_passes_through() {
     let (mut service, mut handle) = setup(&layer);
     handle.allow(1);
     let plain = Request::new(Full::new(Bytes::new()));
-    let task = tokio::spawn(service.ready().await.unwrap().call(plain));
+    let task = tokio::spawn(ready(&mut service).await.call(plain));
     let (request, reply) = handle.next_request().await.unwrap();
     assert!(request.extensions().get::<Route>().is_none());
     reply.send_response(Response::new("ok"));
@@ -409,9 +424,10 @@ async fn a_replay_without_other_extensions_carries_only_its_route() {
     let (_, reply) = handle.next_request().await.unwrap();
     reply.send_error("connection refused");
     let (second, reply) = handle.next_request().await.unwrap();
-    // The route and the replay marker.
-    assert_eq!(second.extensions().len(), 2);
+    // The route alone, which numbers the attempt.
+    assert_eq!(second.extensions().len(), 1);
     let route = second.extensions().get::<Route>().unwrap();
+    assert_eq!(route.attempt, 1);
     assert_eq!(route.key, ClientKey::from("k"));
     assert_eq!(route.ranked.len(), 3);
     reply.send_error("connection refused");

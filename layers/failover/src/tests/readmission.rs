@@ -50,7 +50,7 @@ async fn down_then_up(
         if method == Method::POST {
             request.headers_mut().remove("idempotency-key");
         }
-        let _ = service.ready().await.unwrap().call(request).await;
+        let _ = super::ready(&mut service).await.call(request).await;
         if !up.load(Ordering::Relaxed) && layer.stats().ejections >= ejections {
             up.store(true, Ordering::Relaxed);
             back_at = Some(start.elapsed());

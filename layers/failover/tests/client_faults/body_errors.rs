@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use foresight_core::{BoxError, ClientKey, HttpError, Ranked, Route, Topology};
-use foresight_failover::{FailoverError, HealthFailoverLayer, ReplayBody};
+use foresight_core::{BoxError, ClientKey, HttpError, Ranked, Route, RouteBody, Topology};
+use foresight_failover::{FailoverError, HealthFailoverLayer};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
@@ -57,7 +57,7 @@ where
     let calls = Arc::new(AtomicUsize::new(0));
     let leaf = service_fn({
         let calls = calls.clone();
-        move |request: Request<ReplayBody<B>>| {
+        move |request: Request<RouteBody>| {
             calls.fetch_add(1, Ordering::Relaxed);
             async move {
                 if leaf_fails {

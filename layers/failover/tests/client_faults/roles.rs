@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use foresight_core::key::HeaderKey;
-use foresight_core::{BoxError, Pool, ROLE_HEADER, Role, Route, Topology};
-use foresight_failover::{HealthFailoverLayer, ReplayBody};
-use foresight_shadow::{ShadowBody, ShadowWriteLayer};
+use foresight_core::{BoxError, Pool, ROLE_HEADER, Role, Route, RouteBody, Topology};
+use foresight_failover::HealthFailoverLayer;
+use foresight_shadow::ShadowWriteLayer;
 use foresight_shard::ShardLayer;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -115,7 +115,7 @@ async fn a_forged_role_never_reaches_an_instance_through_shard_and_failover() {
     let service = ServiceBuilder::new()
         .layer(shard(&topology))
         .layer(HealthFailoverLayer::new(topology.clone()))
-        .service(recording_pool::<ReplayBody<Full<Bytes>>>(&topology, &seen));
+        .service(recording_pool::<RouteBody>(&topology, &seen));
     forged_roles_never_reach_an_instance(service, &seen).await;
 }
 
@@ -128,9 +128,7 @@ async fn a_forged_role_never_reaches_an_instance_through_shard_failover_and_shad
         .layer(shard(&topology))
         .layer(HealthFailoverLayer::new(topology.clone()))
         .layer(shadow.clone())
-        .service(recording_pool::<ShadowBody<ReplayBody<Full<Bytes>>>>(
-            &topology, &seen,
-        ));
+        .service(recording_pool::<RouteBody>(&topology, &seen));
     forged_roles_never_reach_an_instance(service, &seen).await;
     // Every request was shadowed, as a first attempt, and the stack's own
     // copies were marked.

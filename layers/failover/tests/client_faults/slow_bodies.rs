@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foresight_core::{BoxError, ClientKey, Ranked, Route};
-use foresight_failover::{AttemptTimeout, HealthFailoverLayer, ReplayBody};
+use foresight_core::{BoxError, ClientKey, Ranked, Route, RouteBody};
+use foresight_failover::{AttemptTimeout, HealthFailoverLayer};
 use http::{Method, Request, Response};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -64,7 +64,7 @@ async fn a_client_slow_to_send_its_body_does_not_time_the_instance_out() {
     // Reads the whole body after `x-delay-ms`, then names its instance.
     let leaf = service_fn({
         let calls = calls.clone();
-        move |request: Request<ReplayBody<ChannelBody>>| {
+        move |request: Request<RouteBody>| {
             let target = request.extensions().get::<Route>().unwrap().target.clone();
             calls.lock().unwrap().push(target.to_string());
             let delay: u64 = request.headers()["x-delay-ms"]
@@ -117,7 +117,7 @@ async fn a_client_slow_to_send_its_body_does_not_time_the_instance_out() {
 #[tokio::test(start_paused = true)]
 async fn a_client_leaving_mid_upload_adds_nothing_to_the_instances_latency() {
     let topology = two_instances();
-    let leaf = service_fn(|request: Request<ReplayBody<ChannelBody>>| async move {
+    let leaf = service_fn(|request: Request<RouteBody>| async move {
         tokio::time::sleep(Duration::from_millis(1)).await;
         let body = request.into_body().collect().await?.to_bytes();
         Ok::<_, BoxError>(Response::new(body.len()))

@@ -26,7 +26,7 @@ async fn exchange(
 ) -> Vec<(String, Role, Bytes)> {
     let before = layer.stats().sent;
     // The layer decides and starts its copies within `call`.
-    let response = tokio::spawn(service.ready().await.unwrap().call(request));
+    let response = tokio::spawn(ready(service).await.call(request));
     let copies = layer.stats().sent - before;
     let mut seen = Vec::new();
     for _ in 0..1 + copies {
