@@ -142,17 +142,15 @@ impl TokenHandle {
 ///
 /// A session whose token was issued or expired within the last `lifetime`
 /// (expiry in `(now − lifetime, now + lifetime]`) is active: it is always
-/// kept. One whose token lapsed longer ago is idle (nobody refreshed it);
-/// one holding a token valid beyond a lifetime (an earlier wave's) may or
-/// may not be active, and counts as active with the share of active
-/// sessions among those whose activity shows (all of it when none shows).
-/// An active session refreshes at most once per `lifetime` over the
-/// `covered` span of a prefetched token, so the wave replaces at most
-/// `expected active × covered / lifetime` refreshes; the wave keeps, after
-/// the active sessions, holders (soonest expiry first) then idle sessions
-/// (most recently expired first) up to `bound` times that. A forecast peak
-/// that does not come then costs at most that much; a long one (many
-/// lifetimes covered) still covers every session.
+/// kept. The others are idle: a token that lapsed longer ago was refreshed
+/// by nobody, and one valid beyond a lifetime (an earlier wave's) does not
+/// show whether its session is in use. An active session refreshes at most
+/// once per `lifetime` over the `covered` span of a prefetched token, so
+/// the wave replaces at most `active × covered / lifetime` refreshes; idle
+/// sessions are kept, those whose token lapsed most recently first, then
+/// the holders of the longest tokens, until the wave issues `bound` times
+/// that. A forecast peak that does not come then costs at most that much;
+/// a long one (many lifetimes covered) still covers every session.
 pub(crate) fn within_cost(
     candidates: Vec<Candidate>,
     now: u64,
@@ -161,43 +159,26 @@ pub(crate) fn within_cost(
     bound: f64,
 ) -> (Vec<Candidate>, Vec<Candidate>) {
     let life = lifetime.as_secs().max(1);
-    let (mut active, mut holding, mut idle) = (Vec::new(), Vec::new(), Vec::new());
-    for c in candidates {
-        if c.exp + life <= now {
-            idle.push(c);
-        } else if c.exp > now + life {
-            holding.push(c);
-        } else {
-            active.push(c);
-        }
-    }
-    let observed = active.len() + idle.len();
-    let share = if observed == 0 {
-        1.0
-    } else {
-        active.len() as f64 / observed as f64
-    };
-    let expected = active.len() as f64 + share * holding.len() as f64;
-    let replaced = expected * covered.as_secs_f64() / life as f64;
+    let (mut kept, mut idle): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|c| c.exp + life > now && c.exp <= now + life);
+    let replaced = kept.len() as f64 * covered.as_secs_f64() / life as f64;
     let budget = (bound.max(0.0) * replaced).floor();
-    holding.sort_by_key(|c| c.exp);
-    idle.sort_by_key(|c| Reverse(c.exp));
-    let mut rest: Vec<Candidate> = holding.into_iter().chain(idle).collect();
-    let extra = if budget >= (active.len() + rest.len()) as f64 {
-        rest.len()
+    let extra = if budget >= (kept.len() + idle.len()) as f64 {
+        idle.len()
     } else {
-        (budget as usize).saturating_sub(active.len())
+        (budget as usize).saturating_sub(kept.len())
     };
-    let left_out = rest.split_off(extra);
-    active.extend(rest);
-    (active, left_out)
+    idle.sort_by_key(|c| (c.exp > now, Reverse(c.exp)));
+    let left_out = idle.split_off(extra);
+    kept.extend(idle);
+    (kept, left_out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SEC: Duration = Duration::from_secs(1);
     const MIN: Duration = Duration::from_secs(60);
 
     fn session(i: usize, exp: u64) -> Candidate {
@@ -352,16 +333,20 @@ mod tests {
     #[test]
     fn no_active_session_means_no_idle_prefetch() {
         let now = 10_000;
+        // Nobody active: nothing pays for the idle sessions, nor for those
+        // holding an earlier wave's long token.
         let idle = vec![session(0, now - 120), session(1, now + 900)];
-        // One idle session and nobody active: the holder counts as active
-        // with a share of 0, and nothing pays for either.
         let (kept, left) = within_cost(idle, now, MIN, 48 * MIN, 1.0);
         assert!(kept.is_empty());
-        assert_eq!(sids(&left), ["s1", "s0"]);
+        assert_eq!(sids(&left), ["s0", "s1"]);
+        let holders: Vec<_> = (0..3).map(|i| session(i, now + 600 + i as u64)).collect();
+        let (kept, left) = within_cost(holders, now, MIN, 48 * MIN, 1.0);
+        assert!(kept.is_empty());
+        assert_eq!(left.len(), 3);
     }
 
     #[test]
-    fn holders_count_with_the_active_share_and_go_before_idle_sessions() {
+    fn holders_do_not_pay_and_come_after_recently_lapsed_sessions() {
         let now = 10_000;
         let all = vec![
             session(0, now + 10),
@@ -369,20 +354,10 @@ mod tests {
             session(2, now + 900),
             session(3, now + 600),
         ];
-        // Half the sessions whose activity shows are active: 1 + 2 × 0.5
-        // expected active, 1.5 lifetimes covered, 3 refreshes replaced.
-        let (kept, left) = within_cost(all, now, MIN, 90 * SEC, 1.0);
-        assert_eq!(sids(&kept), ["s0", "s3", "s2"]);
-        assert_eq!(sids(&left), ["s1"]);
-    }
-
-    #[test]
-    fn when_every_session_holds_a_long_token_all_count_as_active() {
-        let now = 10_000;
-        let all: Vec<_> = (0..3).map(|i| session(i, now + 600 + i as u64)).collect();
-        // 3 expected active × 2 lifetimes × 0.5: all three.
-        let (kept, left) = within_cost(all, now, MIN, 2 * MIN, 0.5);
+        // One active session, 3 lifetimes covered: 3 refreshes replaced,
+        // 2 more sessions: the lapsed one, then the longest token.
+        let (kept, left) = within_cost(all, now, MIN, 3 * MIN, 1.0);
         assert_eq!(sids(&kept), ["s0", "s1", "s2"]);
-        assert!(left.is_empty());
+        assert_eq!(sids(&left), ["s3"]);
     }
 }
