@@ -66,13 +66,29 @@ pub struct PrefetchPolicy {
     /// request per session whose token expires inside the window; without
     /// it the scheduled refreshes are spread evenly whatever the expiries.
     pub merge_due_refreshes: bool,
+    /// Bound on a wave's cost against the reactive refreshes it replaces
+    /// (`None`: every candidate is prefetched). A session whose token was
+    /// issued or expired within the last lifetime is active and always
+    /// prefetched; the others (a token lapsed longer ago, or one valid
+    /// beyond a lifetime, an earlier wave's) are idle. An
+    /// active session refreshes at most once per lifetime, so a wave whose
+    /// tokens cover `c` (from the middle of the spreading window to the
+    /// peak's end plus `after_peak`) replaces at most `active × c /
+    /// lifetime` refreshes; idle sessions (most recently lapsed first, then
+    /// the holders of the longest tokens) are prefetched until the wave
+    /// issues this factor times that. The rest stay candidates for the next plan. A forecast
+    /// peak that does not come then costs a bounded share of what reactive
+    /// refreshes would have; a long one still covers every session.
+    pub cost_bound: Option<f64>,
 }
 
 impl Default for PrefetchPolicy {
     /// Margin 60 s, threshold 0.8, horizon 30 min, lead 30 min, extension
     /// up to 2 h, 5 min after the peak plus up to 10 min jitter, 200
     /// refreshes/s, planning every 10 s, peak-end scan in 1 min steps,
-    /// merging due refreshes.
+    /// merging due refreshes, a wave at most half the refreshes it replaces
+    /// (lazy clients refresh on their first request after expiry, often
+    /// nearer two lifetimes apart than one).
     fn default() -> Self {
         Self {
             margin: Duration::from_secs(60),
@@ -86,6 +102,7 @@ impl Default for PrefetchPolicy {
             plan_interval: Duration::from_secs(10),
             scan_step: Duration::from_secs(60),
             merge_due_refreshes: true,
+            cost_bound: Some(0.5),
         }
     }
 }

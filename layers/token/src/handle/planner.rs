@@ -11,6 +11,7 @@ use super::state::TokenHandle;
 use crate::bucket::micros;
 use crate::metrics::PREFETCH_PLANNED;
 use crate::policy::RefreshMode;
+use crate::sessions::Candidate;
 
 impl TokenHandle {
     /// Consults the load signal and schedules prefetches for a predicted
@@ -52,16 +53,36 @@ impl TokenHandle {
         if candidates.is_empty() {
             return 0;
         }
-        candidates.sort_by_key(|c| c.exp);
         let start = peak_start.saturating_sub(policy.lead).max(now);
         // A refresh runs at the first driver tick after it is due: the
         // window ends one tick before the peak, so that tick is still before
         // it.
         let tick = Duration::from_micros(self.shared.driver_tick_micros.load(Ordering::Relaxed));
         let end = peak_start.saturating_sub(tick).max(start);
-        let n = candidates.len() as u32;
         let lifetime = self.shared.lifetime;
         let max_lifetime = lifetime + policy.max_extension;
+        if let Some(bound) = policy.cost_bound {
+            // A token due mid-window covers until the peak's end (plus the
+            // margin after it), at most the longest lifetime.
+            let middle = start + (end - start) / 2;
+            let covered = (peak_end + policy.after_peak)
+                .min(middle + max_lifetime)
+                .saturating_sub(middle);
+            let offered = candidates.len();
+            let (kept, left_out) = within_cost(candidates, now.as_secs(), lifetime, covered, bound);
+            // The sessions left out stay candidates for the next plan: a
+            // cutoff of 0 is outlasted by any token, which clears the mark.
+            for c in &left_out {
+                self.shared.sessions.prefetch_turn(&c.sid, 0);
+            }
+            candidates = kept;
+            tracing::debug!(offered, kept = candidates.len(), "prefetch wave bounded");
+        }
+        if candidates.is_empty() {
+            return 0;
+        }
+        candidates.sort_by_key(|c| c.exp);
+        let n = candidates.len() as u32;
         let mut schedule = self
             .shared
             .schedule
@@ -112,5 +133,231 @@ impl TokenHandle {
             "prefetch planned"
         );
         n as usize
+    }
+}
+
+/// Splits a wave's `candidates` into those prefetched and those left out,
+/// so that the wave costs at most `bound` times the reactive refreshes it
+/// replaces.
+///
+/// A session whose token was issued or expired within the last `lifetime`
+/// (expiry in `(now − lifetime, now + lifetime]`) is active: it is always
+/// kept. The others are idle: a token that lapsed longer ago was refreshed
+/// by nobody, and one valid beyond a lifetime (an earlier wave's) does not
+/// show whether its session is in use. An active session refreshes at most
+/// once per `lifetime` over the `covered` span of a prefetched token, so
+/// the wave replaces at most `active × covered / lifetime` refreshes; idle
+/// sessions are kept, those whose token lapsed most recently first, then
+/// the holders of the longest tokens, until the wave issues `bound` times
+/// that. A forecast peak that does not come then costs at most that much;
+/// a long one (many lifetimes covered) still covers every session.
+pub(crate) fn within_cost(
+    candidates: Vec<Candidate>,
+    now: u64,
+    lifetime: Duration,
+    covered: Duration,
+    bound: f64,
+) -> (Vec<Candidate>, Vec<Candidate>) {
+    let life = lifetime.as_secs().max(1);
+    let (mut kept, mut idle): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|c| c.exp + life > now && c.exp <= now + life);
+    let replaced = kept.len() as f64 * covered.as_secs_f64() / life as f64;
+    let budget = (bound.max(0.0) * replaced).floor();
+    let extra = if budget >= (kept.len() + idle.len()) as f64 {
+        idle.len()
+    } else {
+        (budget as usize).saturating_sub(kept.len())
+    };
+    idle.sort_by_key(|c| (c.exp > now, Reverse(c.exp)));
+    let left_out = idle.split_off(extra);
+    kept.extend(idle);
+    (kept, left_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn session(i: usize, exp: u64) -> Candidate {
+        Candidate {
+            sid: format!("s{i}"),
+            subject: "u".into(),
+            exp,
+        }
+    }
+
+    fn sids(v: &[Candidate]) -> Vec<&str> {
+        v.iter().map(|c| c.sid.as_str()).collect()
+    }
+
+    #[test]
+    fn idle_sessions_are_kept_only_up_to_the_refreshes_the_active_ones_save() {
+        let now = 10_000;
+        // Two active sessions (tokens ending within a lifetime of now), six
+        // idle ones expired 2 to 7 minutes ago.
+        let mut all = vec![session(0, now + 30), session(1, now - 30)];
+        all.extend((2..8).map(|i| session(i, now - 60 * i as u64)));
+        // A 3-lifetime span saves 2 refreshes per active session: 4 idle
+        // sessions, the most recently expired.
+        let (kept, left) = within_cost(all, now, MIN, 3 * MIN, 1.0);
+        assert_eq!(sids(&kept), ["s0", "s1", "s2", "s3", "s4", "s5"]);
+        assert_eq!(sids(&left), ["s6", "s7"]);
+    }
+
+    #[test]
+    fn a_short_predicted_peak_prefetches_only_active_sessions() {
+        let now = 10_000;
+        let all = vec![session(0, now + 60), session(1, now - 600), session(2, 0)];
+        // Covering one lifetime saves nothing beyond the prefetch itself.
+        let (kept, left) = within_cost(all, now, MIN, MIN, 1.0);
+        assert_eq!(sids(&kept), ["s0"]);
+        assert_eq!(sids(&left), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn a_long_predicted_peak_prefetches_everyone() {
+        let now = 10_000;
+        let mut all = vec![session(0, now)];
+        all.extend((1..40).map(|i| session(i, now - 3600)));
+        let (kept, left) = within_cost(all, now, MIN, 48 * MIN, 1.0);
+        assert_eq!(kept.len(), 40);
+        assert!(left.is_empty());
+    }
+
+    /// Load 1.0 from 300 s to 360 s ahead, 0.0 elsewhere.
+    #[derive(Debug)]
+    struct ShortPeak;
+
+    impl foresight_core::signal::LoadSignal for ShortPeak {
+        fn forecast(&self, h: Duration) -> Option<foresight_core::signal::Forecast> {
+            let mean = f64::from(u8::from((300..360).contains(&h.as_secs())));
+            Some(foresight_core::signal::Forecast {
+                mean,
+                lower: mean,
+                upper: mean,
+            })
+        }
+
+        fn will_exceed(&self, _threshold: f64, within: Duration) -> Option<Duration> {
+            (within >= 5 * MIN).then_some(5 * MIN)
+        }
+    }
+
+    /// A predictive handle with 60 s tokens on `clock`, and the issuer of
+    /// its tokens.
+    fn predictive(
+        clock: &crate::ManualClock,
+        cost_bound: Option<f64>,
+    ) -> (TokenHandle, crate::LocalIssuer) {
+        use crate::handle::HandleConfig;
+        use crate::keys::{KeyRing, SigningKey};
+        use crate::policy::{PrefetchPolicy, SessionBinding};
+        let clock: crate::SharedClock = std::sync::Arc::new(clock.clone());
+        let ring = KeyRing::new(SigningKey::hs256("k1", &[7; 32]).unwrap(), clock.clone());
+        let issuer = crate::LocalIssuer::new(ring.clone(), "iss", "aud", clock.clone());
+        let verifier = crate::Verifier::builder(ring, "iss", "aud")
+            .with_clock(clock)
+            .build();
+        let policy = PrefetchPolicy {
+            threshold: 0.5,
+            margin: Duration::from_secs(10),
+            after_peak: Duration::ZERO,
+            jitter: Duration::ZERO,
+            cost_bound,
+            ..PrefetchPolicy::default()
+        };
+        let handle = TokenHandle::new(HandleConfig {
+            verifier,
+            issuer: std::sync::Arc::new(issuer.clone()),
+            signal: Some(std::sync::Arc::new(ShortPeak)),
+            mode: RefreshMode::Predictive(policy),
+            lifetime: MIN,
+            binding: SessionBinding::None,
+            max_sessions: 64,
+            idle_ttl: Duration::from_secs(3600),
+            max_reactive_in_flight: 4,
+        });
+        (handle, issuer)
+    }
+
+    /// Five sessions idle for ten minutes and one that just logged in.
+    async fn sessions(
+        clock: &crate::ManualClock,
+        handle: &TokenHandle,
+        issuer: &crate::LocalIssuer,
+    ) -> Vec<crate::Subscription> {
+        use crate::issuer::{TokenIssuer as _, TokenRequest};
+        let mut out = Vec::new();
+        for i in 0..6 {
+            if i == 5 {
+                clock.advance(10 * MIN);
+            }
+            let token = issuer
+                .issue(TokenRequest::new("u", format!("s{i}"), MIN))
+                .await
+                .unwrap();
+            let claims = handle.verifier().verify(&token.token).unwrap();
+            out.push(handle.subscribe(&claims, 4).unwrap().0);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_short_predicted_peak_does_not_prefetch_every_idle_session() {
+        let clock = crate::ManualClock::new(Duration::from_secs(1_000_000));
+        let (handle, issuer) = predictive(&clock, Some(1.0));
+        let _subscriptions = sessions(&clock, &handle, &issuer).await;
+        // The peak ends 360 s ahead; a token due in the middle of the
+        // window [0, 300 s) covers 210 s, 3.5 lifetimes: the active session
+        // saves 2.5 refreshes, which pays for 2 idle ones.
+        assert_eq!(handle.plan(), 3);
+        assert_eq!(handle.scheduled(), 3);
+        // The 3 left out are candidates again, and still not worth it.
+        let now = crate::Clock::unix(&clock).as_secs();
+        let left = handle.shared.sessions.prefetch_candidates(now + 1000, now);
+        assert_eq!(left.len(), 3);
+        for c in &left {
+            handle.shared.sessions.prefetch_turn(&c.sid, 0);
+        }
+        assert_eq!(handle.plan(), 0);
+        // Without the bound, every session gets one.
+        let clock = crate::ManualClock::new(Duration::from_secs(1_000_000));
+        let (handle, issuer) = predictive(&clock, None);
+        let _subscriptions = sessions(&clock, &handle, &issuer).await;
+        assert_eq!(handle.plan(), 6);
+    }
+
+    #[test]
+    fn no_active_session_means_no_idle_prefetch() {
+        let now = 10_000;
+        // Nobody active: nothing pays for the idle sessions, nor for those
+        // holding an earlier wave's long token.
+        let idle = vec![session(0, now - 120), session(1, now + 900)];
+        let (kept, left) = within_cost(idle, now, MIN, 48 * MIN, 1.0);
+        assert!(kept.is_empty());
+        assert_eq!(sids(&left), ["s0", "s1"]);
+        let holders: Vec<_> = (0..3).map(|i| session(i, now + 600 + i as u64)).collect();
+        let (kept, left) = within_cost(holders, now, MIN, 48 * MIN, 1.0);
+        assert!(kept.is_empty());
+        assert_eq!(left.len(), 3);
+    }
+
+    #[test]
+    fn holders_do_not_pay_and_come_after_recently_lapsed_sessions() {
+        let now = 10_000;
+        let all = vec![
+            session(0, now + 10),
+            session(1, now - 120),
+            session(2, now + 900),
+            session(3, now + 600),
+        ];
+        // One active session, 3 lifetimes covered: 3 refreshes replaced,
+        // 2 more sessions: the lapsed one, then the longest token.
+        let (kept, left) = within_cost(all, now, MIN, 3 * MIN, 1.0);
+        assert_eq!(sids(&kept), ["s0", "s1", "s2"]);
+        assert_eq!(sids(&left), ["s3"]);
     }
 }
