@@ -23,16 +23,20 @@ use support::{Gateway, backend, config};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// Requests in flight at most while measuring saturation, and while
-/// soaking: more than that waiting means the gateway fell behind.
+/// Closed loops that measure saturation.
 const CONNECTIONS: usize = 32;
+/// Requests in flight at most while soaking: more than that waiting means
+/// the gateway fell behind. The warm-up runs this many loops, so that the
+/// memory a burst of that size takes is in the baseline, not counted as
+/// growth.
+const MAX_IN_FLIGHT: usize = CONNECTIONS * 4;
 const SESSIONS: u64 = 2_000;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 fn client() -> HttpClient {
     Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(CONNECTIONS)
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .build_http()
 }
 
@@ -51,11 +55,16 @@ async fn request(client: &HttpClient, gateway: &Gateway, n: u64) -> bool {
     }
 }
 
-/// Requests per second answered by `CONNECTIONS` closed loops over `run`.
-async fn saturation(client: &HttpClient, gateway: &Arc<Gateway>, run: Duration) -> f64 {
+/// Requests per second answered by `loops` closed loops over `run`.
+async fn saturation(
+    client: &HttpClient,
+    gateway: &Arc<Gateway>,
+    loops: usize,
+    run: Duration,
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + run;
-    let loops: Vec<_> = (0..CONNECTIONS as u64)
+    let loops: Vec<_> = (0..loops as u64)
         .map(|c| {
             let (client, gateway, done) = (client.clone(), gateway.clone(), done.clone());
             tokio::spawn(async move {
@@ -63,7 +72,7 @@ async fn saturation(client: &HttpClient, gateway: &Arc<Gateway>, run: Duration) 
                 while Instant::now() < end {
                     assert!(request(&client, &gateway, n).await, "saturation run failed");
                     done.fetch_add(1, Ordering::Relaxed);
-                    n += CONNECTIONS as u64;
+                    n += loops as u64;
                 }
             })
         })
@@ -100,15 +109,16 @@ async fn half_saturation_for_a_while_keeps_memory_flat_and_fails_nothing() {
     let pid = gateway.child.id().unwrap();
     let client = client();
 
-    // Warm up, then measure what the gateway answers flat out.
-    saturation(&client, &gateway, Duration::from_secs(1)).await;
-    let max = saturation(&client, &gateway, Duration::from_secs(3)).await;
+    // Warm up with as many requests in flight as the soak allows, then
+    // measure what the gateway answers flat out.
+    saturation(&client, &gateway, MAX_IN_FLIGHT, Duration::from_secs(2)).await;
+    let max = saturation(&client, &gateway, CONNECTIONS, Duration::from_secs(3)).await;
     let rate = (max / 2.0).max(1.0);
     eprintln!("soak: saturation {max:.0} req/s, soaking at {rate:.0} req/s for {secs} s");
 
     // Open loop at half of it: a request every 1/rate, whatever the answers.
     let failed = Arc::new(AtomicU64::new(0));
-    let in_flight = Arc::new(Semaphore::new(CONNECTIONS * 4));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut behind = 0u64;
     let mut sent = 0u64;
     let mut samples = Vec::new();
@@ -136,10 +146,7 @@ async fn half_saturation_for_a_while_keeps_memory_flat_and_fails_nothing() {
             drop(permit);
         });
     }
-    let _ = in_flight
-        .acquire_many(CONNECTIONS as u32 * 4)
-        .await
-        .unwrap();
+    let _ = in_flight.acquire_many(MAX_IN_FLIGHT as u32).await.unwrap();
 
     let from = Duration::from_secs(secs) / 5;
     let baseline = samples
@@ -155,6 +162,12 @@ async fn half_saturation_for_a_while_keeps_memory_flat_and_fails_nothing() {
         .max()
         .unwrap();
     let growth = (peak as f64 - baseline as f64) / baseline as f64;
+    let timeline: Vec<String> = samples
+        .iter()
+        .step_by(samples.len().div_ceil(20).max(1))
+        .map(|(at, kib)| format!("{}s {kib}", at.as_secs()))
+        .collect();
+    eprintln!("soak: RSS KiB over time: {}", timeline.join(", "));
     let failed = failed.load(Ordering::Relaxed);
     eprintln!(
         "soak: {sent} requests, {failed} failed, {behind} not sent (gateway behind); \
