@@ -43,6 +43,11 @@ pub const DEFAULT_RECOVER_RATIO: f64 = 2.0;
 pub const DEFAULT_LATENCY_FLOOR: Duration = Duration::from_millis(5);
 /// Consecutive slow responses that move an instance to Degraded.
 pub const DEFAULT_SLOW_SAMPLES: u32 = 5;
+/// …over at least this long: a stall of the host or of the instance's
+/// process ends every response in flight late at once, a bunch of slow
+/// responses within a few milliseconds followed by fast ones; a slowed
+/// instance keeps answering slowly.
+pub const DEFAULT_SLOW_SPAN: Duration = Duration::from_millis(100);
 /// Time constant of the peak-EWMA latency.
 pub const DEFAULT_EWMA_DECAY: Duration = Duration::from_millis(500);
 /// Keys leave a Degraded instance over this period, a growing share at a
@@ -74,6 +79,7 @@ pub(crate) struct Config {
     pub(crate) recover_ratio: f64,
     pub(crate) latency_floor: Duration,
     pub(crate) slow_samples: u32,
+    pub(crate) slow_span: Duration,
     pub(crate) ewma_decay: Duration,
     pub(crate) drain: Duration,
     pub(crate) degraded_probe_interval: Duration,
@@ -107,6 +113,7 @@ impl Default for Config {
             recover_ratio: DEFAULT_RECOVER_RATIO,
             latency_floor: DEFAULT_LATENCY_FLOOR,
             slow_samples: DEFAULT_SLOW_SAMPLES,
+            slow_span: DEFAULT_SLOW_SPAN,
             ewma_decay: DEFAULT_EWMA_DECAY,
             drain: DEFAULT_DRAIN,
             degraded_probe_interval: DEFAULT_DEGRADED_PROBE_INTERVAL,
@@ -140,6 +147,8 @@ impl fmt::Debug for Config {
             .field("degrade_ratio", &self.degrade_ratio)
             .field("recover_ratio", &self.recover_ratio)
             .field("latency_floor", &self.latency_floor)
+            .field("slow_samples", &self.slow_samples)
+            .field("slow_span", &self.slow_span)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("hedging", &self.hedging)
             .field("body_cap", &self.body_cap)

@@ -15,7 +15,6 @@
 //!
 //! [`HealthSlot`]: foresight_core::HealthSlot
 
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use arc_swap::{ArcSwap, Guard};
 use foresight_core::{HealthState, InstanceId, Topology};
 use tokio::time::Instant;
 
+use self::baseline::{Baseline, SharedBaseline, lowest};
 use self::instance::IdMap;
 pub(crate) use self::instance::InstanceStats;
 use self::transition::{Action, Event, step};
@@ -33,8 +33,10 @@ use crate::config::Config;
 use crate::metrics::{Counter, Counters};
 use crate::stats::FailoverStats;
 
-/// How often (ns) the fleet latency baseline is recomputed.
-const BASELINE_REFRESH: u64 = 100_000_000;
+/// Length (ns) of each of the two latency windows the baseline's medians
+/// are read from when hedging, which sets its own, is off: the medians
+/// cover the last 2 to 4 seconds.
+const LATENCY_WINDOW: u64 = 2_000_000_000;
 /// How often (ns) an instance's hedge delay is recomputed from its latency
 /// histogram.
 const HEDGE_REFRESH: u64 = 20_000_000;
@@ -84,8 +86,7 @@ pub(crate) struct Tracker {
     rebuild: Mutex<()>,
     eject: Mutex<()>,
     origin: Instant,
-    baseline_bits: AtomicU64,
-    baseline_at: AtomicU64,
+    baseline: SharedBaseline,
     pub(crate) budget: ReplayBudget,
     pub(crate) counters: Counters,
 }
@@ -120,8 +121,7 @@ impl Tracker {
             rebuild: Mutex::new(()),
             eject: Mutex::new(()),
             origin: Instant::now(),
-            baseline_bits: AtomicU64::new(0f64.to_bits()),
-            baseline_at: AtomicU64::new(0),
+            baseline: SharedBaseline::default(),
             budget,
             counters: Counters::default(),
         };
@@ -224,13 +224,11 @@ impl Tracker {
     ) {
         stats.in_flight.fetch_sub(1, Relaxed);
         let latency = now.saturating_sub(started);
-        if let Some(hedging) = &self.config.hedging
-            && matches!(outcome, Outcome::Success | Outcome::Cancelled)
-        {
+        if matches!(outcome, Outcome::Success | Outcome::Cancelled) {
             // A cancelled attempt (a hedge won, or the client left) adds
             // what it had waited: a lower bound, which keeps the quantile
             // from drifting down as hedges cancel the slow attempts.
-            stats.latencies.record(latency, now, nanos(hedging.window));
+            stats.latencies.record(latency, now, self.latency_window());
         }
         self.record_attempt(stats, outcome, latency);
         let seconds = latency as f64 / 1e9;
@@ -285,7 +283,7 @@ impl Tracker {
             // is judged once it serves again, by the slow-response rule.
             // The probe of a Degraded instance tests that it is fast again.
             let slow = stats.probing_degraded.load(Relaxed)
-                && self.is_slow(seconds, baseline, self.config.recover_ratio);
+                && self.is_slow(seconds, &baseline, self.config.recover_ratio);
             let event = if self.prediction_holds(stats, seconds, now) || slow {
                 tracing::debug!(instance = %stats.id, "probe answered, still degraded");
                 Event::ProbeSlow
@@ -293,21 +291,28 @@ impl Tracker {
                 Event::ProbePassed
             };
             let _ = self.apply(stats, event, now, Reason::Latency);
-        } else if self.is_slow(seconds, baseline, self.config.degrade_ratio) {
+        } else if self.is_slow(seconds, &baseline, self.config.degrade_ratio) {
             let slow = stats.slow.fetch_add(1, Relaxed) + 1;
-            if slow >= self.config.slow_samples {
+            if slow == 1 {
+                stats.slow_since.store(now, Relaxed);
+            }
+            let since = stats.slow_since.load(Relaxed);
+            let span = if since == 0 {
+                0
+            } else {
+                now.saturating_sub(since)
+            };
+            if slow >= self.config.slow_samples && span >= nanos(self.config.slow_span) {
                 let _ = self.apply(stats, Event::Slowed, now, Reason::Latency);
             }
         } else if stats.slow.load(Relaxed) != 0 {
             stats.slow.store(0, Relaxed);
+            stats.slow_since.store(0, Relaxed);
         }
     }
 
-    fn is_slow(&self, seconds: f64, baseline: Option<f64>, ratio: f64) -> bool {
-        match baseline {
-            Some(b) => seconds > (b * ratio).max(self.config.latency_floor.as_secs_f64()),
-            None => false,
-        }
+    pub(super) fn is_slow(&self, seconds: f64, baseline: &Baseline, ratio: f64) -> bool {
+        baseline.is_slow(seconds, ratio, self.config.latency_floor.as_secs_f64())
     }
 
     fn ejection_reason(&self, stats: &InstanceStats, failures: u32, now: u64) -> Option<Reason> {
@@ -338,23 +343,34 @@ impl Tracker {
         None
     }
 
-    /// The fleet's latency baseline: the lowest peak-EWMA latency of the
-    /// Healthy instances that have one, refreshed every 100 ms.
-    fn baseline(&self, now: u64) -> Option<f64> {
-        if claim_refresh(&self.baseline_at, now, BASELINE_REFRESH) {
-            let baseline = self
-                .table()
-                .map
-                .values()
-                .filter(|s| s.state() == HealthState::Healthy)
-                .map(|s| s.latency())
-                .filter(|&l| l > 0.0)
-                .fold(f64::INFINITY, f64::min);
-            let baseline = if baseline.is_finite() { baseline } else { 0.0 };
-            self.baseline_bits.store(baseline.to_bits(), Relaxed);
-        }
-        let baseline = f64::from_bits(self.baseline_bits.load(Relaxed));
-        (baseline > 0.0).then_some(baseline)
+    /// Length (ns) of each latency window of the histograms.
+    fn latency_window(&self) -> u64 {
+        self.config
+            .hedging
+            .as_ref()
+            .map_or(LATENCY_WINDOW, |h| nanos(h.window))
+    }
+
+    /// The fleet's latency baseline (see `baseline.rs`) over the Healthy
+    /// instances, recomputed at most every 100 ms.
+    fn baseline(&self, now: u64) -> Baseline {
+        self.baseline.get(now, || {
+            let table = self.table();
+            let healthy = || {
+                table
+                    .map
+                    .values()
+                    .filter(|s| s.state() == HealthState::Healthy)
+            };
+            Baseline {
+                median: lowest(
+                    healthy()
+                        .filter_map(|s| s.latencies.quantile(0.5))
+                        .map(|(median, _)| median as f64 / 1e9),
+                ),
+                peak: lowest(healthy().map(|s| s.latency())),
+            }
+        })
     }
 
     /// Moves `stats` out of rotation on a failure (`probe`: its probe
@@ -481,6 +497,7 @@ impl Tracker {
     }
 }
 
+mod baseline;
 mod instance;
 mod predict;
 mod quantile;

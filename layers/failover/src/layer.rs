@@ -109,7 +109,9 @@ impl HealthFailoverLayer {
     }
 
     /// Latency degradation: a response slower than `degrade` times the
-    /// fleet baseline (the lowest latency average of the Healthy instances)
+    /// fleet baseline (the lowest median latency of the Healthy instances,
+    /// while it is also over half that multiple of their lowest peak-EWMA
+    /// latency)
     /// is slow, `samples` slow responses in a row degrade the instance, and a
     /// probe must be faster than `recover` times the baseline to readmit it.
     /// Nothing under `floor` is slow. Defaults [`DEFAULT_DEGRADE_RATIO`](crate::DEFAULT_DEGRADE_RATIO),
@@ -128,6 +130,14 @@ impl HealthFailoverLayer {
             c.slow_samples = samples.max(1);
             c.latency_floor = floor;
         })
+    }
+
+    /// The slow responses in a row that degrade an instance must also span
+    /// at least `span`, from the first to the last (default
+    /// [`DEFAULT_SLOW_SPAN`](crate::DEFAULT_SLOW_SPAN)): a bunch of late
+    /// answers after a short stall does not degrade it.
+    pub fn with_slow_span(self, span: Duration) -> Self {
+        self.with(|c| c.slow_span = span)
     }
 
     /// Time constant of the peak-EWMA latency (default

@@ -52,7 +52,7 @@
 //! | from | to | when (defaults) |
 //! |---|---|---|
 //! | Healthy, Degraded | Ejected | 3 consecutive failures; or 2 failures 100 ms apart with no success between; or ≥ 50 % errors over 10 s with ≥ 20 requests; or any failure within 1 s of a readmission |
-//! | Healthy | Degraded | 5 responses in a row slower than 4 × the fleet baseline (the lowest peak-EWMA latency of the Healthy instances) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
+//! | Healthy | Degraded | 5 responses in a row, over at least 100 ms, slower than 4 × the fleet baseline (the lowest median latency of the Healthy instances over the last seconds), than 2 × their lowest peak-EWMA latency (a stall of the whole host is nobody's fault) and than 5 ms; or a [`HealthSignal`](foresight_core::signal::HealthSignal) predicts degradation within 1 s |
 //! | Ejected | Probing | the ejection backoff (1 s, doubling per ejection up to 2 s) has passed: the next replayable request is the probe (a non-replayable one only after one more base backoff, so non-idempotent traffic alone still readmits) |
 //! | Degraded | Probing | 1 s after degrading: the next request is the probe (the instance still serves) |
 //! | Probing | Healthy | the probe succeeds (an Ejected instance's probe tests that it is back, so any answer will do, even one that waited out an outage; a Degraded instance's must be faster than 2 × the baseline), no degradation is predicted, and (for an instance a prediction moved out) none was for the hold (1 s) and the probe is also faster than 2 × the baseline of when it was moved out and than its own latency average then |
@@ -236,7 +236,8 @@ pub use config::{
     DEFAULT_DEGRADED_PROBE_INTERVAL, DEFAULT_DRAIN, DEFAULT_ERROR_RATIO, DEFAULT_ERROR_WINDOW,
     DEFAULT_EWMA_DECAY, DEFAULT_FAILURE_WINDOW, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_LATENCY_FLOOR,
     DEFAULT_MAX_EJECTED_SHARE, DEFAULT_MAX_EJECTION, DEFAULT_MIN_REQUESTS, DEFAULT_RECOVER_RATIO,
-    DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, READMISSION_BOUND,
+    DEFAULT_SIGNAL_HOLD, DEFAULT_SIGNAL_LEAD, DEFAULT_SLOW_SAMPLES, DEFAULT_SLOW_SPAN,
+    READMISSION_BOUND,
 };
 pub use error::{FailoverError, NoReplay};
 pub use failure::{FailureStatus, ServerErrors};

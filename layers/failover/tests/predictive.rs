@@ -612,7 +612,7 @@ async fn a_predicted_slowdown_moves_sessions_before_the_slo_is_crossed() {
     // With the forecast, a session leaves its primary at most once per
     // degradation episode of its candidates, and every visit back to
     // another instance was a probe. The reactive run is printed, not held to this:
-    // a probe faster than twice the fleet's peak-EWMA baseline can readmit
+    // a probe faster than twice the fleet's median baseline can readmit
     // an instance that is still climbing, and its sessions come back to it
     // once more.
     let (moves, visits) = with.moves();

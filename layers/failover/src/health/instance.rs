@@ -52,6 +52,8 @@ pub(crate) struct InstanceStats {
     pub(crate) failures: AtomicU32,
     pub(crate) streak_start: AtomicU64,
     pub(crate) slow: AtomicU32,
+    /// When the current run of slow responses began (0: none).
+    pub(crate) slow_since: AtomicU64,
     ewma_bits: AtomicU64,
     ewma_at: AtomicU64,
     /// Successes and failures over the error window.
@@ -95,6 +97,7 @@ impl InstanceStats {
             failures: AtomicU32::new(0),
             streak_start: AtomicU64::new(0),
             slow: AtomicU32::new(0),
+            slow_since: AtomicU64::new(0),
             ewma_bits: AtomicU64::new(0f64.to_bits()),
             ewma_at: AtomicU64::new(0),
             window: SlidingWindow::new(error_window),
@@ -172,6 +175,7 @@ impl InstanceStats {
         self.failures.store(0, Relaxed);
         self.streak_start.store(0, Relaxed);
         self.slow.store(0, Relaxed);
+        self.slow_since.store(0, Relaxed);
         self.window.clear();
         self.slot.set_error_ratio(0.0);
     }

@@ -20,6 +20,7 @@ use foresight_core::signal::HealthSignal;
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::baseline::Baseline;
 use super::instance::InstanceStats;
 use super::transition::Event;
 use super::{Outcome, Reason, Tracker};
@@ -63,7 +64,7 @@ impl Tracker {
     /// beat.
     fn mark_predicted_out(&self, stats: &InstanceStats, now: u64) {
         if !stats.predicted_out.swap(true, Relaxed) {
-            let baseline = self.baseline(now).unwrap_or(0.0);
+            let baseline = self.baseline(now).median;
             stats.predicted_baseline.store(baseline.to_bits(), Relaxed);
             stats
                 .predicted_latency
@@ -126,7 +127,7 @@ impl Tracker {
             || (own > 0.0 && seconds > own)
             || self.is_slow(
                 seconds,
-                (before > 0.0).then_some(before),
+                &Baseline::of_median(before),
                 self.config.recover_ratio,
             )
     }

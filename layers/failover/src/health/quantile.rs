@@ -1,4 +1,4 @@
-//! Latency quantiles per instance, for hedging.
+//! Latency quantiles per instance, for the fleet baseline and for hedging.
 //!
 //! A fixed log-scale histogram of atomic counters, in two windows that take
 //! turns: recording is one relaxed `fetch_add`, and a quantile reads the

@@ -13,8 +13,18 @@ fn tracker_with(config: Config) -> Tracker {
     Tracker::new(topology, config)
 }
 
+/// The default settings, but slow responses degrade however close
+/// together they come: the tests below put them a millisecond apart. The
+/// span is tested on its own.
+fn unspanned() -> Config {
+    Config {
+        slow_span: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
 fn tracker() -> Tracker {
-    tracker_with(Config::default())
+    tracker_with(unspanned())
 }
 
 fn route(ids: &[&str]) -> Route {
@@ -126,7 +136,7 @@ fn at_most_the_maximum_share_is_ejected() {
 fn every_candidate_out_means_no_target() {
     let t = tracker_with(Config {
         max_ejected_share: 1.0,
-        ..Config::default()
+        ..unspanned()
     });
     for i in 0..3 {
         fail(&t, "a", (10 + i) * MS);
@@ -260,7 +270,7 @@ fn backoff_is_capped() {
     let t = tracker_with(Config {
         base_ejection: Duration::from_secs(1),
         max_ejection: Duration::from_secs(3),
-        ..Config::default()
+        ..unspanned()
     });
     let r = route(&["a", "b"]);
     let mut at = 10 * MS;
@@ -339,6 +349,27 @@ fn consecutive_slow_responses_degrade() {
     assert_eq!(t.stats().degradations, 1);
 }
 
+/// Slow responses bunched within a few milliseconds (what a short stall
+/// leaves) do not degrade an instance; the same run spread over the span
+/// does.
+#[test]
+fn slow_responses_degrade_only_over_the_slow_span() {
+    let t = tracker_with(Config::default());
+    warm(&t, 10 * MS);
+    for i in 0..20 {
+        ok(&t, "a", 20 * MS, 40 * MS + i * MS);
+    }
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+    // A fast answer ends the run; the next one starts its own span.
+    ok(&t, "a", MS, 60 * MS);
+    for i in 0..4 {
+        ok(&t, "a", 20 * MS, 70 * MS + i * 25 * MS);
+    }
+    assert_eq!(state(&t, "a"), HealthState::Healthy);
+    ok(&t, "a", 20 * MS, 170 * MS);
+    assert_eq!(state(&t, "a"), HealthState::Degraded);
+}
+
 #[test]
 fn latency_under_the_floor_is_never_slow() {
     let t = tracker();
@@ -398,7 +429,7 @@ fn a_degraded_instance_comes_back_only_below_the_recovery_ratio() {
     // The floor (5 ms) hides a 3 ms answer; use a lower floor to see it.
     let t = tracker_with(Config {
         latency_floor: Duration::ZERO,
-        ..Config::default()
+        ..unspanned()
     });
     warm(&t, 10 * MS);
     for i in 0..5 {
@@ -429,7 +460,7 @@ fn a_predicted_degradation_acts_before_any_slowness() {
     let signal = Arc::new(Predict(AtomicBool::new(false)));
     let t = tracker_with(Config {
         signal: Some(signal.clone()),
-        ..Config::default()
+        ..unspanned()
     });
     let r = route(&["a", "b"]);
     assert_eq!(chosen(&t, &r, true, 10 * MS), Some(("a".into(), false)));

@@ -27,7 +27,7 @@ impl HealthSignal for Switch {
 fn predicted_tracker(signal: &Arc<Switch>) -> Tracker {
     tracker_with(Config {
         signal: Some(signal.clone()),
-        ..Config::default()
+        ..unspanned()
     })
 }
 
@@ -231,7 +231,7 @@ impl HealthSignal for Everyone {
 fn a_slowdown_predicted_for_the_whole_fleet_moves_one_instance_at_most() {
     let t = tracker_with(Config {
         signal: Some(Arc::new(Everyone)),
-        ..Config::default()
+        ..unspanned()
     });
     for (i, ranked) in [["a", "b"], ["b", "c"], ["c", "a"]].iter().enumerate() {
         let _ = t.choose(&route(ranked), true, (10 + i as u64) * MS);
@@ -278,7 +278,7 @@ fn every_attempt_reaches_the_recorder_cancelled_ones_too() {
     let recorder = Arc::new(Recorded::default());
     let t = tracker_with(Config {
         recorder: Some(recorder.clone()),
-        ..Config::default()
+        ..unspanned()
     });
     ok(&t, "a", 3 * MS, 10 * MS);
     fail(&t, "b", 20 * MS);
