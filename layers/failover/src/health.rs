@@ -23,7 +23,7 @@ use arc_swap::{ArcSwap, Guard};
 use foresight_core::{HealthState, InstanceId, Topology};
 use tokio::time::Instant;
 
-use self::baseline::{Baseline, SharedBaseline, lowest};
+use self::baseline::{Baseline, SharedBaseline};
 use self::instance::IdMap;
 pub(crate) use self::instance::InstanceStats;
 use self::transition::{Action, Event, step};
@@ -33,10 +33,6 @@ use crate::config::Config;
 use crate::metrics::{Counter, Counters};
 use crate::stats::FailoverStats;
 
-/// Length (ns) of each of the two latency windows the baseline's medians
-/// are read from when hedging, which sets its own, is off: the medians
-/// cover the last 2 to 4 seconds.
-const LATENCY_WINDOW: u64 = 2_000_000_000;
 /// How often (ns) an instance's hedge delay is recomputed from its latency
 /// histogram.
 const HEDGE_REFRESH: u64 = 20_000_000;
@@ -341,36 +337,6 @@ impl Tracker {
             return Some(Reason::ErrorRatio);
         }
         None
-    }
-
-    /// Length (ns) of each latency window of the histograms.
-    fn latency_window(&self) -> u64 {
-        self.config
-            .hedging
-            .as_ref()
-            .map_or(LATENCY_WINDOW, |h| nanos(h.window))
-    }
-
-    /// The fleet's latency baseline (see `baseline.rs`) over the Healthy
-    /// instances, recomputed at most every 100 ms.
-    fn baseline(&self, now: u64) -> Baseline {
-        self.baseline.get(now, || {
-            let table = self.table();
-            let healthy = || {
-                table
-                    .map
-                    .values()
-                    .filter(|s| s.state() == HealthState::Healthy)
-            };
-            Baseline {
-                median: lowest(
-                    healthy()
-                        .filter_map(|s| s.latencies.quantile(0.5))
-                        .map(|(median, _)| median as f64 / 1e9),
-                ),
-                peak: lowest(healthy().map(|s| s.latency())),
-            }
-        })
     }
 
     /// Moves `stats` out of rotation on a failure (`probe`: its probe

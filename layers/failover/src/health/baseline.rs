@@ -26,10 +26,49 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::clock::claim_refresh;
+use foresight_core::HealthState;
+
+use super::Tracker;
+use crate::clock::{claim_refresh, nanos};
 
 /// How often (ns) the baseline is recomputed.
 const REFRESH: u64 = 100_000_000;
+/// Length (ns) of each of the two latency windows the medians are read
+/// from when hedging, which sets its own, is off: the medians cover the
+/// last 2 to 4 seconds.
+const LATENCY_WINDOW: u64 = 2_000_000_000;
+
+impl Tracker {
+    /// Length (ns) of each latency window of the histograms.
+    pub(super) fn latency_window(&self) -> u64 {
+        self.config
+            .hedging
+            .as_ref()
+            .map_or(LATENCY_WINDOW, |h| nanos(h.window))
+    }
+
+    /// The fleet's latency baseline (see `baseline.rs`) over the Healthy
+    /// instances, recomputed at most every 100 ms.
+    pub(super) fn baseline(&self, now: u64) -> Baseline {
+        self.baseline.get(now, || {
+            let table = self.table();
+            let healthy = || {
+                table
+                    .map
+                    .values()
+                    .filter(|s| s.state() == HealthState::Healthy)
+            };
+            Baseline {
+                median: lowest(
+                    healthy()
+                        .filter_map(|s| s.latencies.quantile(0.5))
+                        .map(|(median, _)| median as f64 / 1e9),
+                ),
+                peak: lowest(healthy().map(|s| s.latency())),
+            }
+        })
+    }
+}
 
 /// The fleet's latency figures (seconds; 0 when unknown).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
