@@ -84,7 +84,10 @@ async fn a_silent_watch_makes_the_cache_read_through() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(cached, "B never cached the session while its watch was live");
+    assert!(
+        cached,
+        "B never cached the session while its watch was live"
+    );
 
     cluster.stop(0);
     let mut trusted = true;
