@@ -2,7 +2,7 @@
 
 #[cfg(feature = "cache")]
 mod bus;
-mod codec;
+pub(crate) mod codec;
 mod conn;
 mod read;
 mod script;
