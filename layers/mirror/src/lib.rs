@@ -41,7 +41,8 @@
 //! - Shadow requests (`x-foresight-role: shadow`, sent by the routing tier
 //!   to the standby instance): the id is validated, the session loaded
 //!   (warming a `CachedStore` in front of the store) and its idle
-//!   timeout restarted; the handler is skipped and the answer is 204.
+//!   timeout restarted; the handler is skipped and the answer is 204 (404
+//!   when the store does not know the id or the session has expired).
 //! - Store unreachable, or full (`StoreError::Full`): **503** with
 //!   `retry-after`, bounded by the store's timeout; requests succeed again when it is back. Oversize data:
 //!   **413**; a malformed id on a shadow request: **400**. The errors are

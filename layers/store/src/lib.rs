@@ -83,6 +83,17 @@ mod store;
 pub mod tower_sessions;
 mod version;
 
+/// Decoders of stored bytes, public only for the fuzz targets.
+#[doc(hidden)]
+pub mod decode {
+    /// Decodes the data field of a Redis session record, as `RedisStore`
+    /// reads it.
+    #[cfg(feature = "redis")]
+    pub fn redis_data(bytes: &[u8], limit: usize) -> Result<crate::SessionData, crate::StoreError> {
+        crate::redis::codec::decode(bytes, limit)
+    }
+}
+
 #[cfg(feature = "cache")]
 pub use cache::{
     BusEvent, CachedStore, CachedStoreBuilder, Invalidation, InvalidationBus, LocalBus,

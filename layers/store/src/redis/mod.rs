@@ -2,7 +2,7 @@
 
 #[cfg(feature = "cache")]
 mod bus;
-mod codec;
+pub(crate) mod codec;
 mod conn;
 mod read;
 mod script;
@@ -76,6 +76,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "foresight:session:";
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     inner: Arc<Inner>,
+    /// The node URLs, which the invalidation bus opens its own
+    /// subscriptions to.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     urls: Arc<[String]>,
     prefix: Arc<str>,
     replicas: Option<(usize, Duration)>,

@@ -45,4 +45,4 @@ pub use future::DualTokenFuture;
 pub use layer::DualTokenLayer;
 pub use service::DualToken;
 pub use slots::TokenSlots;
-pub use ws::{WsClientError, connect_websocket};
+pub use ws::{PushedMessage, WsClientError, apply_pushed_message, connect_websocket};

@@ -25,6 +25,39 @@ pub enum WsClientError {
     Timeout,
 }
 
+/// What a text message pushed over the delivery WebSocket did to the slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushedMessage {
+    /// A token the slots kept.
+    Delivered,
+    /// The session was revoked: the slots are cleared.
+    Revoked,
+    /// Not JSON, another message type, or a token the slots did not keep.
+    Ignored,
+}
+
+/// Applies one text message pushed over the delivery WebSocket to `slots`,
+/// as [`connect_websocket`] does: `{"type":"token","token":"…"}` goes to
+/// [`TokenSlots::deliver`] (which reads the token's `exp` and `jti` without
+/// verifying it), `{"type":"revoked"}` clears the slots, anything else is
+/// ignored.
+pub fn apply_pushed_message(slots: &TokenSlots, text: &str) -> PushedMessage {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return PushedMessage::Ignored;
+    };
+    match json["type"].as_str() {
+        Some("token") => match json["token"].as_str() {
+            Some(token) if slots.deliver(token) => PushedMessage::Delivered,
+            _ => PushedMessage::Ignored,
+        },
+        Some("revoked") => {
+            slots.clear();
+            PushedMessage::Revoked
+        }
+        _ => PushedMessage::Ignored,
+    }
+}
+
 /// Connects to the WebSocket endpoint at `url` (e.g.
 /// `ws://127.0.0.1:8080/foresight/ws`) with the active token of `slots`, and
 /// feeds every delivered token into them until the server closes the
@@ -58,24 +91,74 @@ pub async fn connect_websocket(
             }
             continue;
         };
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        match json["type"].as_str() {
-            Some("token") => {
-                if let Some(token) = json["token"].as_str()
-                    && slots.deliver(token)
-                {
-                    delivered += 1;
-                }
-            }
-            Some("revoked") => {
-                slots.clear();
-                break;
-            }
-            _ => {}
+        match apply_pushed_message(&slots, &text) {
+            PushedMessage::Delivered => delivered += 1,
+            PushedMessage::Revoked => break,
+            PushedMessage::Ignored => {}
         }
     }
     slots.set_connected(false);
     Ok(delivered)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{ManualClock, SharedClock};
+
+    fn slots() -> TokenSlots {
+        let clock: SharedClock = Arc::new(ManualClock::new(Duration::from_secs(1_700_000_000)));
+        TokenSlots::new(clock)
+    }
+
+    #[test]
+    fn a_pushed_token_is_delivered_once() {
+        let slots = slots();
+        let message = r#"{"type":"token","token":"a.b.c"}"#;
+        assert_eq!(
+            apply_pushed_message(&slots, message),
+            PushedMessage::Delivered
+        );
+        assert_eq!(
+            apply_pushed_message(&slots, message),
+            PushedMessage::Ignored
+        );
+        assert_eq!(slots.authorization().unwrap(), "Bearer a.b.c");
+    }
+
+    #[test]
+    fn revoked_clears_the_slots() {
+        let slots = slots();
+        slots.deliver("a.b.c");
+        assert_eq!(
+            apply_pushed_message(&slots, r#"{"type":"revoked"}"#),
+            PushedMessage::Revoked
+        );
+        assert!(slots.authorization().is_none());
+    }
+
+    #[test]
+    fn anything_else_is_ignored() {
+        let slots = slots();
+        for message in [
+            "",
+            "not json",
+            "[]",
+            r#"{"type":"token"}"#,
+            r#"{"type":"token","token":7}"#,
+            r#"{"type":"token","token":"line\nbreak"}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":["revoked"]}"#,
+        ] {
+            assert_eq!(
+                apply_pushed_message(&slots, message),
+                PushedMessage::Ignored,
+                "{message:?}"
+            );
+        }
+        assert!(slots.authorization().is_none());
+    }
 }
