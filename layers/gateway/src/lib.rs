@@ -61,7 +61,7 @@ use axum::body::Body;
 use foresight::ServiceBuilderExt as _;
 use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
 use foresight::core::rank::BoundedLoad;
-use foresight::core::{Pool, RouteBody, Topology};
+use foresight::core::{Pool, Topology};
 use foresight::forward::Forward;
 use foresight::shadow::ShadowWriteLayer;
 use foresight::stack::{BuildError, Foresight};
@@ -248,7 +248,7 @@ fn routed<K: KeyExtractor + Clone>(
     let client = tls.client(config.limits.upstream_connect_timeout);
     let scheme = tls.scheme();
     let pool = Pool::new(topology.clone(), move |i| {
-        Forward::<RouteBody, _>::new(client.clone(), i).with_scheme(scheme.clone())
+        Forward::new(client.clone(), i).with_scheme(scheme.clone())
     })
     .with_instance_header(true);
     let routing = ServiceBuilder::new().foresight(&foresight).service(pool);
