@@ -1,6 +1,10 @@
 //! Forwarding to an instance over HTTP with a hyper-util client: the
 //! per-instance service a gateway's [`Pool`](foresight_core::Pool) is made
 //! of.
+//!
+//! The client's connector is a type parameter, [`HttpConnector`] by default;
+//! a TLS connector (hyper-rustls' `HttpsConnector`, say) with
+//! [`Forward::with_scheme`]`(Scheme::HTTPS)` forwards over HTTPS.
 
 use std::task::{Context, Poll};
 
@@ -11,7 +15,7 @@ use foresight_core::{BoxError, HttpError};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use tower::Service;
@@ -57,37 +61,54 @@ where
 
 /// Sends requests to one instance, re-aiming the request URI at its address
 /// and keeping path and query.
+///
+/// The upstream URI's scheme is `http` unless [`Forward::with_scheme`] says
+/// otherwise; `C` is the client's connector.
 #[derive(Debug)]
-pub struct Forward<B> {
-    client: Client<HttpConnector, B>,
+pub struct Forward<B, C = HttpConnector> {
+    client: Client<C, B>,
     authority: Result<Authority, String>,
+    scheme: Scheme,
 }
 
-impl<B> Clone for Forward<B> {
+impl<B, C: Clone> Clone for Forward<B, C> {
     fn clone(&self) -> Self {
         Self {
             client: self.client.clone(),
             authority: self.authority.clone(),
+            scheme: self.scheme.clone(),
         }
     }
 }
 
-impl<B> Forward<B> {
-    /// Forwards to `instance`'s address through `client`.
-    pub fn new(client: Client<HttpConnector, B>, instance: &Instance) -> Self {
+impl<B, C> Forward<B, C> {
+    /// Forwards to `instance`'s address through `client`, over `http`.
+    pub fn new(client: Client<C, B>, instance: &Instance) -> Self {
         let authority = instance
             .spec()
             .addr
             .and_then(|addr| Authority::try_from(addr.to_string()).ok())
             .ok_or_else(|| instance.id().to_string());
-        Self { client, authority }
+        Self {
+            client,
+            authority,
+            scheme: Scheme::HTTP,
+        }
+    }
+
+    /// The scheme of the upstream URI: [`Scheme::HTTPS`] makes a TLS
+    /// connector such as hyper-rustls' `HttpsConnector` connect over TLS
+    /// (the client's plain [`HttpConnector`] refuses it).
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
     }
 }
 
-fn upstream_uri(uri: &Uri, authority: &Authority) -> Result<Uri, http::Error> {
+fn upstream_uri(uri: &Uri, scheme: &Scheme, authority: &Authority) -> Result<Uri, http::Error> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(scheme.clone())
         .authority(authority.clone())
         .path_and_query(path)
         .build()
@@ -103,11 +124,12 @@ fn upstream(error: hyper_util::client::legacy::Error) -> BoxError {
     Box::new(ForwardError::Upstream(error))
 }
 
-impl<B> Service<Request<B>> for Forward<B>
+impl<B, C> Service<Request<B>> for Forward<B, C>
 where
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<BoxError>,
+    C: Connect + Clone + Send + Sync + 'static,
 {
     type Response = Response<Incoming>;
     type Error = BoxError;
@@ -129,7 +151,7 @@ where
         // The upstream leg is HTTP/1.1 whatever the client spoke to the
         // gateway; hyper's HTTP/1 client refuses other versions.
         *request.version_mut() = http::Version::HTTP_11;
-        match upstream_uri(request.uri(), authority) {
+        match upstream_uri(request.uri(), &self.scheme, authority) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(error) => return Either::Right(ready(Err(ForwardError::Uri(error).into()))),
         }

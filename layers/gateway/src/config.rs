@@ -65,6 +65,9 @@ pub struct Config {
     /// Routing options.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// TLS to the instances.
+    #[serde(default)]
+    pub upstream_tls: UpstreamTlsConfig,
 }
 
 /// `[routing]`: how keys are spread.
@@ -305,7 +308,8 @@ impl Config {
         Ok(Self::parse(&file, &text)?)
     }
 
-    /// Parses and validates `text`; errors name `file`.
+    /// Parses and validates `text`; errors name `file`, and relative paths
+    /// in it are read from `file`'s folder.
     pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
         let at = |span: Option<Range<usize>>, message: String| {
             let (line, column) = line_column(text, span.map_or(0, |s| s.start));
@@ -316,8 +320,10 @@ impl Config {
                 message,
             }
         };
-        let config: Config =
+        let mut config: Config =
             toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+        let folder = Path::new(file).parent().unwrap_or(Path::new(""));
+        config.upstream_tls.resolve_paths(folder);
         config
             .validate()
             .map_err(|(span, message)| at(Some(span), message))?;
@@ -394,6 +400,7 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err((0..0, "[limits] max_connections must be at least 1".into()));
         }
+        self.upstream_tls.check()?;
         for origin in &self.cors.allow_origins {
             if http::HeaderValue::try_from(origin.get_ref().as_str()).is_err()
                 || !origin.get_ref().contains("://")
@@ -445,6 +452,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 mod shadow;
 pub use shadow::{RuleAction, ShadowConfig, ShadowRuleConfig};
+mod upstream_tls;
+pub use upstream_tls::UpstreamTlsConfig;
 
 #[cfg(test)]
 mod tests;

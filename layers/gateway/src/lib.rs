@@ -9,7 +9,8 @@
 //! Around it: tower-http's edge hygiene ([`edge`]), the reverse-proxy rules
 //! of RFC 9110 ([`proxy_headers`]), header-read and idle timeouts with a 408
 //! and a connection limit ([`server`]), hot reload of the instances on
-//! SIGHUP and file change ([`reload`]), and a graceful drain on SIGTERM.
+//! SIGHUP and file change ([`reload`]), a graceful drain on SIGTERM, and
+//! plain HTTP or optional TLS to the instances ([`upstream_tls`]).
 //!
 //! ```text
 //! cargo install --path layers/gateway
@@ -50,6 +51,7 @@ pub mod edge;
 pub mod proxy_headers;
 pub mod reload;
 pub mod server;
+pub mod upstream_tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -59,13 +61,10 @@ use axum::body::Body;
 use foresight::ServiceBuilderExt as _;
 use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
 use foresight::core::rank::BoundedLoad;
-use foresight::core::{Pool, RouteBody, Topology};
+use foresight::core::{Pool, Topology};
 use foresight::forward::Forward;
 use foresight::shadow::ShadowWriteLayer;
 use foresight::stack::{BuildError, Foresight};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -73,6 +72,7 @@ use tower::ServiceBuilder;
 
 use crate::config::{Config, KeyKind, MissingKey};
 use crate::server::ListenerLimits;
+use crate::upstream_tls::{TlsSetupError, UpstreamTls};
 
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,9 @@ pub enum RunError {
     /// The routing tier could not be built.
     #[error("cannot build the routing tier")]
     Build(#[from] BuildError),
+    /// The `[upstream_tls]` settings cannot be used.
+    #[error("cannot set up TLS to the instances")]
+    UpstreamTls(#[from] TlsSetupError),
 }
 
 /// The addresses the gateway listens on, once bound.
@@ -241,13 +244,13 @@ fn routed<K: KeyExtractor + Clone>(
     };
     let foresight = builder.build()?;
 
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.limits.upstream_connect_timeout));
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, RouteBody> =
-        Client::builder(TokioExecutor::new()).build(connector);
-    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
-        .with_instance_header(true);
+    let tls = UpstreamTls::from_config(&config.upstream_tls)?;
+    let client = tls.client(config.limits.upstream_connect_timeout);
+    let scheme = tls.scheme();
+    let pool = Pool::new(topology.clone(), move |i| {
+        Forward::new(client.clone(), i).with_scheme(scheme.clone())
+    })
+    .with_instance_header(true);
     let routing = ServiceBuilder::new().foresight(&foresight).service(pool);
     Ok(PublicService::new(edge::public_service(routing, config)))
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{BIN, Gateway, backend, config};
+use support::{BIN, Gateway, backend, config, get, raw, served_by, status};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,41 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Sends `request` as it is and reads the answer until the server closes.
-async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
-        .await
-        .expect("the gateway answers and closes")
-        .ok();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn get(addr: SocketAddr, path: &str, headers: &str) -> String {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n{headers}\r\n");
-    raw(addr, request.as_bytes()).await
-}
-
-fn status(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-fn served_by(response: &str) -> &str {
-    response
-        .lines()
-        .find_map(|l| l.strip_prefix("name="))
-        .unwrap_or_else(|| panic!("no backend answered:\n{response}"))
-}
 
 async fn three_backends() -> Vec<(&'static str, SocketAddr, f64)> {
     vec![

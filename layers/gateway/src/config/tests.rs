@@ -225,3 +225,96 @@ fn bad_shadow_values_point_at_the_offending_value() {
     let e = error(&with_shadow(&SHADOW.replace("\"10s\"", "\"soon\"")));
     assert!(e.starts_with("g.toml:29:21: "), "{e}");
 }
+
+/// `[upstream_tls]` with `keys` (one a line, from line 2) before [`VALID`].
+fn with_tls(keys: &str) -> String {
+    format!("[upstream_tls]\n{keys}\n{VALID}")
+}
+
+/// A PEM CA certificate made for the test.
+fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[test]
+fn upstream_tls_is_off_by_default_and_its_files_unread_while_off() {
+    let config = Config::parse("g.toml", VALID).unwrap();
+    assert!(!*config.upstream_tls.enabled.get_ref());
+    let off = with_tls("enabled = false\nca_file = \"/nonexistent/ca.pem\"");
+    assert!(Config::parse("g.toml", &off).is_ok());
+}
+
+#[test]
+fn upstream_tls_reads_its_ca_file_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca_pem()).unwrap();
+    let file = dir.path().join("g.toml").display().to_string();
+    let text = with_tls("enabled = true\nca_file = \"ca.pem\"\nserver_name = \"app.internal\"");
+    let config = Config::parse(&file, &text).unwrap();
+    let tls = &config.upstream_tls;
+    assert_eq!(
+        tls.ca_file.as_ref().unwrap().get_ref(),
+        &dir.path().join("ca.pem")
+    );
+    assert_eq!(
+        tls.server_name.as_ref().map(|n| n.get_ref().as_str()),
+        Some("app.internal")
+    );
+}
+
+#[test]
+fn upstream_tls_errors_name_the_key_and_its_place() {
+    let e = error(&with_tls("enabled = true\ncafile = \"ca.pem\""));
+    assert!(e.starts_with("g.toml:3:1: ") && e.contains("cafile"), "{e}");
+
+    let e = error(&with_tls(
+        "enabled = true\nca_file = \"/nonexistent/ca.pem\"",
+    ));
+    assert!(
+        e.starts_with("g.toml:3:11: [upstream_tls] ca_file: cannot read /nonexistent/ca.pem: "),
+        "{e}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let e = error(&with_tls(&format!(
+        "enabled = true\nca_file = \"{}\"",
+        empty.display()
+    )));
+    assert_eq!(
+        e,
+        format!(
+            "g.toml:3:11: [upstream_tls] ca_file: {} holds no PEM certificate",
+            empty.display()
+        )
+    );
+
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem()).unwrap();
+    let keys = format!("enabled = true\nca_file = \"{}\"", ca.display());
+    let e = error(&with_tls(&format!("{keys}\nserver_name = \"not a name\"")));
+    assert_eq!(
+        e,
+        "g.toml:4:15: [upstream_tls] server_name: \"not a name\" is not a DNS name or IP address"
+    );
+    let e = error(&with_tls(&format!(
+        "{keys}\nclient_cert = \"{}\"",
+        ca.display()
+    )));
+    assert_eq!(
+        e,
+        "g.toml:4:15: [upstream_tls] client_cert: needs client_key beside it"
+    );
+    let e = error(&with_tls(&format!(
+        "{keys}\nclient_cert = \"{0}\"\nclient_key = \"{0}\"",
+        ca.display()
+    )));
+    assert!(
+        e.starts_with("g.toml:5:14: [upstream_tls] client_key: ") && e.contains("no private key"),
+        "{e}"
+    );
+}
