@@ -78,6 +78,22 @@ impl Tally {
             println!("  WRONG {wrong}");
         }
     }
+
+    /// Prints the tally of `set`, then asserts that it ran enough vectors,
+    /// saw both verdicts and got every verdict right.
+    fn assert_all_right(&self, set: &str) {
+        self.report(set);
+        assert!(self.run >= 100, "{set}: only {} vectors", self.run);
+        assert!(
+            self.accepted > 0 && self.rejected > 0,
+            "{set}: one verdict only"
+        );
+        assert!(
+            self.wrong.is_empty(),
+            "{set}: {} wrong verdicts",
+            self.wrong.len()
+        );
+    }
 }
 
 /// The verifier's key import: a JWK with `kid` and `alg`, as a JWKS or a
@@ -124,14 +140,7 @@ fn ed25519_vectors_get_the_right_verdict() {
             tally.record("ed25519", test.tc_id, &test.comment, test.result, accepted);
         }
     }
-    tally.report("ed25519");
-    assert!(tally.run >= 100, "only {} vectors", tally.run);
-    assert!(tally.accepted > 0 && tally.rejected > 0);
-    assert!(
-        tally.wrong.is_empty(),
-        "{} wrong verdicts",
-        tally.wrong.len()
-    );
+    tally.assert_all_right("ed25519");
 }
 
 #[test]
@@ -165,14 +174,7 @@ fn p256_sha256_p1363_vectors_get_the_right_verdict() {
             );
         }
     }
-    tally.report("p256-sha256-p1363");
-    assert!(tally.run >= 100, "only {} vectors", tally.run);
-    assert!(tally.accepted > 0 && tally.rejected > 0);
-    assert!(
-        tally.wrong.is_empty(),
-        "{} wrong verdicts",
-        tally.wrong.len()
-    );
+    tally.assert_all_right("p256-sha256-p1363");
 }
 
 /// The import path accepts the algorithm names of the keys above and
