@@ -29,11 +29,11 @@ fuzz_target!(|data: &[u8]| {
                 Some(BusEvent::Invalidate(invalidation))
             );
         }
-        Some(BusEvent::Heartbeat { origin }) => {
-            let wire = BusEvent::encode_heartbeat(origin);
+        Some(BusEvent::Heartbeat { origin, seq }) => {
+            let wire = BusEvent::encode_heartbeat(origin, seq);
             assert_eq!(
                 BusEvent::decode(&wire),
-                Some(BusEvent::Heartbeat { origin })
+                Some(BusEvent::Heartbeat { origin, seq })
             );
         }
         Some(BusEvent::Reset) | None => {}

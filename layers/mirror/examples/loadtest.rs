@@ -1,7 +1,8 @@
 //! Loopback load test: the same axum handler that reads (`/read`) or
 //! increments (`/incr`) a counter in the session, behind no session layer,
 //! SessionMirrorLayer over MemoryStore, RedisStore and
-//! CachedStore<RedisStore>, and tower-sessions 0.14 with its MemoryStore and
+//! CachedStore<RedisStore> (announcements alone, with the version check,
+//! with the read barrier), and tower-sessions 0.14 with its MemoryStore and
 //! with tower-sessions-redis-store 0.16 on the same Redis, measured with
 //! `wrk` one after the other in one run.
 //!
@@ -202,6 +203,17 @@ async fn main() {
             .build()
             .with_version_check(true)
     };
+    let barrier_redis = {
+        let store = RedisStore::standalone(&redis.url())
+            .unwrap()
+            .with_key_prefix("barrier:session:");
+        let bus = store.invalidation_bus();
+        assert!(bus.wait_connected(Duration::from_secs(10)).await);
+        CachedStore::builder(store)
+            .with_bus(bus)
+            .with_read_barrier(true)
+            .build()
+    };
     let fred = Pool::new(
         FredConfig::from_url(&redis.url()).unwrap(),
         None,
@@ -235,6 +247,10 @@ async fn main() {
         (
             "SessionMirrorLayer + CachedStore<RedisStore> + version check",
             mirror_app(SessionMirrorLayer::new(checked_redis)),
+        ),
+        (
+            "SessionMirrorLayer + CachedStore<RedisStore> + read barrier",
+            mirror_app(SessionMirrorLayer::new(barrier_redis)),
         ),
         (
             "tower-sessions 0.14 + MemoryStore",

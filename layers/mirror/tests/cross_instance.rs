@@ -1,8 +1,9 @@
 //! Read-your-writes across instance processes: two instances, each a
 //! SessionMirrorLayer over its own `CachedStore<RedisStore>` (pub/sub
-//! invalidation and the per-hit version check) on one Redis. A client
-//! writes on A and, as soon as A answers, reads on B, which held the
-//! previous version in its cache: B answers the write every time.
+//! invalidation, and either the per-hit version check or the read barrier)
+//! on one Redis. A client writes on A and, as soon as A answers, reads on
+//! B, which held the previous version in its cache: B answers the write
+//! every time.
 //!
 //! 10,000 pairs by default; `FORESIGHT_RYW_PAIRS` sets another count.
 
@@ -19,6 +20,9 @@ use foresight_testkit::process::{self, InstanceProcess};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// `barrier` for the read barrier, anything else for the version check.
+const MODE_ENV: &str = "FORESIGHT_RYW_MODE";
+
 /// The instances' entry point (a no-op in a normal test run).
 #[test]
 fn instance_process() {
@@ -27,13 +31,16 @@ fn instance_process() {
     }
     process::serve_axum_instance(async || {
         let url = std::env::var("REDIS_URL").expect("REDIS_URL");
+        let barrier = std::env::var(MODE_ENV).expect(MODE_ENV) == "barrier";
         let redis = RedisStore::standalone(&url).expect("redis url");
         let bus = redis.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
         let store = CachedStore::builder(redis)
             .with_bus(bus)
-            .build()
-            .with_version_check(true);
+            .with_version_check(!barrier)
+            .with_read_barrier(barrier)
+            .build();
+        assert_eq!(store.has_read_barrier(), barrier);
         Router::new()
             .route(
                 "/n/{n}",
@@ -109,12 +116,21 @@ impl Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_acknowledged_on_a_is_read_on_b_every_time() {
+    write_on_a_read_on_b("version").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_read_barrier_a_write_on_a_is_read_on_b_every_time() {
+    write_on_a_read_on_b("barrier").await;
+}
+
+async fn write_on_a_read_on_b(mode: &str) {
     let pairs: u64 = std::env::var("FORESIGHT_RYW_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let redis = RedisServer::start();
-    let env = [("REDIS_URL", redis.url())];
+    let env = [("REDIS_URL", redis.url()), (MODE_ENV, mode.to_owned())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = InstanceProcess::spawn("instance_process", "a", &env);
     let b = InstanceProcess::spawn("instance_process", "b", &env);
@@ -136,6 +152,6 @@ async fn a_write_acknowledged_on_a_is_read_on_b_every_time() {
             stale += 1;
         }
     }
-    eprintln!("read-your-writes across processes: {pairs} pairs, {stale} stale reads");
-    assert_eq!(stale, 0, "stale reads on B in {pairs} pairs");
+    eprintln!("read-your-writes across processes ({mode}): {pairs} pairs, {stale} stale reads");
+    assert_eq!(stale, 0, "stale reads on B in {pairs} pairs ({mode})");
 }

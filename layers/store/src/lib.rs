@@ -97,6 +97,7 @@ pub mod decode {
 #[cfg(feature = "cache")]
 pub use cache::{
     BusEvent, CachedStore, CachedStoreBuilder, Invalidation, InvalidationBus, LocalBus,
+    UnannouncedWrite,
 };
 pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};
 pub use error::{BoxError, StoreError};

@@ -204,7 +204,7 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
     read.notified().await;
     // Another instance's heartbeat arrives while the load is out: it says
     // nothing about the session.
-    bus.heartbeat(0xfeed).await.unwrap();
+    bus.heartbeat(0xfeed, 1).await.unwrap();
     sleep(Duration::from_millis(1)).await;
     release.notify_one();
     assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);

@@ -22,7 +22,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// Defaults: 100 000 sessions; an entry kept at most 5 minutes (never
 /// beyond the session's own expiry); no bus; a heartbeat every second,
-/// trusted for 3 seconds; no version check.
+/// trusted for 3 seconds; no version check and no read barrier.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,6 +49,7 @@ pub struct CachedStoreBuilder<S> {
     heartbeat: Duration,
     heartbeat_timeout: Duration,
     version_check: bool,
+    read_barrier: bool,
 }
 
 impl<S: SessionStore> CachedStoreBuilder<S> {
@@ -61,6 +62,7 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             heartbeat: DEFAULT_HEARTBEAT,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             version_check: false,
+            read_barrier: false,
         }
     }
 
@@ -100,6 +102,18 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
         self
     }
 
+    /// Read-your-writes across instances without a store read per hit
+    /// (default false): every read waits for a heartbeat sent after it
+    /// began to come back through the bus, and writes are acknowledged only
+    /// once announced. See "the read barrier" on [`CachedStore`]. Needs a
+    /// bus that [orders heartbeats](InvalidationBus::orders_heartbeats);
+    /// on any other (or without a bus) `build` turns the version check on
+    /// instead, which gives the same guarantee for a round trip per hit.
+    pub fn with_read_barrier(mut self, on: bool) -> Self {
+        self.read_barrier = on;
+        self
+    }
+
     /// The cache. With a bus, spawns its listener and heartbeat tasks on
     /// the current tokio runtime (so it must be called inside one); they
     /// end when every clone of the store is dropped.
@@ -114,11 +128,19 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             }
             spawn_heartbeat(bus.clone(), Arc::downgrade(&state), self.heartbeat);
         }
+        let ordered = self.bus.as_ref().is_some_and(|bus| bus.orders_heartbeats());
+        let read_barrier = self.read_barrier && ordered;
+        if self.read_barrier && !ordered {
+            tracing::info!(
+                "session cache bus does not order heartbeats; checking versions instead of a read barrier"
+            );
+        }
         CachedStore {
             inner: self.inner,
             state,
             bus: self.bus,
-            version_check: self.version_check,
+            version_check: self.version_check || (self.read_barrier && !ordered),
+            read_barrier,
         }
     }
 }

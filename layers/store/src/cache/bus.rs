@@ -57,30 +57,42 @@ pub enum BusEvent {
     /// Announcements may have been missed (the subscription dropped and
     /// came back, or the subscriber lagged): forget everything cached.
     Reset,
-    /// A cache's periodic proof that the channel carries its messages;
-    /// each cache listens for its own.
+    /// A cache's proof that the channel carries its messages; each cache
+    /// listens for its own. Sent every heartbeat interval, and as the
+    /// marker of a read barrier.
     Heartbeat {
         /// Random id of the sending [`CachedStore`](crate::CachedStore).
         origin: u64,
+        /// The sender's count of heartbeats, so that it knows which one
+        /// came back (0 from senders that do not count).
+        seq: u64,
     },
 }
 
-/// Wire form of a heartbeat: this prefix, then the origin in hexadecimal.
-/// No invalidation starts with it (theirs start with a hexadecimal digit).
+/// Wire form of a heartbeat: this prefix, the origin in hexadecimal, then
+/// `:` and the sequence number in decimal (absent means 0). No invalidation
+/// starts with it (theirs start with a hexadecimal digit).
 const HEARTBEAT_PREFIX: &str = "hb:";
 
 impl BusEvent {
-    /// Wire form of a heartbeat from `origin`.
-    pub fn encode_heartbeat(origin: u64) -> String {
-        format!("{HEARTBEAT_PREFIX}{origin:016x}")
+    /// Wire form of heartbeat `seq` from `origin`.
+    pub fn encode_heartbeat(origin: u64, seq: u64) -> String {
+        format!("{HEARTBEAT_PREFIX}{origin:016x}:{seq}")
     }
 
     /// Parses the wire form of an invalidation or a heartbeat.
     pub fn decode(text: &str) -> Option<Self> {
         match text.strip_prefix(HEARTBEAT_PREFIX) {
-            Some(origin) => Some(BusEvent::Heartbeat {
-                origin: u64::from_str_radix(origin, 16).ok()?,
-            }),
+            Some(rest) => {
+                let (origin, seq) = match rest.split_once(':') {
+                    Some((origin, seq)) => (origin, seq.parse().ok()?),
+                    None => (rest, 0),
+                };
+                Some(BusEvent::Heartbeat {
+                    origin: u64::from_str_radix(origin, 16).ok()?,
+                    seq,
+                })
+            }
             None => Invalidation::decode(text).map(BusEvent::Invalidate),
         }
     }
@@ -91,10 +103,22 @@ pub trait InvalidationBus: Send + Sync + fmt::Debug + 'static {
     /// Announces a change to every subscriber, this instance's included.
     fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()>;
 
-    /// Sends a [`BusEvent::Heartbeat`] from `origin` to every subscriber,
-    /// over the same path as announcements, so that receiving it proves
-    /// announcements arrive.
-    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()>;
+    /// Sends [`BusEvent::Heartbeat`] `seq` from `origin` to every
+    /// subscriber, over the same path as announcements, so that receiving
+    /// it proves announcements arrive.
+    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()>;
+
+    /// Whether a heartbeat is a *barrier*: when a subscriber receives one
+    /// sent after a write's [`publish`](InvalidationBus::publish) returned,
+    /// it has received that write's announcement before it. True of a bus
+    /// that orders every message through one server (one Redis, one
+    /// process); false (the default) where messages of different senders
+    /// may overtake each other, as between the nodes of a Redis Cluster.
+    /// [`CachedStoreBuilder::with_read_barrier`](crate::CachedStoreBuilder::with_read_barrier)
+    /// relies on it.
+    fn orders_heartbeats(&self) -> bool {
+        false
+    }
 
     /// A new subscription to every announcement.
     fn subscribe(&self) -> broadcast::Receiver<BusEvent>;
@@ -136,9 +160,14 @@ impl InvalidationBus for LocalBus {
         Box::pin(async { Ok(()) })
     }
 
-    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
-        let _ = self.sender.send(BusEvent::Heartbeat { origin });
+    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
+        let _ = self.sender.send(BusEvent::Heartbeat { origin, seq });
         Box::pin(async { Ok(()) })
+    }
+
+    fn orders_heartbeats(&self) -> bool {
+        // One broadcast channel carries everything in send order.
+        true
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
@@ -165,12 +194,23 @@ mod tests {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
         assert_eq!(Invalidation::decode("zz:1:2"), None);
-        let beat = BusEvent::Heartbeat { origin: 0xfeed };
+        let beat = BusEvent::Heartbeat {
+            origin: 0xfeed,
+            seq: 42,
+        };
         assert_eq!(
-            BusEvent::decode(&BusEvent::encode_heartbeat(0xfeed)),
+            BusEvent::decode(&BusEvent::encode_heartbeat(0xfeed, 42)),
             Some(beat)
         );
+        assert_eq!(
+            BusEvent::decode("hb:000000000000feed"),
+            Some(BusEvent::Heartbeat {
+                origin: 0xfeed,
+                seq: 0
+            })
+        );
         assert_eq!(BusEvent::decode("hb:zz"), None);
+        assert_eq!(BusEvent::decode("hb:feed:x"), None);
         assert_eq!(Invalidation::decode("1:2"), None);
     }
 }

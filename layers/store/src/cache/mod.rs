@@ -2,6 +2,7 @@
 //! memory only what it can show to be current, and reads through otherwise.
 //! The mechanism is documented on [`CachedStore`].
 
+mod barrier;
 mod builder;
 mod bus;
 mod state;
@@ -9,4 +10,4 @@ mod store;
 
 pub use self::builder::CachedStoreBuilder;
 pub use self::bus::{BusEvent, Invalidation, InvalidationBus, LocalBus};
-pub use self::store::CachedStore;
+pub use self::store::{CachedStore, UnannouncedWrite};

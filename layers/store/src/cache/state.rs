@@ -10,6 +10,7 @@ use moka::sync::Cache;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use super::barrier::Barrier;
 use super::bus::{BusEvent, InvalidationBus};
 use crate::{SessionData, SessionId, Versioned};
 
@@ -63,7 +64,10 @@ pub(super) struct State {
     base: Instant,
     last_proof: AtomicU64,
     /// How long a proof stays valid.
-    proof_timeout: Duration,
+    pub(super) proof_timeout: Duration,
+    /// Numbers this cache's heartbeats and tells reads when theirs came
+    /// back.
+    pub(super) barrier: Arc<Barrier>,
 }
 
 impl State {
@@ -79,6 +83,7 @@ impl State {
             base: Instant::now(),
             last_proof: AtomicU64::new(NEVER),
             proof_timeout,
+            barrier: Arc::new(Barrier::new()),
         }
     }
 
@@ -142,13 +147,15 @@ impl State {
                     metrics::counter!("foresight_store_cache_invalidations_total").increment(1);
                 }
             }
-            BusEvent::Heartbeat { origin } if origin == self.origin => {
+            BusEvent::Heartbeat { origin, seq } if origin == self.origin => {
                 if !self.proven_recently() {
                     // Announcements may have been lost while unproven.
                     self.cache.invalidate_all();
                     self.epoch.fetch_add(1, Ordering::SeqCst);
                 }
                 self.proven();
+                // Last: the reads it releases must see everything above.
+                self.barrier.arrived(seq);
             }
             BusEvent::Heartbeat { .. } => {}
             BusEvent::Reset => {
@@ -177,24 +184,39 @@ pub(super) fn spawn_listener(bus: &dyn InvalidationBus, state: Weak<State>) {
     });
 }
 
-/// Publishes this cache's heartbeat every `interval`, until the state is
-/// dropped.
+/// Publishes this cache's heartbeat every `interval`, and as soon as a
+/// read waits at the barrier (one in flight at a time, at most `interval`
+/// each), until the state is dropped.
 pub(super) fn spawn_heartbeat(
     bus: Arc<dyn InvalidationBus>,
     state: Weak<State>,
     interval: Duration,
 ) {
+    let Some(barrier) = state.upgrade().map(|s| s.barrier.clone()) else {
+        return;
+    };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            if !barrier.is_wanted() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = barrier.demanded() => {}
+                }
+            }
             let Some(origin) = state.upgrade().map(|s| s.origin) else {
                 return;
             };
-            if let Err(e) = bus.heartbeat(origin).await {
-                tracing::debug!(error = %e, "session cache heartbeat not published");
-                metrics::counter!("foresight_store_cache_heartbeat_errors_total").increment(1);
+            let seq = barrier.next();
+            match bus.heartbeat(origin, seq).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "session cache heartbeat not published");
+                    metrics::counter!("foresight_store_cache_heartbeat_errors_total").increment(1);
+                    // Not a tight loop while the bus refuses.
+                    tick.tick().await;
+                }
             }
         }
     });

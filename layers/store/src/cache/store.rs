@@ -60,6 +60,22 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   round trip instead of none. Off by default: the bus alone gives
 ///   staleness bounded by the announcement's delivery (microseconds on a
 ///   healthy bus; at worst the heartbeat timeout plus interval).
+/// - **Read-your-writes across instances: the read barrier.** With
+///   [`CachedStoreBuilder::with_read_barrier`], on a bus that
+///   [orders heartbeats](InvalidationBus::orders_heartbeats) (one Redis
+///   server), a read first waits until a heartbeat of this cache sent after
+///   the read began has come back through the bus. Every announcement
+///   published before it has then been applied, so a write acknowledged on
+///   any instance before the read began is either in the cache or has
+///   evicted the older entry. The reads waiting at the same time share one
+///   heartbeat, so the store sees one small message per round trip instead
+///   of one version read per hit. The writes of such a cache are
+///   acknowledged only once announced: a write whose announcement fails
+///   returns [`StoreError::Unavailable`] (outcome unknown to the client;
+///   it was applied). Every instance that writes to the store must use the
+///   barrier for the guarantee to hold. On a bus that does not order
+///   heartbeats (a Redis Cluster, an etcd watch) the cache checks versions
+///   instead, as above.
 /// - **Fills cannot go stale.** A load fills the cache only if no event
 ///   arrived while it read, and checks again after the insert, dropping the
 ///   entry if one arrived meanwhile: an announcement can never land
@@ -92,6 +108,7 @@ pub struct CachedStore<S> {
     pub(super) state: Arc<State>,
     pub(super) bus: Option<Arc<dyn InvalidationBus>>,
     pub(super) version_check: bool,
+    pub(super) read_barrier: bool,
 }
 
 impl<S: Clone> Clone for CachedStore<S> {
@@ -101,6 +118,7 @@ impl<S: Clone> Clone for CachedStore<S> {
             state: self.state.clone(),
             bus: self.bus.clone(),
             version_check: self.version_check,
+            read_barrier: self.read_barrier,
         }
     }
 }
@@ -174,8 +192,25 @@ impl<S: SessionStore> CachedStore<S> {
         Ok(Some(entry))
     }
 
+    /// Whether this handle waits at the read barrier before a hit.
+    pub fn has_read_barrier(&self) -> bool {
+        self.read_barrier
+    }
+
     async fn load_through(&self, id: SessionId) -> Result<Option<Loaded>, StoreError> {
-        let trusted = self.is_trusted();
+        let mut trusted = self.is_trusted();
+        if trusted && self.read_barrier {
+            let want = self.state.barrier.register();
+            trusted = self
+                .state
+                .barrier
+                .reached(want, self.state.proof_timeout)
+                .await
+                && self.is_trusted();
+            if !trusted {
+                metrics::counter!("foresight_store_cache_barrier_timeouts_total").increment(1);
+            }
+        }
         if trusted && let Some(entry) = self.hit(id).await? {
             metrics::counter!("foresight_store_cache_hits_total").increment(1);
             return Ok(Some(Loaded {
@@ -203,8 +238,9 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     /// Announces a write. On failure, this cache forgets the session and
-    /// stops answering from memory until its heartbeat comes back.
-    async fn announce(&self, id: SessionId, version: Option<Version>) {
+    /// stops answering from memory until its heartbeat comes back; with the
+    /// read barrier, the write is not acknowledged either.
+    async fn announce(&self, id: SessionId, version: Option<Version>) -> Result<(), StoreError> {
         if let Some(bus) = &self.bus {
             let invalidation = Invalidation {
                 origin: self.state.origin,
@@ -216,8 +252,15 @@ impl<S: SessionStore> CachedStore<S> {
                 self.state.cache.invalidate(&id);
                 tracing::warn!(error = %e, %id, "session invalidation not published; cache bypassed until the heartbeat returns");
                 metrics::counter!("foresight_store_invalidation_publish_errors_total").increment(1);
+                if self.read_barrier {
+                    return Err(StoreError::unavailable(UnannouncedWrite {
+                        version,
+                        source: e,
+                    }));
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -272,7 +315,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                         }
                         _ => self.state.cache.invalidate(&id),
                     }
-                    self.announce(id, Some(version)).await;
+                    self.announce(id, Some(version)).await?;
                     Ok(version)
                 }
                 Err(e) => {
@@ -280,7 +323,8 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                     // leaves the outcome unknown.
                     self.state.cache.invalidate(&id);
                     if let StoreError::NotReplicated { version, .. } = &e {
-                        self.announce(id, Some(*version)).await;
+                        // The outcome is already an error; it stays this one.
+                        let _ = self.announce(id, Some(*version)).await;
                     }
                     Err(e)
                 }
@@ -293,7 +337,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
             let result = self.inner.delete(id, expected).await;
             self.state.cache.invalidate(&id);
             if matches!(result, Ok(true)) {
-                self.announce(id, None).await;
+                self.announce(id, None).await?;
             }
             result
         })
@@ -319,4 +363,17 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
             Ok(alive)
         })
     }
+}
+
+/// A write applied in the store whose announcement could not be published,
+/// by a cache with the read barrier: other instances may still hold the
+/// previous version, so the write is not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("session write applied (version {}) but not announced to other instances", version.map_or_else(|| "deleted".to_owned(), |v| v.to_string()))]
+pub struct UnannouncedWrite {
+    /// The version written, `None` for a deletion.
+    pub version: Option<Version>,
+    /// Why the announcement failed.
+    #[source]
+    pub source: StoreError,
 }

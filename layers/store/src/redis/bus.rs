@@ -100,8 +100,15 @@ impl InvalidationBus for RedisBus {
         Box::pin(self.send(invalidation.encode()))
     }
 
-    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
-        Box::pin(self.send(BusEvent::encode_heartbeat(origin)))
+    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(BusEvent::encode_heartbeat(origin, seq)))
+    }
+
+    fn orders_heartbeats(&self) -> bool {
+        // One Redis server delivers messages in the order it ran their
+        // PUBLISHes. A cluster forwards a PUBLISH to the other nodes over
+        // its bus, and the messages of two nodes may arrive in either order.
+        !self.store.is_cluster()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {

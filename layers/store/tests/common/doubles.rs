@@ -114,8 +114,12 @@ impl InvalidationBus for FaultyBus {
         self.send(|bus| bus.publish(invalidation))
     }
 
-    fn heartbeat(&self, origin: u64) -> StoreFuture<'_, ()> {
-        self.send(|bus| bus.heartbeat(origin))
+    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
+        self.send(|bus| bus.heartbeat(origin, seq))
+    }
+
+    fn orders_heartbeats(&self) -> bool {
+        self.inner.orders_heartbeats()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
