@@ -29,11 +29,15 @@ fuzz_target!(|data: &[u8]| {
                 Some(BusEvent::Invalidate(invalidation))
             );
         }
-        Some(BusEvent::Heartbeat { origin, seq }) => {
-            let wire = BusEvent::encode_heartbeat(origin, seq);
+        Some(BusEvent::Heartbeat(beat)) => {
+            let wire = BusEvent::encode_heartbeat(beat);
+            assert_eq!(BusEvent::decode(&wire), Some(BusEvent::Heartbeat(beat)));
+        }
+        Some(BusEvent::Ack { to, seq, from }) => {
+            let wire = BusEvent::encode_ack(to, seq, from);
             assert_eq!(
                 BusEvent::decode(&wire),
-                Some(BusEvent::Heartbeat { origin, seq })
+                Some(BusEvent::Ack { to, seq, from })
             );
         }
         Some(BusEvent::Reset) | None => {}

@@ -2,7 +2,7 @@
 //! increments (`/incr`) a counter in the session, behind no session layer,
 //! SessionMirrorLayer over MemoryStore, RedisStore and
 //! CachedStore<RedisStore> (announcements alone, with the version check,
-//! with the read barrier), and tower-sessions 0.14 with its MemoryStore and
+//! with acknowledged writes), and tower-sessions 0.14 with its MemoryStore and
 //! with tower-sessions-redis-store 0.16 on the same Redis, measured with
 //! `wrk` one after the other in one run.
 //!
@@ -203,16 +203,20 @@ async fn main() {
             .build()
             .with_version_check(true)
     };
-    let barrier_redis = {
+    let acked_redis = {
         let store = RedisStore::standalone(&redis.url())
             .unwrap()
-            .with_key_prefix("barrier:session:");
+            .with_key_prefix("acked:session:");
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        CachedStore::builder(store)
+        let cache = CachedStore::builder(store)
             .with_bus(bus)
-            .with_read_barrier(true)
-            .build()
+            .with_acknowledged_writes(true)
+            .build();
+        while !cache.is_trusted() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cache
     };
     let fred = Pool::new(
         FredConfig::from_url(&redis.url()).unwrap(),
@@ -249,8 +253,8 @@ async fn main() {
             mirror_app(SessionMirrorLayer::new(checked_redis)),
         ),
         (
-            "SessionMirrorLayer + CachedStore<RedisStore> + read barrier",
-            mirror_app(SessionMirrorLayer::new(barrier_redis)),
+            "SessionMirrorLayer + CachedStore<RedisStore> + acknowledged writes",
+            mirror_app(SessionMirrorLayer::new(acked_redis)),
         ),
         (
             "tower-sessions 0.14 + MemoryStore",

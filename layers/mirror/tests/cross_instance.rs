@@ -1,7 +1,7 @@
 //! Read-your-writes across instance processes: two instances, each a
 //! SessionMirrorLayer over its own `CachedStore<RedisStore>` (pub/sub
-//! invalidation, and either the per-hit version check or the read barrier)
-//! on one Redis. A client writes on A and, as soon as A answers, reads on
+//! invalidation, and either the per-hit version check or acknowledged
+//! writes) on one Redis. A client writes on A and, as soon as A answers, reads on
 //! B, which held the previous version in its cache: B answers the write
 //! every time.
 //!
@@ -20,7 +20,7 @@ use foresight_testkit::process::{self, InstanceProcess};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// `barrier` for the read barrier, anything else for the version check.
+/// `acked` for acknowledged writes, anything else for the version check.
 const MODE_ENV: &str = "FORESIGHT_RYW_MODE";
 
 /// The instances' entry point (a no-op in a normal test run).
@@ -31,16 +31,17 @@ fn instance_process() {
     }
     process::serve_axum_instance(async || {
         let url = std::env::var("REDIS_URL").expect("REDIS_URL");
-        let barrier = std::env::var(MODE_ENV).expect(MODE_ENV) == "barrier";
+        let mode = std::env::var(MODE_ENV).expect(MODE_ENV);
+        let acked = mode == "acked";
         let redis = RedisStore::standalone(&url).expect("redis url");
         let bus = redis.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
         let store = CachedStore::builder(redis)
             .with_bus(bus)
-            .with_version_check(!barrier)
-            .with_read_barrier(barrier)
+            .with_version_check(!acked)
+            .with_acknowledged_writes(acked)
             .build();
-        assert_eq!(store.has_read_barrier(), barrier);
+        assert_eq!(store.has_acknowledged_writes(), acked);
         Router::new()
             .route(
                 "/n/{n}",
@@ -120,8 +121,8 @@ async fn a_write_acknowledged_on_a_is_read_on_b_every_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_read_barrier_a_write_on_a_is_read_on_b_every_time() {
-    write_on_a_read_on_b("barrier").await;
+async fn with_acknowledged_writes_a_write_on_a_is_read_on_b_every_time() {
+    write_on_a_read_on_b("acked").await;
 }
 
 async fn write_on_a_read_on_b(mode: &str) {

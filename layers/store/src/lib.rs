@@ -96,7 +96,7 @@ pub mod decode {
 
 #[cfg(feature = "cache")]
 pub use cache::{
-    BusEvent, CachedStore, CachedStoreBuilder, Invalidation, InvalidationBus, LocalBus,
+    Beat, BusEvent, CachedStore, CachedStoreBuilder, Invalidation, InvalidationBus, LocalBus,
     UnannouncedWrite,
 };
 pub use data::{DEFAULT_SIZE_LIMIT, DataError, SessionData};

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::doubles::{Counting, FaultyBus};
-use foresight_store::{CachedStore, LocalBus, MemoryStore, SessionStore, Version};
+use foresight_store::{Beat, CachedStore, LocalBus, MemoryStore, SessionStore, Version};
 use tokio::sync::Notify;
 use tokio::time::sleep;
 
@@ -204,7 +204,13 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
     read.notified().await;
     // Another instance's heartbeat arrives while the load is out: it says
     // nothing about the session.
-    bus.heartbeat(0xfeed, 1).await.unwrap();
+    bus.heartbeat(Beat {
+        origin: 0xfeed,
+        seq: 1,
+        acknowledges: false,
+    })
+    .await
+    .unwrap();
     sleep(Duration::from_millis(1)).await;
     release.notify_one();
     assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);

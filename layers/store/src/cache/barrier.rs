@@ -1,23 +1,28 @@
-//! The read barrier: proof that every announcement published before a read
-//! began has been applied to the cache, shared by all the reads waiting at
-//! the same time.
+//! The barrier: proof that every message published on the bus before a
+//! point in time has been applied by this cache's listener, shared by every
+//! write waiting at the same time, and the send instants that date this
+//! cache's trust.
 //!
-//! A read registers and gets the number of the heartbeat it needs: the next
-//! one not yet sent. The heartbeat task sends that heartbeat after the
+//! A waiter registers and gets the number of the heartbeat it needs: the
+//! next one not yet sent. The heartbeat task sends that heartbeat after the
 //! registration (the number is taken and the counter bumped under one
 //! lock), and on a bus that [orders heartbeats](super::InvalidationBus::orders_heartbeats)
-//! every announcement published before it (so every write acknowledged
-//! before the read began) reaches the cache's listener first. When the
-//! listener applies the heartbeat, the read may consult the cache.
+//! every message published before it reaches the listener first. When the
+//! listener applies the heartbeat, the waiter is released.
 //!
-//! One heartbeat is in flight at a time: the reads that register meanwhile
-//! all wait for the next one, so a busy instance sends one heartbeat per
-//! round trip, whatever its request rate.
+//! The waiters that register while a heartbeat is being sent all share the
+//! next one, so a busy instance sends about one heartbeat per round trip,
+//! whatever its write rate.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+/// Send instants remembered, for heartbeats still in flight.
+const STAMPS: usize = 64;
 
 #[derive(Debug)]
 pub(super) struct Barrier {
@@ -32,8 +37,10 @@ pub(super) struct Barrier {
 struct Rounds {
     /// The number of the last heartbeat sent (or about to be).
     sent: u64,
-    /// The highest number a read waits for.
+    /// The highest number a waiter needs.
     wanted: u64,
+    /// When the last few heartbeats were sent.
+    stamps: VecDeque<(u64, Instant)>,
 }
 
 impl Barrier {
@@ -45,7 +52,8 @@ impl Barrier {
         }
     }
 
-    /// Registers a read: the number of the heartbeat it must see come back.
+    /// Registers a waiter: the number of the heartbeat it must see come
+    /// back.
     pub(super) fn register(&self) -> u64 {
         let want = {
             let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,16 +69,32 @@ impl Barrier {
     pub(super) fn next(&self) -> u64 {
         let mut rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
         rounds.sent += 1;
-        rounds.sent
+        let seq = rounds.sent;
+        if rounds.stamps.len() == STAMPS {
+            rounds.stamps.pop_front();
+        }
+        rounds.stamps.push_back((seq, Instant::now()));
+        seq
     }
 
-    /// Whether a read waits for a heartbeat not sent yet.
+    /// When heartbeat `seq` was numbered (just before it was sent), if it
+    /// is recent enough to be remembered.
+    pub(super) fn sent_at(&self, seq: u64) -> Option<Instant> {
+        let rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+        rounds
+            .stamps
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, at)| *at)
+    }
+
+    /// Whether a waiter needs a heartbeat not sent yet.
     pub(super) fn is_wanted(&self) -> bool {
         let rounds = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
         rounds.wanted > rounds.sent
     }
 
-    /// Resolves when a read registers (or at once if one did since the
+    /// Resolves when a waiter registers (or at once if one did since the
     /// last call).
     pub(super) async fn demanded(&self) {
         self.demand.notified().await;
@@ -103,7 +127,7 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn a_read_waits_for_a_heartbeat_sent_after_it_registered() {
+    async fn a_waiter_needs_a_heartbeat_sent_after_it_registered() {
         let barrier = Barrier::new();
         let in_flight = barrier.next();
         let want = barrier.register();
@@ -123,7 +147,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn reads_that_register_together_share_one_heartbeat() {
+    async fn waiters_that_register_together_share_one_heartbeat() {
         let barrier = Barrier::new();
         let wants: Vec<u64> = (0..5).map(|_| barrier.register()).collect();
         assert!(wants.iter().all(|&w| w == 1));

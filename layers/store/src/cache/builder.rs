@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bus::InvalidationBus;
-use super::state::{State, spawn_heartbeat, spawn_listener};
+use super::state::{State, spawn_acknowledger, spawn_heartbeat, spawn_listener};
 use super::store::CachedStore;
 use crate::SessionStore;
 
@@ -22,7 +22,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// Defaults: 100 000 sessions; an entry kept at most 5 minutes (never
 /// beyond the session's own expiry); no bus; a heartbeat every second,
-/// trusted for 3 seconds; no version check and no read barrier.
+/// trusted for 3 seconds; no version check and no acknowledged writes.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,8 +49,11 @@ pub struct CachedStoreBuilder<S> {
     heartbeat: Duration,
     heartbeat_timeout: Duration,
     version_check: bool,
-    read_barrier: bool,
+    acknowledged_writes: bool,
 }
+
+/// Acknowledgements waiting to be sent, at most.
+const ACK_QUEUE: usize = 1024;
 
 impl<S: SessionStore> CachedStoreBuilder<S> {
     pub(super) fn new(inner: S) -> Self {
@@ -62,7 +65,7 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             heartbeat: DEFAULT_HEARTBEAT,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             version_check: false,
-            read_barrier: false,
+            acknowledged_writes: false,
         }
     }
 
@@ -102,15 +105,16 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
         self
     }
 
-    /// Read-your-writes across instances without a store read per hit
-    /// (default false): every read waits for a heartbeat sent after it
-    /// began to come back through the bus, and writes are acknowledged only
-    /// once announced. See "the read barrier" on [`CachedStore`]. Needs a
-    /// bus that [orders heartbeats](InvalidationBus::orders_heartbeats);
-    /// on any other (or without a bus) `build` turns the version check on
-    /// instead, which gives the same guarantee for a round trip per hit.
-    pub fn with_read_barrier(mut self, on: bool) -> Self {
-        self.read_barrier = on;
+    /// Read-your-writes across instances with reads answered from memory
+    /// (default false): a write is acknowledged only once every other cache
+    /// on the bus has applied its announcement, or can no longer answer from
+    /// memory. See "acknowledged writes" on [`CachedStore`]. Every instance
+    /// writing to the store must use it. Needs a bus that
+    /// [orders heartbeats](InvalidationBus::orders_heartbeats) and carries
+    /// [acknowledgements](InvalidationBus::acknowledge); on any other (or
+    /// without a bus) `build` turns the version check on instead.
+    pub fn with_acknowledged_writes(mut self, on: bool) -> Self {
+        self.acknowledged_writes = on;
         self
     }
 
@@ -118,29 +122,47 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     /// the current tokio runtime (so it must be called inside one); they
     /// end when every clone of the store is dropped.
     pub fn build(self) -> CachedStore<S> {
-        let state = Arc::new(State::new(self.capacity, self.ttl, self.heartbeat_timeout));
+        let ordered = self.bus.as_ref().is_some_and(|bus| bus.orders_heartbeats());
+        let acknowledged = self.acknowledged_writes && ordered;
+        let (acks_out, acks_in) = match acknowledged {
+            true => {
+                let (out, queue) = tokio::sync::mpsc::channel(ACK_QUEUE);
+                (Some(out), Some(queue))
+            }
+            false => (None, None),
+        };
+        let state = Arc::new(State::new(
+            self.capacity,
+            self.ttl,
+            self.heartbeat_timeout,
+            acks_out,
+        ));
         if let Some(bus) = &self.bus {
             spawn_listener(bus.as_ref(), Arc::downgrade(&state));
-            if bus.is_connected() {
+            if let Some(queue) = acks_in {
+                spawn_acknowledger(bus.clone(), state.origin, queue);
+            }
+            // Peers count on this cache's lease: only a heartbeat that came
+            // back may start it.
+            if bus.is_connected() && !acknowledged {
                 // Subscribed now, on the bus's word; heartbeats must
                 // confirm it within the timeout.
                 state.proven();
             }
             spawn_heartbeat(bus.clone(), Arc::downgrade(&state), self.heartbeat);
         }
-        let ordered = self.bus.as_ref().is_some_and(|bus| bus.orders_heartbeats());
-        let read_barrier = self.read_barrier && ordered;
-        if self.read_barrier && !ordered {
+        let wanted = self.acknowledged_writes;
+        if wanted && !ordered {
             tracing::info!(
-                "session cache bus does not order heartbeats; checking versions instead of a read barrier"
+                "session cache bus does not order heartbeats; checking versions instead"
             );
         }
         CachedStore {
             inner: self.inner,
             state,
             bus: self.bus,
-            version_check: self.version_check || (self.read_barrier && !ordered),
-            read_barrier,
+            version_check: self.version_check || (wanted && !ordered),
+            acknowledged,
         }
     }
 }

@@ -59,39 +59,88 @@ pub enum BusEvent {
     Reset,
     /// A cache's proof that the channel carries its messages; each cache
     /// listens for its own. Sent every heartbeat interval, and as the
-    /// marker of a read barrier.
-    Heartbeat {
-        /// Random id of the sending [`CachedStore`](crate::CachedStore).
-        origin: u64,
-        /// The sender's count of heartbeats, so that it knows which one
-        /// came back (0 from senders that do not count).
+    /// marker of a barrier.
+    Heartbeat(Beat),
+    /// Cache `from` has applied every message that came before heartbeat
+    /// `seq` of cache `to`: its announcements included.
+    Ack {
+        /// The cache whose heartbeat is acknowledged.
+        to: u64,
+        /// That heartbeat's number.
         seq: u64,
+        /// The acknowledging cache.
+        from: u64,
     },
 }
 
+/// One heartbeat of a cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Beat {
+    /// Random id of the sending [`CachedStore`](crate::CachedStore).
+    pub origin: u64,
+    /// The sender's count of heartbeats, so that it knows which one came
+    /// back (0 from senders that do not count).
+    pub seq: u64,
+    /// Whether the sender acknowledges other caches' heartbeats
+    /// ([`BusEvent::Ack`]): writers with acknowledged writes wait for it.
+    pub acknowledges: bool,
+}
+
 /// Wire form of a heartbeat: this prefix, the origin in hexadecimal, then
-/// `:` and the sequence number in decimal (absent means 0). No invalidation
-/// starts with it (theirs start with a hexadecimal digit).
+/// `:` and the sequence number in decimal (absent means 0), then `:a` if
+/// the sender acknowledges. No invalidation starts with it (theirs start
+/// with a hexadecimal digit).
 const HEARTBEAT_PREFIX: &str = "hb:";
 
+/// Wire form of an acknowledgement: this prefix, then `to:seq:from`
+/// (origins in hexadecimal, the number in decimal).
+const ACK_PREFIX: &str = "ack:";
+
 impl BusEvent {
-    /// Wire form of heartbeat `seq` from `origin`.
-    pub fn encode_heartbeat(origin: u64, seq: u64) -> String {
-        format!("{HEARTBEAT_PREFIX}{origin:016x}:{seq}")
+    /// Wire form of a heartbeat.
+    pub fn encode_heartbeat(beat: Beat) -> String {
+        let Beat {
+            origin,
+            seq,
+            acknowledges,
+        } = beat;
+        let flag = if acknowledges { ":a" } else { "" };
+        format!("{HEARTBEAT_PREFIX}{origin:016x}:{seq}{flag}")
     }
 
-    /// Parses the wire form of an invalidation or a heartbeat.
+    /// Wire form of [`BusEvent::Ack`].
+    pub fn encode_ack(to: u64, seq: u64, from: u64) -> String {
+        format!("{ACK_PREFIX}{to:016x}:{seq}:{from:016x}")
+    }
+
+    /// Parses the wire form of an invalidation, a heartbeat or an
+    /// acknowledgement.
     pub fn decode(text: &str) -> Option<Self> {
+        if let Some(rest) = text.strip_prefix(ACK_PREFIX) {
+            let mut parts = rest.split(':');
+            let to = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let seq = parts.next()?.parse().ok()?;
+            let from = u64::from_str_radix(parts.next()?, 16).ok()?;
+            return parts
+                .next()
+                .is_none()
+                .then_some(BusEvent::Ack { to, seq, from });
+        }
         match text.strip_prefix(HEARTBEAT_PREFIX) {
             Some(rest) => {
-                let (origin, seq) = match rest.split_once(':') {
-                    Some((origin, seq)) => (origin, seq.parse().ok()?),
-                    None => (rest, 0),
+                let mut parts = rest.split(':');
+                let origin = u64::from_str_radix(parts.next()?, 16).ok()?;
+                let seq = parts.next().map_or(Some(0), |s| s.parse().ok())?;
+                let acknowledges = match parts.next() {
+                    None => false,
+                    Some("a") => true,
+                    Some(_) => return None,
                 };
-                Some(BusEvent::Heartbeat {
-                    origin: u64::from_str_radix(origin, 16).ok()?,
+                parts.next().is_none().then_some(BusEvent::Heartbeat(Beat {
+                    origin,
                     seq,
-                })
+                    acknowledges,
+                }))
             }
             None => Invalidation::decode(text).map(BusEvent::Invalidate),
         }
@@ -103,10 +152,10 @@ pub trait InvalidationBus: Send + Sync + fmt::Debug + 'static {
     /// Announces a change to every subscriber, this instance's included.
     fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()>;
 
-    /// Sends [`BusEvent::Heartbeat`] `seq` from `origin` to every
-    /// subscriber, over the same path as announcements, so that receiving
-    /// it proves announcements arrive.
-    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()>;
+    /// Sends [`BusEvent::Heartbeat`] to every subscriber, over the same
+    /// path as announcements, so that receiving it proves announcements
+    /// arrive.
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()>;
 
     /// Whether a heartbeat is a *barrier*: when a subscriber receives one
     /// sent after a write's [`publish`](InvalidationBus::publish) returned,
@@ -114,10 +163,22 @@ pub trait InvalidationBus: Send + Sync + fmt::Debug + 'static {
     /// that orders every message through one server (one Redis, one
     /// process); false (the default) where messages of different senders
     /// may overtake each other, as between the nodes of a Redis Cluster.
-    /// [`CachedStoreBuilder::with_read_barrier`](crate::CachedStoreBuilder::with_read_barrier)
+    /// [`CachedStoreBuilder::with_acknowledged_writes`](crate::CachedStoreBuilder::with_acknowledged_writes)
     /// relies on it.
     fn orders_heartbeats(&self) -> bool {
         false
+    }
+
+    /// Sends [`BusEvent::Ack`] to every subscriber. Needed by
+    /// [`CachedStoreBuilder::with_acknowledged_writes`](crate::CachedStoreBuilder::with_acknowledged_writes);
+    /// the default refuses.
+    fn acknowledge(&self, to: u64, seq: u64, from: u64) -> StoreFuture<'_, ()> {
+        let _ = (to, seq, from);
+        Box::pin(async {
+            Err(crate::StoreError::unavailable(
+                "this bus carries no acknowledgements",
+            ))
+        })
     }
 
     /// A new subscription to every announcement.
@@ -160,14 +221,19 @@ impl InvalidationBus for LocalBus {
         Box::pin(async { Ok(()) })
     }
 
-    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
-        let _ = self.sender.send(BusEvent::Heartbeat { origin, seq });
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()> {
+        let _ = self.sender.send(BusEvent::Heartbeat(beat));
         Box::pin(async { Ok(()) })
     }
 
     fn orders_heartbeats(&self) -> bool {
         // One broadcast channel carries everything in send order.
         true
+    }
+
+    fn acknowledge(&self, to: u64, seq: u64, from: u64) -> StoreFuture<'_, ()> {
+        let _ = self.sender.send(BusEvent::Ack { to, seq, from });
+        Box::pin(async { Ok(()) })
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
@@ -194,22 +260,28 @@ mod tests {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
         assert_eq!(Invalidation::decode("zz:1:2"), None);
-        let beat = BusEvent::Heartbeat {
-            origin: 0xfeed,
-            seq: 42,
-        };
-        assert_eq!(
-            BusEvent::decode(&BusEvent::encode_heartbeat(0xfeed, 42)),
-            Some(beat)
-        );
+        for acknowledges in [false, true] {
+            let beat = Beat {
+                origin: 0xfeed,
+                seq: 42,
+                acknowledges,
+            };
+            assert_eq!(
+                BusEvent::decode(&BusEvent::encode_heartbeat(beat)),
+                Some(BusEvent::Heartbeat(beat))
+            );
+        }
         assert_eq!(
             BusEvent::decode("hb:000000000000feed"),
-            Some(BusEvent::Heartbeat {
+            Some(BusEvent::Heartbeat(Beat {
                 origin: 0xfeed,
-                seq: 0
-            })
+                seq: 0,
+                acknowledges: false,
+            }))
         );
         assert_eq!(BusEvent::decode("hb:zz"), None);
+        assert_eq!(BusEvent::decode("hb:feed:1:b"), None);
+        assert_eq!(BusEvent::decode("hb:feed:1:a:"), None);
         assert_eq!(BusEvent::decode("hb:feed:x"), None);
         assert_eq!(Invalidation::decode("1:2"), None);
     }

@@ -5,9 +5,10 @@
 mod barrier;
 mod builder;
 mod bus;
+mod peers;
 mod state;
 mod store;
 
 pub use self::builder::CachedStoreBuilder;
-pub use self::bus::{BusEvent, Invalidation, InvalidationBus, LocalBus};
+pub use self::bus::{Beat, BusEvent, Invalidation, InvalidationBus, LocalBus};
 pub use self::store::{CachedStore, UnannouncedWrite};

@@ -11,7 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::barrier::Barrier;
-use super::bus::{BusEvent, InvalidationBus};
+use super::bus::{Beat, BusEvent, InvalidationBus};
+use super::peers::Peers;
 use crate::{SessionData, SessionId, Versioned};
 
 /// A cached session and the instant the store would expire it if nothing
@@ -65,13 +66,23 @@ pub(super) struct State {
     last_proof: AtomicU64,
     /// How long a proof stays valid.
     pub(super) proof_timeout: Duration,
-    /// Numbers this cache's heartbeats and tells reads when theirs came
+    /// Numbers this cache's heartbeats and tells writers when theirs came
     /// back.
     pub(super) barrier: Arc<Barrier>,
+    /// Other caches and what they acknowledged (acknowledged writes).
+    pub(super) peers: Peers,
+    /// Where acknowledgements of other caches' heartbeats are queued for
+    /// sending; `None` unless this cache acknowledges.
+    acks_out: Option<tokio::sync::mpsc::Sender<(u64, u64)>>,
 }
 
 impl State {
-    pub(super) fn new(capacity: u64, ttl: Duration, proof_timeout: Duration) -> Self {
+    pub(super) fn new(
+        capacity: u64,
+        ttl: Duration,
+        proof_timeout: Duration,
+        acks_out: Option<tokio::sync::mpsc::Sender<(u64, u64)>>,
+    ) -> Self {
         Self {
             cache: Cache::builder()
                 .max_capacity(capacity)
@@ -84,6 +95,8 @@ impl State {
             last_proof: AtomicU64::new(NEVER),
             proof_timeout,
             barrier: Arc::new(Barrier::new()),
+            peers: Peers::new(),
+            acks_out,
         }
     }
 
@@ -93,8 +106,18 @@ impl State {
 
     /// Records that announcements arrive now.
     pub(super) fn proven(&self) {
-        self.last_proof
-            .store(self.millis(Instant::now()), Ordering::SeqCst);
+        self.proven_at(Instant::now());
+    }
+
+    /// Records that everything published up to `at` has arrived.
+    fn proven_at(&self, at: Instant) {
+        self.last_proof.store(self.millis(at), Ordering::SeqCst);
+    }
+
+    /// Whether this cache acknowledges other caches' heartbeats and counts
+    /// its proof from when its heartbeat was sent.
+    pub(super) fn acknowledges(&self) -> bool {
+        self.acks_out.is_some()
     }
 
     /// Withdraws the proof: nothing is answered from memory until the next
@@ -132,7 +155,7 @@ impl State {
     fn apply(&self, event: BusEvent) {
         // Before anything else, so that a fill in progress sees it. A
         // heartbeat changes nothing cached, unless it restores trust (below).
-        if !matches!(event, BusEvent::Heartbeat { .. }) {
+        if !matches!(event, BusEvent::Heartbeat { .. } | BusEvent::Ack { .. }) {
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
         match event {
@@ -147,17 +170,42 @@ impl State {
                     metrics::counter!("foresight_store_cache_invalidations_total").increment(1);
                 }
             }
-            BusEvent::Heartbeat { origin, seq } if origin == self.origin => {
+            BusEvent::Heartbeat(Beat { origin, seq, .. }) if origin == self.origin => {
                 if !self.proven_recently() {
                     // Announcements may have been lost while unproven.
                     self.cache.invalidate_all();
                     self.epoch.fetch_add(1, Ordering::SeqCst);
                 }
-                self.proven();
-                // Last: the reads it releases must see everything above.
+                match self.barrier.sent_at(seq) {
+                    // Everything published before it was sent has arrived.
+                    Some(sent) => self.proven_at(sent),
+                    // Too old to know when it left: proves nothing to a
+                    // cache whose peers rely on its lease.
+                    None if self.acknowledges() => {}
+                    None => self.proven(),
+                }
+                // Last: the writers it releases must see everything above.
                 self.barrier.arrived(seq);
             }
-            BusEvent::Heartbeat { .. } => {}
+            BusEvent::Heartbeat(Beat {
+                origin,
+                seq,
+                acknowledges,
+            }) => {
+                if let Some(out) = &self.acks_out {
+                    if acknowledges {
+                        self.peers.heard(origin, self.proof_timeout);
+                    }
+                    // A dropped acknowledgement only makes the writer wait
+                    // for this cache's lease to run out.
+                    let _ = out.try_send((origin, seq));
+                }
+            }
+            BusEvent::Ack { to, seq, from } => {
+                if to == self.origin && self.acknowledges() {
+                    self.peers.acked(from, seq, self.proof_timeout);
+                }
+            }
             BusEvent::Reset => {
                 self.cache.invalidate_all();
                 self.epoch.fetch_add(1, Ordering::SeqCst);
@@ -184,9 +232,25 @@ pub(super) fn spawn_listener(bus: &dyn InvalidationBus, state: Weak<State>) {
     });
 }
 
+/// Sends the acknowledgements queued by the listener, until the queue's
+/// sender (in the state) is dropped.
+pub(super) fn spawn_acknowledger(
+    bus: Arc<dyn InvalidationBus>,
+    origin: u64,
+    mut queue: tokio::sync::mpsc::Receiver<(u64, u64)>,
+) {
+    tokio::spawn(async move {
+        while let Some((to, seq)) = queue.recv().await {
+            if let Err(e) = bus.acknowledge(to, seq, origin).await {
+                tracing::debug!(error = %e, "session cache acknowledgement not published");
+                metrics::counter!("foresight_store_cache_ack_errors_total").increment(1);
+            }
+        }
+    });
+}
+
 /// Publishes this cache's heartbeat every `interval`, and as soon as a
-/// read waits at the barrier (one in flight at a time, at most `interval`
-/// each), until the state is dropped.
+/// writer waits at the barrier, until the state is dropped.
 pub(super) fn spawn_heartbeat(
     bus: Arc<dyn InvalidationBus>,
     state: Weak<State>,
@@ -205,11 +269,17 @@ pub(super) fn spawn_heartbeat(
                     _ = barrier.demanded() => {}
                 }
             }
-            let Some(origin) = state.upgrade().map(|s| s.origin) else {
+            let Some((origin, acknowledges)) =
+                state.upgrade().map(|s| (s.origin, s.acknowledges()))
+            else {
                 return;
             };
-            let seq = barrier.next();
-            match bus.heartbeat(origin, seq).await {
+            let beat = Beat {
+                origin,
+                seq: barrier.next(),
+                acknowledges,
+            };
+            match bus.heartbeat(beat).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "session cache heartbeat not published");

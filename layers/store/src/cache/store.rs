@@ -60,22 +60,25 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   round trip instead of none. Off by default: the bus alone gives
 ///   staleness bounded by the announcement's delivery (microseconds on a
 ///   healthy bus; at worst the heartbeat timeout plus interval).
-/// - **Read-your-writes across instances: the read barrier.** With
-///   [`CachedStoreBuilder::with_read_barrier`], on a bus that
-///   [orders heartbeats](InvalidationBus::orders_heartbeats) (one Redis
-///   server), a read first waits until a heartbeat of this cache sent after
-///   the read began has come back through the bus. Every announcement
-///   published before it has then been applied, so a write acknowledged on
-///   any instance before the read began is either in the cache or has
-///   evicted the older entry. The reads waiting at the same time share one
-///   heartbeat, so the store sees one small message per round trip instead
-///   of one version read per hit. The writes of such a cache are
-///   acknowledged only once announced: a write whose announcement fails
-///   returns [`StoreError::Unavailable`] (outcome unknown to the client;
-///   it was applied). Every instance that writes to the store must use the
-///   barrier for the guarantee to hold. On a bus that does not order
+/// - **Read-your-writes across instances, from memory: acknowledged
+///   writes.** With [`CachedStoreBuilder::with_acknowledged_writes`], on a
+///   bus that [orders heartbeats](InvalidationBus::orders_heartbeats) (one
+///   Redis server), a write returns only once every other cache on the bus
+///   has applied its announcement, or can no longer answer from memory.
+///   After publishing, the writer sends a heartbeat and waits for it to come
+///   back: by then it has heard every cache that heartbeated before the
+///   announcement. Each such cache acknowledges the heartbeat once it has
+///   applied everything before it; a cache that stays silent is waited for
+///   until its lease ends (the heartbeat timeout after its last heartbeat
+///   that the writer heard), since a cache counts its own trust from when
+///   its heartbeat was *sent*, and a new cache trusts itself only once its
+///   first heartbeat came back. Reads then need no round trip at all; a
+///   write costs about two more (one alone on the bus). A write whose
+///   announcement fails returns [`StoreError::Unavailable`] with an
+///   [`UnannouncedWrite`] cause (applied, but not acknowledged). Every
+///   instance sharing the store must use it. On a bus that does not order
 ///   heartbeats (a Redis Cluster, an etcd watch) the cache checks versions
-///   instead, as above.
+///   instead.
 /// - **Fills cannot go stale.** A load fills the cache only if no event
 ///   arrived while it read, and checks again after the insert, dropping the
 ///   entry if one arrived meanwhile: an announcement can never land
@@ -108,7 +111,7 @@ pub struct CachedStore<S> {
     pub(super) state: Arc<State>,
     pub(super) bus: Option<Arc<dyn InvalidationBus>>,
     pub(super) version_check: bool,
-    pub(super) read_barrier: bool,
+    pub(super) acknowledged: bool,
 }
 
 impl<S: Clone> Clone for CachedStore<S> {
@@ -118,7 +121,7 @@ impl<S: Clone> Clone for CachedStore<S> {
             state: self.state.clone(),
             bus: self.bus.clone(),
             version_check: self.version_check,
-            read_barrier: self.read_barrier,
+            acknowledged: self.acknowledged,
         }
     }
 }
@@ -192,25 +195,32 @@ impl<S: SessionStore> CachedStore<S> {
         Ok(Some(entry))
     }
 
-    /// Whether this handle waits at the read barrier before a hit.
-    pub fn has_read_barrier(&self) -> bool {
-        self.read_barrier
+    /// Whether this cache's writes wait until every other cache applied
+    /// their announcement (acknowledged writes).
+    pub fn has_acknowledged_writes(&self) -> bool {
+        self.acknowledged
+    }
+
+    /// After an announcement was published: waits until every other cache
+    /// has applied it, or can no longer answer from memory. A heartbeat sent
+    /// now comes back after the announcement, so once it has, this cache
+    /// has heard of every peer that could hold an older entry.
+    async fn wait_until_applied(&self) {
+        let published = Instant::now();
+        let lease = self.state.proof_timeout;
+        let seq = self.state.barrier.register();
+        if self.state.barrier.reached(seq, lease).await {
+            self.state.peers.wait_acknowledged(seq, lease).await;
+        } else {
+            // Deaf to the bus: every peer's lease on older news ends within
+            // a lease of the announcement.
+            metrics::counter!("foresight_store_cache_ack_timeouts_total").increment(1);
+            tokio::time::sleep_until(super::peers::lease_end(published, lease)).await;
+        }
     }
 
     async fn load_through(&self, id: SessionId) -> Result<Option<Loaded>, StoreError> {
-        let mut trusted = self.is_trusted();
-        if trusted && self.read_barrier {
-            let want = self.state.barrier.register();
-            trusted = self
-                .state
-                .barrier
-                .reached(want, self.state.proof_timeout)
-                .await
-                && self.is_trusted();
-            if !trusted {
-                metrics::counter!("foresight_store_cache_barrier_timeouts_total").increment(1);
-            }
-        }
+        let trusted = self.is_trusted();
         if trusted && let Some(entry) = self.hit(id).await? {
             metrics::counter!("foresight_store_cache_hits_total").increment(1);
             return Ok(Some(Loaded {
@@ -238,8 +248,8 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     /// Announces a write. On failure, this cache forgets the session and
-    /// stops answering from memory until its heartbeat comes back; with the
-    /// read barrier, the write is not acknowledged either.
+    /// stops answering from memory until its heartbeat comes back; with
+    /// acknowledged writes, the write is not acknowledged either.
     async fn announce(&self, id: SessionId, version: Option<Version>) -> Result<(), StoreError> {
         if let Some(bus) = &self.bus {
             let invalidation = Invalidation {
@@ -252,12 +262,16 @@ impl<S: SessionStore> CachedStore<S> {
                 self.state.cache.invalidate(&id);
                 tracing::warn!(error = %e, %id, "session invalidation not published; cache bypassed until the heartbeat returns");
                 metrics::counter!("foresight_store_invalidation_publish_errors_total").increment(1);
-                if self.read_barrier {
+                if self.acknowledged {
                     return Err(StoreError::unavailable(UnannouncedWrite {
                         version,
                         source: e,
                     }));
                 }
+                return Ok(());
+            }
+            if self.acknowledged {
+                self.wait_until_applied().await;
             }
         }
         Ok(())
@@ -366,7 +380,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 }
 
 /// A write applied in the store whose announcement could not be published,
-/// by a cache with the read barrier: other instances may still hold the
+/// by a cache with acknowledged writes: other instances may still hold the
 /// previous version, so the write is not acknowledged.
 #[derive(Debug, thiserror::Error)]
 #[error("session write applied (version {}) but not announced to other instances", version.map_or_else(|| "deleted".to_owned(), |v| v.to_string()))]

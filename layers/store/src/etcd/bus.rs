@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::record;
 use super::{EtcdError, EtcdStore};
-use crate::cache::{BusEvent, Invalidation, InvalidationBus};
+use crate::cache::{Beat, BusEvent, Invalidation, InvalidationBus};
 use crate::store::StoreFuture;
 use crate::{SessionId, StoreError};
 
@@ -48,7 +48,7 @@ pub struct EtcdBus {
 struct Shared {
     sender: broadcast::Sender<BusEvent>,
     connected: AtomicBool,
-    heartbeats: mpsc::Sender<(u64, u64)>,
+    heartbeats: mpsc::Sender<Beat>,
     _stop: watch::Sender<()>,
 }
 
@@ -96,8 +96,8 @@ impl InvalidationBus for EtcdBus {
         Box::pin(async { Ok(()) })
     }
 
-    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
-        let sent = self.shared.heartbeats.try_send((origin, seq));
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()> {
+        let sent = self.shared.heartbeats.try_send(beat);
         Box::pin(async move {
             sent.map_err(|_| {
                 StoreError::unavailable(EtcdError::Unexpected("watch task not taking heartbeats"))
@@ -145,7 +145,7 @@ fn invalidations(prefix: &str, response: &WatchResponse) -> Vec<Invalidation> {
 async fn watch_loop(
     store: EtcdStore,
     shared: std::sync::Weak<Shared>,
-    mut requests: mpsc::Receiver<(u64, u64)>,
+    mut requests: mpsc::Receiver<Beat>,
     mut stopped: watch::Receiver<()>,
 ) {
     let prefix = store.prefix.clone();
@@ -159,7 +159,7 @@ async fn watch_loop(
         match started {
             Ok(Ok(stream)) => {
                 let (mut sender, mut responses) = stream.split();
-                let mut pending: Vec<(u64, u64)> = Vec::new();
+                let mut pending: Vec<Beat> = Vec::new();
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => return,
@@ -186,8 +186,8 @@ async fn watch_loop(
                             } else if response.events().is_empty() {
                                 // A progress notification: every event up to
                                 // now has been delivered.
-                                for (origin, seq) in pending.drain(..) {
-                                    let _ = shared.sender.send(BusEvent::Heartbeat { origin, seq });
+                                for beat in pending.drain(..) {
+                                    let _ = shared.sender.send(BusEvent::Heartbeat(beat));
                                 }
                             } else {
                                 for invalidation in invalidations(&prefix, &response) {

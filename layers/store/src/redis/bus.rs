@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use super::RedisStore;
-use crate::cache::{BusEvent, Invalidation, InvalidationBus};
+use crate::cache::{Beat, BusEvent, Invalidation, InvalidationBus};
 use crate::store::StoreFuture;
 
 /// An [`InvalidationBus`] over Redis pub/sub: announcements are published
@@ -100,8 +100,8 @@ impl InvalidationBus for RedisBus {
         Box::pin(self.send(invalidation.encode()))
     }
 
-    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
-        Box::pin(self.send(BusEvent::encode_heartbeat(origin, seq)))
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(BusEvent::encode_heartbeat(beat)))
     }
 
     fn orders_heartbeats(&self) -> bool {
@@ -109,6 +109,10 @@ impl InvalidationBus for RedisBus {
         // PUBLISHes. A cluster forwards a PUBLISH to the other nodes over
         // its bus, and the messages of two nodes may arrive in either order.
         !self.store.is_cluster()
+    }
+
+    fn acknowledge(&self, to: u64, seq: u64, from: u64) -> StoreFuture<'_, ()> {
+        Box::pin(self.send(BusEvent::encode_ack(to, seq, from)))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {

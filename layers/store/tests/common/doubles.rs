@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use foresight_store::{
-    BusEvent, Expiry, Invalidation, InvalidationBus, Loaded, LocalBus, SessionData, SessionId,
-    SessionStore, StoreError, StoreFuture, Version, Versioned,
+    Beat, BusEvent, Expiry, Invalidation, InvalidationBus, Loaded, LocalBus, SessionData,
+    SessionId, SessionStore, StoreError, StoreFuture, Version, Versioned,
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -114,12 +114,16 @@ impl InvalidationBus for FaultyBus {
         self.send(|bus| bus.publish(invalidation))
     }
 
-    fn heartbeat(&self, origin: u64, seq: u64) -> StoreFuture<'_, ()> {
-        self.send(|bus| bus.heartbeat(origin, seq))
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()> {
+        self.send(|bus| bus.heartbeat(beat))
     }
 
     fn orders_heartbeats(&self) -> bool {
         self.inner.orders_heartbeats()
+    }
+
+    fn acknowledge(&self, to: u64, seq: u64, from: u64) -> StoreFuture<'_, ()> {
+        self.send(|bus| bus.acknowledge(to, seq, from))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
