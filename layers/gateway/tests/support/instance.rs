@@ -36,6 +36,9 @@ use metrics::{
 /// The environment variable that carries the cluster's node URLs, comma
 /// separated, to an instance process.
 pub const CLUSTER_URLS_ENV: &str = "FORESIGHT_COMPOSED_CLUSTER_URLS";
+/// The environment variable that, set to `n`, makes an instance's store
+/// acknowledge a write only once `n` replicas confirmed it (`WAIT`).
+pub const REPLICAS_ENV: &str = "FORESIGHT_COMPOSED_REPLICAS";
 /// The serving instance's name.
 pub const INSTANCE_HEADER: &str = "x-instance-name";
 /// Session loads of the request answered from the instance's cache.
@@ -147,7 +150,11 @@ async fn read(Extension(session): Extension<Session>) -> (StatusCode, String) {
 
 /// The instance's app over the cluster at `urls`.
 async fn app(name: &str, urls: &[String]) -> Router {
-    let store = RedisStore::cluster(urls.iter().cloned()).expect("a cluster store");
+    let mut store = RedisStore::cluster(urls.iter().cloned()).expect("a cluster store");
+    if let Ok(n) = std::env::var(REPLICAS_ENV) {
+        let n = n.parse().expect("a number of replicas");
+        store = store.with_replicas(n, Duration::from_millis(500));
+    }
     let bus = store.invalidation_bus();
     // Sessions move between instances (failover, reload): a read on the
     // new instance must see the write the old one acknowledged a moment

@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use tokio::time::Instant;
 
 use super::stack::{UserSession, WebClient};
 
 /// One answer of the load.
 #[derive(Debug, Clone)]
 pub struct Served {
+    /// When the answer arrived.
+    pub at: Instant,
     /// The phase when the answer arrived.
     pub phase: u64,
     pub method: Method,
@@ -32,10 +35,12 @@ pub struct SessionRun {
     pub session: UserSession,
     /// Every successful answer, in order.
     pub served: Vec<Served>,
-    /// Client-visible errors: failed exchanges and statuses other than 200.
-    pub errors: Vec<String>,
-    /// Reads that did not return the session's last acknowledged write.
-    pub stale: Vec<String>,
+    /// Client-visible errors: failed exchanges and statuses other than 200,
+    /// with when they were seen.
+    pub errors: Vec<(Instant, String)>,
+    /// Reads that returned neither the session's last acknowledged write
+    /// nor a later write whose outcome the client does not know.
+    pub stale: Vec<(Instant, String)>,
 }
 
 /// A running load: one task per session.
@@ -142,32 +147,44 @@ async fn iterate(client: &WebClient, run: &mut SessionRun, phase: &AtomicU64) {
     match client.put_n(Some(&cookie), next).await {
         Ok(reply) if reply.status == StatusCode::OK => {
             run.session.acknowledged = next;
+            run.session.unconfirmed = false;
             run.served.push(served(Method::PUT, &reply, phase));
         }
-        Ok(reply) => run
-            .errors
-            .push(format!("PUT {next}: {} {}", reply.status, reply.body)),
-        Err(e) => run.errors.push(format!("PUT {next}: {e}")),
+        Ok(reply) => {
+            run.session.unconfirmed = true;
+            let error = format!("PUT {next}: {} {}", reply.status, reply.body);
+            run.errors.push((Instant::now(), error));
+        }
+        Err(e) => {
+            run.session.unconfirmed = true;
+            run.errors
+                .push((Instant::now(), format!("PUT {next}: {e}")));
+        }
     }
     match client.get_n(&cookie).await {
         Ok(reply) if reply.status == StatusCode::OK => {
-            if reply.body != run.session.acknowledged.to_string() {
-                run.stale.push(format!(
-                    "read {} after {} was acknowledged, from {}",
-                    reply.body, run.session.acknowledged, reply.instance
+            if !run.session.holds(&reply.body) {
+                run.stale.push((
+                    Instant::now(),
+                    format!(
+                        "read {} after {} was acknowledged, from {}",
+                        reply.body, run.session.acknowledged, reply.instance
+                    ),
                 ));
             }
             run.served.push(served(Method::GET, &reply, phase));
         }
-        Ok(reply) => run
-            .errors
-            .push(format!("GET: {} {}", reply.status, reply.body)),
-        Err(e) => run.errors.push(format!("GET: {e}")),
+        Ok(reply) => run.errors.push((
+            Instant::now(),
+            format!("GET: {} {}", reply.status, reply.body),
+        )),
+        Err(e) => run.errors.push((Instant::now(), format!("GET: {e}"))),
     }
 }
 
 fn served(method: Method, reply: &super::stack::Reply, phase: &AtomicU64) -> Served {
     Served {
+        at: Instant::now(),
         phase: phase.load(Ordering::SeqCst),
         method,
         instance: reply.instance.clone(),
@@ -185,22 +202,20 @@ pub fn failures(runs: &[SessionRun]) -> Vec<String> {
             r.errors
                 .iter()
                 .chain(&r.stale)
-                .map(move |e| format!("{cookie}: {e}"))
+                .map(move |(_, e)| format!("{cookie}: {e}"))
         })
         .collect()
 }
 
 /// Reads every session of `runs` back through the gateway: one line per
-/// session whose last acknowledged write is not what it reads (or whose
-/// read fails).
+/// session whose last acknowledged write is not what it reads (a later
+/// write whose outcome is unknown may be), or whose read fails.
 pub async fn lost_writes(client: &WebClient, runs: &[SessionRun]) -> Vec<String> {
     let mut lost = Vec::new();
     for run in runs {
         let session = &run.session;
         match client.get_n(&session.cookie).await {
-            Ok(reply)
-                if reply.status == StatusCode::OK
-                    && reply.body == session.acknowledged.to_string() => {}
+            Ok(reply) if reply.status == StatusCode::OK && session.holds(&reply.body) => {}
             Ok(reply) => lost.push(format!(
                 "{}: acknowledged {}, read {} {}",
                 session.cookie, session.acknowledged, reply.status, reply.body

@@ -3,9 +3,11 @@
 //! config writer, a gateway process that reports where it listens, and a
 //! raw HTTP/1.1 client. [`instance`], [`stack`] and [`load`] hold the
 //! composed stack: instance processes over a Redis Cluster behind the
-//! gateway, and a load of idempotent requests over it.
+//! gateway, and a load of idempotent requests over it; [`fault`] the
+//! fault matrix's rows.
 #![allow(dead_code)] // Each test file uses its own part.
 
+pub mod fault;
 pub mod instance;
 pub mod load;
 pub mod stack;

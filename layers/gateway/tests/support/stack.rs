@@ -75,6 +75,8 @@ pub struct Stack {
     pub members: Vec<Member>,
     /// Where the entry test of the instance processes is.
     entry_test: &'static str,
+    /// More environment of every instance process.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Stack {
@@ -83,12 +85,22 @@ impl Stack {
     /// [`serve_if_instance`](super::instance::serve_if_instance)), and the
     /// gateway with every instance at weight 1, all shadow-aware.
     pub async fn start(entry_test: &'static str, names: &[&str]) -> Self {
+        Self::start_with(entry_test, names, Vec::new()).await
+    }
+
+    /// Like [`start`](Self::start), with `env` added to the environment of
+    /// every instance process (e.g. [`REPLICAS_ENV`](super::instance::REPLICAS_ENV)).
+    pub async fn start_with(
+        entry_test: &'static str,
+        names: &[&str],
+        env: Vec<(&'static str, String)>,
+    ) -> Self {
         let cluster = tokio::task::spawn_blocking(RedisCluster::start)
             .await
             .unwrap();
         let mut stack_instances = Vec::new();
         for name in names {
-            stack_instances.push(spawn_instance(entry_test, name, &cluster).await);
+            stack_instances.push(spawn_instance(entry_test, name, &cluster, &env).await);
         }
         let members: Vec<Member> = stack_instances
             .iter()
@@ -101,13 +113,14 @@ impl Stack {
             cluster,
             members,
             entry_test,
+            env,
         }
     }
 
     /// Starts one more instance process on the cluster (not yet in the
     /// gateway's file).
     pub async fn spawn_instance(&self, name: &str) -> InstanceProcess {
-        spawn_instance(self.entry_test, name, &self.cluster).await
+        spawn_instance(self.entry_test, name, &self.cluster, &self.env).await
     }
 
     /// The instance named `name`.
@@ -135,11 +148,14 @@ async fn spawn_instance(
     entry_test: &'static str,
     name: &str,
     cluster: &RedisCluster,
+    env: &[(&'static str, String)],
 ) -> InstanceProcess {
-    let urls = cluster.urls().join(",");
+    let mut env: Vec<(&'static str, String)> = env.to_vec();
+    env.push((CLUSTER_URLS_ENV, cluster.urls().join(",")));
     let name = name.to_owned();
     tokio::task::spawn_blocking(move || {
-        InstanceProcess::spawn(entry_test, &name, &[(CLUSTER_URLS_ENV, &urls)])
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        InstanceProcess::spawn(entry_test, &name, &env)
     })
     .await
     .unwrap()
@@ -246,6 +262,16 @@ impl WebClient {
     }
 }
 
+impl UserSession {
+    /// Whether `body`, a read of `n`, is a value the session may hold: the
+    /// last acknowledged write, or the one after it if its outcome is
+    /// unknown.
+    pub fn holds(&self, body: &str) -> bool {
+        body == self.acknowledged.to_string()
+            || (self.unconfirmed && body == (self.acknowledged + 1).to_string())
+    }
+}
+
 /// A client session of the composed stack.
 #[derive(Debug, Clone)]
 pub struct UserSession {
@@ -256,6 +282,9 @@ pub struct UserSession {
     pub primary: String,
     /// The last `n` the stack acknowledged.
     pub acknowledged: u64,
+    /// Whether the `PUT` of `acknowledged + 1` failed, so its outcome is
+    /// unknown: the session may hold either value.
+    pub unconfirmed: bool,
 }
 
 /// Creates `count` sessions of the stack whose instances are `members`,
@@ -281,6 +310,7 @@ pub async fn create_sessions(
             primary: primary_of(members, &cookie),
             cookie,
             acknowledged: 1,
+            unconfirmed: false,
         });
     }
     sessions
