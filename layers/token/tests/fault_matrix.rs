@@ -8,6 +8,12 @@
 //! second of gateway time for 200 s, three token lifetimes, taking the
 //! tokens the gateway pushes in `x-foresight-next-token`. The verifier's
 //! leeway (30 s by default) covers the skew: no request may be refused.
+//!
+//! **The auth server down through a predicted peak** (`support::peak`, on
+//! paused time and an in-process gateway): 40 clients; a 10-minute peak
+//! forecast 20 minutes ahead; every issue fails while the peak lasts.
+//! With predictive prefetch no request may fail; the reactive baseline,
+//! run through the same outage, shows what the fault costs without it.
 
 mod support;
 
@@ -20,6 +26,7 @@ use foresight_token::client::{DualTokenLayer, TokenSlots};
 use foresight_token::{Clock, ManualClock, SharedClock};
 use http_body_util::Full;
 use support::net::{http_client, login, shared, stack_with_clocks};
+use support::peak;
 use tower::{Layer, ServiceExt};
 
 const LIFETIME: Duration = Duration::from_secs(60);
@@ -108,4 +115,28 @@ async fn clock_skew_of_30_s_between_issuer_and_verifier() {
     assert!(ahead_tokens >= 3 && behind_tokens >= 3, "{row:?}");
     assert_eq!(refused(&ahead), 0, "issuer ahead: {ahead:?}");
     assert_eq!(refused(&behind), 0, "issuer behind: {behind:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn auth_server_down_through_a_predicted_peak() {
+    let predictive = peak::run(true, true, true).await;
+    let reactive = peak::run(false, true, true).await;
+    let row = Row {
+        order: 7,
+        fault: "Auth server down through a predicted peak",
+        requests: predictive.requests,
+        client_errors: predictive.failures,
+        acknowledged_lost: None,
+        recovery: Recovery::NotApplicable,
+        notes: format!(
+            "40 clients, a 10-minute peak forecast 20 minutes ahead, every token issue \
+             failing during it (an in-process issuer that refuses; paused time); with \
+             reactive refreshes only, {} of {} requests failed",
+            reactive.failures, reactive.requests
+        ),
+    };
+    row.emit();
+    assert_eq!(predictive.failures, 0, "{row:?}");
+    // The outage bites without prefetch: the fault is real.
+    assert!(reactive.failures > 0, "{row:?}");
 }

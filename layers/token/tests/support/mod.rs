@@ -118,6 +118,8 @@ pub async fn send(
 
 /// An authentication server and a gateway (the layer over a `/api` route,
 /// plus the WebSocket endpoint), both on loopback ports.
+pub mod peak;
+
 pub mod net {
     use std::net::SocketAddr;
     use std::sync::Arc;
