@@ -152,8 +152,9 @@ async fn gateway_restart() {
     let runs = load.stop().await;
     // Two ways a request fails across a restart: no gateway listens
     // (connection refused), or the draining gateway closed the keep-alive
-    // connection the request was just sent on (the connection ends before
-    // any answer). Never an error status: the drain finishes what it reads.
+    // connection the request was just sent on (the connection ends, or is
+    // reset, before any answer). Never an error status or a timeout: the
+    // drain finishes what it reads.
     let errors: Vec<&String> = runs
         .iter()
         .flat_map(|r| &r.errors)
@@ -165,12 +166,13 @@ async fn gateway_restart() {
         .count();
     let closed = errors
         .iter()
-        .filter(|e| e.contains("IncompleteMessage"))
+        .filter(|e| e.contains("IncompleteMessage") || e.contains("ConnectionReset"))
         .count();
     let notes = format!(
         "SIGTERM (drain), then a new process on the same address {:.2} s later; \
          errors: {refused} connections refused in between, {closed} requests sent on a \
-         keep-alive connection as the draining gateway closed it; recovery from the SIGTERM",
+         keep-alive connection as the draining gateway closed (or reset) it; \
+         recovery from the SIGTERM",
         restarted.as_secs_f64()
     );
     let (row, lost) = row(3, "Gateway restart", &runs, &client, since, notes).await;
