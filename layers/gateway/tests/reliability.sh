@@ -59,8 +59,22 @@ still shows a few hundred milliseconds on a busy machine.
 
 **What is asserted.** Instance faults: no client-visible error and no
 acknowledged write lost. Gateway restart and Redis faults: no acknowledged
-write lost, and no read older than an acknowledged write. Numbers come from
-one debug-build run on a shared 2-core machine; they vary between runs.
+write lost, and no read older than an acknowledged write. Token faults: no
+request refused. Numbers come from one debug-build run on a shared 2-core
+machine; they vary between runs.
+
+**What the rows show.** An instance that dies or freezes costs its
+sessions nothing but a replay on their secondary. A gateway restart costs
+the requests sent while no process listens, plus a few sent on a
+keep-alive connection at the moment the draining gateway closes it (the
+connection ends, or is reset because the request was still unread): a
+client that retries an idempotent request on such a connection, or a drain
+that lets each idle connection carry one more request with
+`Connection: close`, would remove the second kind. With `WAIT 1`, a Redis
+master's sessions fail closed (503) from its death until a replica of the
+promoted node is back in sync, here when the old master restarts: no
+acknowledged write is lost. Redis out entirely costs every request made
+meanwhile, each a 503 after the store's 2 s timeout, and nothing after.
 
 | Fault | Requests | Client-visible errors | Acknowledged writes lost | Time to recovery | Notes |
 |---|---|---|---|---|---|
