@@ -127,7 +127,8 @@ async fn sessions_stick_survive_a_sigkill_and_a_reload() {
     let load = Load::start(&client, sessions, THINK);
     load.wait_iterations(3, PHASE_LIMIT).await;
 
-    // 2. SIGKILL of one instance under the load.
+    // 2. SIGKILL of one instance under the load, every other one healthy.
+    stack.wait_all_healthy(PHASE_LIMIT).await;
     let victim = "beta";
     let victim_index = stack.index_of(victim);
     // The phase moves first, so that phase 0 holds only answers from

@@ -39,13 +39,14 @@ fn instance_process() {
 }
 
 /// A stack, its client, and a load over fresh sessions that has run three
-/// iterations per session.
+/// iterations per session, with every instance Healthy.
 async fn loaded(env: Vec<(&'static str, String)>) -> (Stack, WebClient, Load) {
     let stack = Stack::start_with("instance_process", &NAMES, env).await;
     let client = WebClient::new(stack.gateway.public, Duration::from_secs(30));
     let sessions = create_sessions(&client, &stack.members, SESSIONS).await;
     let load = Load::start(&client, sessions, THINK);
     load.wait_iterations(3, PHASE_LIMIT).await;
+    stack.wait_all_healthy(PHASE_LIMIT).await;
     (stack, client, load)
 }
 

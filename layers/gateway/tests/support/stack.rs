@@ -138,6 +138,31 @@ impl Stack {
             .map_or(0, |value| value.trim().parse::<f64>().unwrap() as u64)
     }
 
+    /// Waits until the gateway reports every instance Healthy, at most
+    /// `limit`; panics past it with the report. A fault test starts from
+    /// there: on a loaded machine the gateway may have ejected a slow
+    /// instance a moment before, and a second fault on top of that is
+    /// another test.
+    pub async fn wait_all_healthy(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let report = super::get(self.gateway.admin, "/instances", "").await;
+            let states: Vec<&str> = report
+                .lines()
+                .filter(|l| l.contains("\t127.0.0.1:"))
+                .filter_map(|l| l.split('\t').nth(4))
+                .collect();
+            if !states.is_empty() && states.iter().all(|s| *s == "Healthy") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not every instance Healthy within {limit:?}:\n{report}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Index of the instance named `name`.
     pub fn index_of(&self, name: &str) -> usize {
         self.instances.iter().position(|i| i.name == name).unwrap()
