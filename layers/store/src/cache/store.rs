@@ -1,7 +1,6 @@
 //! The `CachedStore` type and its `SessionStore` implementation.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -184,7 +183,7 @@ impl<S: SessionStore> CachedStore<S> {
             }));
         }
         metrics::counter!("foresight_store_cache_misses_total").increment(1);
-        let epoch = self.state.epoch.load(Ordering::SeqCst);
+        let epoch = self.state.epoch(id);
         let sent = Instant::now();
         let loaded = self.inner.load_with_ttl(id).await?;
         if let Some(found) = &loaded
@@ -224,9 +223,12 @@ impl<S: SessionStore> CachedStore<S> {
 impl<S: SessionStore> SessionStore for CachedStore<S> {
     fn create<'a>(&'a self, data: &'a SessionData, expiry: Expiry) -> StoreFuture<'a, SessionId> {
         Box::pin(async move {
-            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            // A new id has no announcement before it exists: only the whole
+            // cache's epoch is taken from before the call.
+            let all = self.state.epoch_of_all();
             let sent = Instant::now();
             let id = self.inner.create(data, expiry).await?;
+            let epoch = self.state.epoch_since(all, id);
             if self.is_trusted() {
                 let entry = Entry {
                     session: Versioned::new(data.clone(), Version::FIRST),
@@ -257,7 +259,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         expected: Version,
     ) -> StoreFuture<'a, Version> {
         Box::pin(async move {
-            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            let epoch = self.state.epoch(id);
             match self.inner.save(id, data, expected).await {
                 Ok(version) => {
                     // The store restarted the idle timer; the entry keeps
@@ -307,7 +309,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                 Some(_) if !alive => self.state.cache.invalidate(&id),
                 // A shorter idle timeout shortens the entry too.
                 Some(old) if sent + idle < old.expires_at => {
-                    let epoch = self.state.epoch.load(Ordering::SeqCst);
+                    let epoch = self.state.epoch(id);
                     let entry = Entry {
                         session: old.session.clone(),
                         expires_at: sent + idle,
