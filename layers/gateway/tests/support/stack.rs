@@ -146,18 +146,13 @@ impl Stack {
     pub async fn wait_all_healthy(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let report = super::get(self.gateway.admin, "/instances", "").await;
-            let states: Vec<&str> = report
-                .lines()
-                .filter(|l| l.contains("\t127.0.0.1:"))
-                .filter_map(|l| l.split('\t').nth(4))
-                .collect();
-            if !states.is_empty() && states.iter().all(|s| *s == "Healthy") {
+            if all_healthy(self.gateway.admin).await {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "not every instance Healthy within {limit:?}:\n{report}"
+                "not every instance Healthy within {limit:?}:\n{}",
+                super::get(self.gateway.admin, "/instances", "").await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -184,6 +179,18 @@ async fn spawn_instance(
     })
     .await
     .unwrap()
+}
+
+/// Whether the gateway whose admin listener is `admin` reports every
+/// instance Healthy.
+pub async fn all_healthy(admin: SocketAddr) -> bool {
+    let report = super::get(admin, "/instances", "").await;
+    let states: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("\t127.0.0.1:"))
+        .filter_map(|l| l.split('\t').nth(4))
+        .collect();
+    !states.is_empty() && states.iter().all(|s| *s == "Healthy")
 }
 
 /// One answer as the client saw it.

@@ -60,9 +60,13 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   staleness bounded by the announcement's delivery (microseconds on a
 ///   healthy bus; at worst the heartbeat timeout plus interval).
 /// - **Fills cannot go stale.** A load fills the cache only if no event
-///   arrived while it read, and checks again after the insert, dropping the
-///   entry if one arrived meanwhile: an announcement can never land
-///   between the check and the insert unnoticed.
+///   about its session (an announcement of it, or of a session sharing its
+///   stripe: 1 in 1,024) or about the whole cache (a reset, trust withdrawn
+///   or restored) arrived while it read, and checks again after the insert,
+///   dropping the entry if one arrived meanwhile: an announcement can never
+///   land between the check and the insert unnoticed. Announcements about
+///   other sessions leave the fill alone, so a write load spread over many
+///   sessions does not keep the cache empty.
 ///
 /// Without a bus ([`CachedStore::new`]) the cache is only right when this
 /// instance is the only writer.
