@@ -218,6 +218,50 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_announcement_about_another_session_during_a_fill_does_not_drop_it() {
+    let bus = LocalBus::new();
+    let shared = MemoryStore::new();
+    let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let mut gated = Counting::new(shared.clone());
+    gated.hold = Some((read.clone(), release.clone()));
+    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
+    let id = shared
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+    // Announcements are told apart by session in 1,024 stripes (the id's
+    // low bits): the other session is one of another stripe.
+    let other = loop {
+        let other = writer
+            .create(&common::data(&[("n", 1)]), common::expiry())
+            .await
+            .unwrap();
+        if (other.as_u128() ^ id.as_u128()) % 1024 != 0 {
+            break other;
+        }
+    };
+
+    let reader_load = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.load(id).await }
+    });
+    read.notified().await;
+    // Another session is written while the load is out: its announcement
+    // says nothing about this one, which stays cacheable. (Under a write
+    // load spread over many sessions, dropping such fills left the caches
+    // mostly empty.)
+    writer
+        .save(other, &common::data(&[("n", 2)]), Version::FIRST)
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(1)).await;
+    release.notify_one();
+    assert_eq!(n(reader_load.await.unwrap().unwrap()), 1);
+    assert!(reader.is_cached(id));
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_announcement_during_a_save_leaves_no_older_entry_behind() {
     use foresight_store::{Invalidation, InvalidationBus, SessionId};
     let bus = LocalBus::new();

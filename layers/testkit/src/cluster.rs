@@ -1,12 +1,17 @@
 //! A Redis Cluster of `redis-server` processes.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::server::RedisServer;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound of one `redis-cli --cluster create`.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Clusters tried before [`RedisCluster::start`] gives up.
+const CREATE_ATTEMPTS: usize = 3;
 
 /// A 3-master / 3-replica Redis Cluster on free ports, created with
 /// `redis-cli --cluster create --cluster-replicas 1`, every process killed
@@ -44,7 +49,23 @@ impl RedisCluster {
     }
 
     /// Like [`start`](Self::start) with another `cluster-node-timeout`.
+    ///
+    /// `redis-cli --cluster create` can wait for the nodes to agree forever
+    /// (seen on a loaded machine): each attempt is bounded by a minute,
+    /// after which its nodes are killed and a fresh set is tried, three
+    /// times in all.
     pub fn start_with_node_timeout(node_timeout: Duration) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..CREATE_ATTEMPTS {
+            match Self::try_start(node_timeout) {
+                Ok(cluster) => return cluster,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("no Redis Cluster in {CREATE_ATTEMPTS} attempts: {failures:#?}");
+    }
+
+    fn try_start(node_timeout: Duration) -> Result<Self, String> {
         let timeout = node_timeout.as_millis().to_string();
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
@@ -57,20 +78,41 @@ impl RedisCluster {
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
-        let output = Command::new("redis-cli")
+        let child = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run redis-cli --cluster create");
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
+        let pid = child.id().to_string();
+        let (done, finished) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        let output = match finished.recv_timeout(CREATE_TIMEOUT) {
+            Ok(output) => output.expect("wait for redis-cli"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                let _ = waiter.join();
+                // The nodes are killed when dropped.
+                return Err(format!(
+                    "redis-cli --cluster create did not finish within {CREATE_TIMEOUT:?}"
+                ));
+            }
+        };
+        let _ = waiter.join();
+        if !output.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&output.stdout)
+            ));
+        }
         let cluster = Self { nodes };
         cluster.wait_ready();
-        cluster
+        Ok(cluster)
     }
 
     /// `redis://127.0.0.1:<port>` of every node, running or not.

@@ -14,6 +14,7 @@
 //! - [`process`]: instances as separate OS processes (the test binary run
 //!   again), with SIGSTOP / SIGCONT / SIGKILL, that exit with their test.
 //! - [`keys`]: client keys half of which route to a chosen victim.
+//! - [`reliability`]: the rows of the fault matrix in `RELIABILITY.md`.
 //!
 //! Tests never touch a Redis they did not start: ports are picked free,
 //! never 6379. `redis-server` and `redis-cli` must be on `PATH`.
@@ -42,6 +43,7 @@ pub mod keys;
 pub mod linearizability;
 mod port;
 pub mod process;
+pub mod reliability;
 mod server;
 
 pub use cluster::{ClusterNode, RedisCluster};

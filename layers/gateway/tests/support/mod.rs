@@ -1,14 +1,22 @@
 //! What the gateway's end-to-end tests share: the binary, a backend that
 //! echoes (over plain HTTP or TLS, with certificates made by a test CA), a
 //! config writer, a gateway process that reports where it listens, and a
-//! raw HTTP/1.1 client.
+//! raw HTTP/1.1 client. [`instance`], [`stack`] and [`load`] hold the
+//! composed stack: instance processes over a Redis Cluster behind the
+//! gateway, and a load of idempotent requests over it; [`fault`] the
+//! fault matrix's rows.
 #![allow(dead_code)] // Each test file uses its own part.
+
+pub mod fault;
+pub mod instance;
+pub mod load;
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -209,6 +217,8 @@ pub struct Gateway {
     pub public: SocketAddr,
     pub admin: SocketAddr,
     pub path: PathBuf,
+    /// The lines the gateway wrote to stderr after it listened.
+    pub log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -239,7 +249,13 @@ impl Gateway {
         .await
         .expect("the gateway listens within a minute");
         // Keep draining stderr so the child never blocks on it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
         let addr = |key: &str| -> SocketAddr {
             listening
                 .split_whitespace()
@@ -253,6 +269,7 @@ impl Gateway {
             admin: addr("admin="),
             child,
             path,
+            log,
             _dir: dir,
         }
     }

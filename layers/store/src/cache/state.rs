@@ -54,14 +54,31 @@ impl moka::Expiry<SessionId, Arc<Entry>> for UntilExpiry {
 /// `NEVER` when there is none.
 const NEVER: u64 = u64::MAX;
 
+/// Stripes of the per-session epochs. An announcement moves only its
+/// session's stripe, so a fill is dropped for an event about its own
+/// session (or one of the 1/`STRIPES` that share its stripe), not for an
+/// event about any session: under a write load spread over many sessions,
+/// one global epoch dropped most fills.
+const STRIPES: usize = 1024;
+
+/// What a fill compares before and after it reads: the epoch of the whole
+/// cache (resets, trust withdrawn or restored) and its session's stripe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Epoch {
+    all: u64,
+    session: u64,
+}
+
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) cache: Cache<SessionId, Arc<Entry>>,
     pub(super) origin: u64,
-    /// Bumped by every announcement and reset received, and when trust is
-    /// withdrawn or restored; a fill whose epoch moved while it ran is
-    /// dropped (checked again after the insert).
-    pub(super) epoch: AtomicU64,
+    /// Bumped by every reset received, and when trust is withdrawn or
+    /// restored; a fill whose [`Epoch`] moved while it ran is dropped
+    /// (checked again after the insert).
+    epoch: AtomicU64,
+    /// Bumped by every announcement, in its session's stripe.
+    stripes: Box<[AtomicU64]>,
     base: Instant,
     last_proof: AtomicU64,
     /// How long a proof stays valid.
@@ -91,6 +108,7 @@ impl State {
                 .build(),
             origin: rand::random(),
             epoch: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             base: Instant::now(),
             last_proof: AtomicU64::new(NEVER),
             proof_timeout,
@@ -98,6 +116,38 @@ impl State {
             peers: Peers::new(),
             acks_out,
         }
+    }
+
+    fn stripe(&self, id: SessionId) -> &AtomicU64 {
+        // Ids are 128 random bits: their low bits spread evenly.
+        &self.stripes[(id.as_u128() % STRIPES as u128) as usize]
+    }
+
+    /// The epoch a fill of `id` starts from.
+    pub(super) fn epoch(&self, id: SessionId) -> Epoch {
+        Epoch {
+            all: self.epoch.load(Ordering::SeqCst),
+            session: self.stripe(id).load(Ordering::SeqCst),
+        }
+    }
+
+    /// The whole cache's epoch alone, for a session that has no id yet.
+    pub(super) fn epoch_of_all(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The epoch of a fill of `id` that started at the whole cache's epoch
+    /// `all`, with `id`'s stripe as it is now.
+    pub(super) fn epoch_since(&self, all: u64, id: SessionId) -> Epoch {
+        Epoch {
+            all,
+            session: self.stripe(id).load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves the whole cache's epoch: every fill in progress is dropped.
+    fn bump_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     fn millis(&self, now: Instant) -> u64 {
@@ -124,7 +174,7 @@ impl State {
     /// heartbeat comes back.
     pub(super) fn distrust(&self) {
         self.last_proof.store(NEVER, Ordering::SeqCst);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.bump_all();
     }
 
     /// Whether announcements were proven to arrive within the timeout.
@@ -135,18 +185,18 @@ impl State {
                 <= self.proof_timeout.as_millis() as u64
     }
 
-    /// Fills the cache with `entry` unless an event arrived since `epoch`
-    /// was read; if one arrives during the insert, the entry is dropped
-    /// again. Either way no older entry of `id` survives: it may be
-    /// older than `entry` (after a save, it is).
-    pub(super) fn fill(&self, id: SessionId, entry: Entry, epoch: u64) {
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+    /// Fills the cache with `entry` unless an event about `id` (or the
+    /// whole cache) arrived since `epoch` was read; if one arrives during
+    /// the insert, the entry is dropped again. Either way no older entry of
+    /// `id` survives: it may be older than `entry` (after a save, it is).
+    pub(super) fn fill(&self, id: SessionId, entry: Entry, epoch: Epoch) {
+        if self.epoch(id) != epoch {
             self.cache.invalidate(&id);
             metrics::counter!("foresight_store_cache_fills_dropped_total").increment(1);
             return;
         }
         self.cache.insert(id, Arc::new(entry));
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.epoch(id) != epoch {
             self.cache.invalidate(&id);
             metrics::counter!("foresight_store_cache_fills_dropped_total").increment(1);
         }
@@ -155,8 +205,12 @@ impl State {
     fn apply(&self, event: BusEvent) {
         // Before anything else, so that a fill in progress sees it. A
         // heartbeat changes nothing cached, unless it restores trust (below).
-        if !matches!(event, BusEvent::Heartbeat { .. } | BusEvent::Ack { .. }) {
-            self.epoch.fetch_add(1, Ordering::SeqCst);
+        match &event {
+            BusEvent::Invalidate(inv) => {
+                self.stripe(inv.id).fetch_add(1, Ordering::SeqCst);
+            }
+            BusEvent::Reset => self.bump_all(),
+            BusEvent::Heartbeat(_) | BusEvent::Ack { .. } => {}
         }
         match event {
             BusEvent::Invalidate(inv) if inv.origin == self.origin => {}
@@ -174,7 +228,7 @@ impl State {
                 if !self.proven_recently() {
                     // Announcements may have been lost while unproven.
                     self.cache.invalidate_all();
-                    self.epoch.fetch_add(1, Ordering::SeqCst);
+                    self.bump_all();
                 }
                 match self.barrier.sent_at(seq) {
                     // Everything published before it was sent has arrived.
@@ -208,7 +262,7 @@ impl State {
             }
             BusEvent::Reset => {
                 self.cache.invalidate_all();
-                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.bump_all();
                 // The subscription was just (re)established.
                 self.proven();
             }

@@ -1,7 +1,6 @@
 //! The `CachedStore` type and its `SessionStore` implementation.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -80,9 +79,13 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   heartbeats (a Redis Cluster, an etcd watch) the cache checks versions
 ///   instead.
 /// - **Fills cannot go stale.** A load fills the cache only if no event
-///   arrived while it read, and checks again after the insert, dropping the
-///   entry if one arrived meanwhile: an announcement can never land
-///   between the check and the insert unnoticed.
+///   about its session (an announcement of it, or of a session sharing its
+///   stripe: 1 in 1,024) or about the whole cache (a reset, trust withdrawn
+///   or restored) arrived while it read, and checks again after the insert,
+///   dropping the entry if one arrived meanwhile: an announcement can never
+///   land between the check and the insert unnoticed. Announcements about
+///   other sessions leave the fill alone, so a write load spread over many
+///   sessions does not keep the cache empty.
 ///
 /// Without a bus ([`CachedStore::new`]) the cache is only right when this
 /// instance is the only writer.
@@ -229,7 +232,7 @@ impl<S: SessionStore> CachedStore<S> {
             }));
         }
         metrics::counter!("foresight_store_cache_misses_total").increment(1);
-        let epoch = self.state.epoch.load(Ordering::SeqCst);
+        let epoch = self.state.epoch(id);
         let sent = Instant::now();
         let loaded = self.inner.load_with_ttl(id).await?;
         if let Some(found) = &loaded
@@ -281,9 +284,12 @@ impl<S: SessionStore> CachedStore<S> {
 impl<S: SessionStore> SessionStore for CachedStore<S> {
     fn create<'a>(&'a self, data: &'a SessionData, expiry: Expiry) -> StoreFuture<'a, SessionId> {
         Box::pin(async move {
-            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            // A new id has no announcement before it exists: only the whole
+            // cache's epoch is taken from before the call.
+            let all = self.state.epoch_of_all();
             let sent = Instant::now();
             let id = self.inner.create(data, expiry).await?;
+            let epoch = self.state.epoch_since(all, id);
             if self.is_trusted() {
                 let entry = Entry {
                     session: Versioned::new(data.clone(), Version::FIRST),
@@ -314,7 +320,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         expected: Version,
     ) -> StoreFuture<'a, Version> {
         Box::pin(async move {
-            let epoch = self.state.epoch.load(Ordering::SeqCst);
+            let epoch = self.state.epoch(id);
             match self.inner.save(id, data, expected).await {
                 Ok(version) => {
                     // The store restarted the idle timer; the entry keeps
@@ -365,7 +371,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
                 Some(_) if !alive => self.state.cache.invalidate(&id),
                 // A shorter idle timeout shortens the entry too.
                 Some(old) if sent + idle < old.expires_at => {
-                    let epoch = self.state.epoch.load(Ordering::SeqCst);
+                    let epoch = self.state.epoch(id);
                     let entry = Entry {
                         session: old.session.clone(),
                         expires_at: sent + idle,

@@ -118,6 +118,8 @@ pub async fn send(
 
 /// An authentication server and a gateway (the layer over a `/api` route,
 /// plus the WebSocket endpoint), both on loopback ports.
+pub mod peak;
+
 pub mod net {
     use std::net::SocketAddr;
     use std::sync::Arc;
@@ -288,9 +290,24 @@ pub mod net {
         extra: Router,
         lifetime: Duration,
     ) -> Stack {
-        let ring = KeyRing::new(SigningKey::generate_ed25519("k1").unwrap(), clock.clone());
-        let issuer = LocalIssuer::new(ring.clone(), super::ISS, super::AUD, clock.clone());
-        let auth = AuthServer::builder(issuer, clock.clone(), authenticator())
+        stack_with_clocks(clock.clone(), clock, origin, extra, lifetime).await
+    }
+
+    /// Like [`stack`], with the authentication server (issuer) on
+    /// `issuer_clock` and the gateway (verifier, prefetch layer) on `clock`.
+    pub async fn stack_with_clocks(
+        issuer_clock: SharedClock,
+        clock: SharedClock,
+        origin: Option<&str>,
+        extra: Router,
+        lifetime: Duration,
+    ) -> Stack {
+        let ring = KeyRing::new(
+            SigningKey::generate_ed25519("k1").unwrap(),
+            issuer_clock.clone(),
+        );
+        let issuer = LocalIssuer::new(ring.clone(), super::ISS, super::AUD, issuer_clock.clone());
+        let auth = AuthServer::builder(issuer, issuer_clock, authenticator())
             .with_client_secret("gateway-secret")
             .with_login_lifetime(lifetime)
             .build()
