@@ -7,7 +7,11 @@
 //! sends a copy to the next **Healthy** candidate, with
 //! `x-foresight-role: shadow` and `Route.role = Shadow`, on a task of its
 //! own. The primary's request is forwarded at once and its response never
-//! waits for the copy; the copy's response is read and discarded
+//! waits for the copy. A read's copy goes at once; a write's copy (a method
+//! that is not safe) goes once the primary has answered, so that the
+//! secondary warms up with the session the write saved rather than the one
+//! it replaces (a primary that fails or goes away still releases it). The
+//! copy's response is read and discarded
 //! (optionally its status is compared with the primary's and mismatches
 //! counted: a sign that the secondary is not ready to take over).
 //!

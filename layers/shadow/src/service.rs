@@ -243,7 +243,11 @@ where
             // failover layer above when there is one.
             Source::Pending(body.copy_once_read(config.body_cap, expected))
         };
-        let (status_tx, status_rx) = if config.compare {
+        // A write's copy waits for the primary's answer: the primary has
+        // then saved the session, and the secondary warms up with the new
+        // version instead of caching the one the write replaces.
+        let after_primary = !parts.method.is_safe();
+        let (status_tx, status_rx) = if config.compare || after_primary {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -256,7 +260,10 @@ where
             self.inner.clone(),
             head,
             source,
-            status_rx,
+            Primary {
+                status: status_rx,
+                wait: after_primary,
+            },
             self.shared.clone(),
             plan.permit,
         ));
@@ -270,13 +277,20 @@ enum End {
     BodyDropped,
 }
 
+/// What the copy learns of the primary: its status (when compared, or
+/// waited for), and whether the copy is sent only once it is known.
+struct Primary {
+    status: Option<oneshot::Receiver<StatusCode>>,
+    wait: bool,
+}
+
 /// Sends one shadow and discards its response. Bounded by the timeout; the
 /// permit is held until it ends.
 async fn shadow<S, RB>(
     mut service: S,
     head: Parts,
     source: Source,
-    primary: Option<oneshot::Receiver<StatusCode>>,
+    primary: Primary,
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) where
@@ -292,6 +306,16 @@ async fn shadow<S, RB>(
                 None => return End::BodyDropped,
             },
         };
+        let Primary {
+            status: mut primary_status,
+            wait,
+        } = primary;
+        // A primary that fails or goes away still leaves the copy useful:
+        // it only warms the secondary.
+        let mut known = None;
+        if wait && let Some(rx) = primary_status.take() {
+            known = rx.await.ok();
+        }
         let request = Request::from_parts(head, body);
         if poll_fn(|cx| service.poll_ready(cx)).await.is_err() {
             return End::Failed;
@@ -307,8 +331,12 @@ async fn shadow<S, RB>(
                 break;
             }
         }
-        if let Some(primary) = primary
-            && let Ok(primary) = primary.await
+        let primary = match primary_status {
+            Some(rx) => rx.await.ok(),
+            None => known,
+        };
+        if shared.config.compare
+            && let Some(primary) = primary
             && primary != status
         {
             counters.mismatches.bump();

@@ -270,6 +270,50 @@ async fn a_body_is_copied_once_the_primary_has_read_it() {
     settle(|| layer.stats().completed == 1).await;
 }
 
+/// Whether `handle` has a request waiting, once every other task has run
+/// as far as it can.
+async fn has_request(handle: &mut Handle) -> bool {
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    let mut next = std::pin::pin!(handle.next_request());
+    std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx).is_ready())).await
+}
+
+#[tokio::test]
+async fn a_writes_copy_waits_for_the_primarys_answer_and_a_reads_does_not() {
+    let layer = ShadowWriteLayer::new(topology()).with_shadow_aware(["b"]);
+    let (mut service, mut handle) = setup(&layer);
+    let response = tokio::spawn(ready(&mut service).await.call(request(
+        Method::POST,
+        "payload",
+        &["a", "b"],
+    )));
+    let (primary, reply) = handle.next_request().await.unwrap();
+    assert!(!is_shadow(&primary));
+    primary.into_body().collect().await.unwrap();
+    // The body is read, the primary has not answered: no copy yet.
+    assert!(
+        !has_request(&mut handle).await,
+        "the write's copy went before the primary answered"
+    );
+    reply.send_response(ok());
+    let (shadow, reply) = handle.next_request().await.unwrap();
+    assert!(is_shadow(&shadow));
+    reply.send_response(ok());
+    response.await.unwrap().unwrap();
+    settle(|| layer.stats().completed == 1).await;
+
+    // A read's copy goes while the primary is still working.
+    let response = tokio::spawn(ready(&mut service).await.call(get()));
+    let (first, first_reply) = handle.next_request().await.unwrap();
+    let (second, second_reply) = handle.next_request().await.unwrap();
+    assert_ne!(is_shadow(&first), is_shadow(&second));
+    first_reply.send_response(ok());
+    second_reply.send_response(ok());
+    response.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_body_over_the_cap_is_not_copied() {
     let layer = ShadowWriteLayer::new(topology())
