@@ -50,13 +50,14 @@ fn uuid_v4(random: u128) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = (random & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
     let mut text = [b'-'; 36];
-    let mut nibble = 0;
-    for (at, byte) in text.iter_mut().enumerate() {
-        if matches!(at, 8 | 13 | 18 | 23) {
-            continue;
+    let mut at = 0;
+    for (index, byte) in bits.to_be_bytes().into_iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            at += 1;
         }
-        *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
-        nibble += 1;
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
     }
     text
 }
