@@ -122,9 +122,9 @@ where
 }
 
 /// The routing tier's response future, boxed once: each layer of the edge
-/// moves its inner future when it builds its own, and moving a pointer
-/// costs less than moving the routing tier's state machine eight times
-/// over (measured with callgrind: see `benches/README.md`).
+/// moves its inner future when it builds its own, and one allocation costs
+/// less than moving the routing tier's state machine once per layer
+/// (measured with callgrind: see `benches/README.md`).
 type RoutingFuture<RB> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<RB>, Infallible>> + Send>>;
 
