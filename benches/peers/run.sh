@@ -3,6 +3,7 @@
 #
 #   bash benches/peers/run.sh [ROUNDS] [SECONDS]
 #   FORESIGHT_GATEWAY=path/to/foresight-gateway bash benches/peers/run.sh ...  (another build)
+#   FORESIGHT_WORKERS=1 bash benches/peers/run.sh ...  (`[server] workers = 1`, like HAProxy's one thread)
 #
 # Installs haproxy, nginx and wrk from Debian's packages when missing, starts
 # three nginx backends on loopback, then, for each round, drives every
@@ -105,6 +106,9 @@ CONF
 
 foresight_config() {
     # foresight_config PORT ADMIN SHADOW
+    if [ -n "${FORESIGHT_WORKERS:-}" ]; then
+        printf '[server]\nworkers = %s\n' "$FORESIGHT_WORKERS"
+    fi
     cat <<CONF
 [listen]
 public = "127.0.0.1:$1"

@@ -82,10 +82,25 @@ impl Attempt {
         self.request == other.request
     }
 
-    /// The header's value.
+    /// The header's value: its [`Display`](fmt::Display) text, written
+    /// without the formatting machinery, as every replayable request gets
+    /// one.
     pub fn header_value(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        // 16 hex digits, a dot and at most 5 digits.
+        let mut text = [0u8; 22];
+        for (at, byte) in text[..16].iter_mut().enumerate() {
+            *byte = HEX[((self.request >> (60 - 4 * at)) & 0xf) as usize];
+        }
+        text[16] = b'.';
+        let digits = self.number.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut number = self.number;
+        for byte in text[17..17 + digits].iter_mut().rev() {
+            *byte = b'0' + (number % 10) as u8;
+            number /= 10;
+        }
         // Hex digits, a dot and digits: always a valid header value.
-        HeaderValue::from_str(&self.to_string()).expect("hex and digits")
+        HeaderValue::from_bytes(&text[..17 + digits]).expect("hex and digits")
     }
 
     /// Parses `<16 hex digits>.<number>`; `None` for anything else.
@@ -157,6 +172,16 @@ mod tests {
             "000000000000000ff.1",
         ] {
             assert_eq!(Attempt::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_header_value_is_the_display_text() {
+        for request in [0, 1, 0xf, 0x0123_4567_89ab_cdef, u64::MAX] {
+            for number in [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535] {
+                let attempt = Attempt::first(request).with_number(number);
+                assert_eq!(attempt.header_value(), attempt.to_string().as_str());
+            }
         }
     }
 

@@ -432,7 +432,7 @@ where
         if let Err(error) = ready!(replay.service.poll_ready(cx)) {
             return Poll::Ready(Next::Answer(Err(error.into())));
         }
-        let (request, pick, tracker) = replay.next.take().expect("readying without a request");
+        let (request, pick, tracker) = *replay.next.take().expect("readying without a request");
         let timeout = if replay.more_candidates() {
             tracker.attempt_timeout(&pick.stats)
         } else {

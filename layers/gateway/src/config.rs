@@ -68,6 +68,9 @@ pub struct Config {
     /// TLS to the instances.
     #[serde(default)]
     pub upstream_tls: UpstreamTlsConfig,
+    /// The process's runtime.
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// `[routing]`: how keys are spread.
@@ -401,6 +404,7 @@ impl Config {
             return Err((0..0, "[limits] max_connections must be at least 1".into()));
         }
         self.upstream_tls.check()?;
+        self.server.check()?;
         for origin in &self.cors.allow_origins {
             if http::HeaderValue::try_from(origin.get_ref().as_str()).is_err()
                 || !origin.get_ref().contains("://")
@@ -450,6 +454,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+mod server;
+pub use server::ServerConfig;
 mod shadow;
 pub use shadow::{RuleAction, ShadowConfig, ShadowRuleConfig};
 mod upstream_tls;

@@ -5,13 +5,17 @@
 //! hyper closes a connection whose headers are late without a word; HAProxy
 //! answers `408 Request Timeout` first, and so does this gateway. hyper owns
 //! the socket while it serves the connection, so the socket is shared
-//! (`Arc<TcpStream>`, read and written through tokio's `&self` readiness
-//! API) and the watchdog writes the 408 itself.
+//! (`Arc<Mutex<TcpStream>>`) and the watchdog writes the 408 itself. The
+//! lock is never contended: the watchdog runs in the connection's own task
+//! and takes it only once the connection is no longer polled, and neither
+//! side holds it across an await. Reads go through tokio's own
+//! `AsyncRead`, which fills hyper's buffer without zeroing it first.
 
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -130,16 +134,22 @@ impl ConnState {
 /// A TCP stream shared by hyper (through this type) and the watchdog.
 #[derive(Debug, Clone)]
 pub(crate) struct SharedStream {
-    stream: Arc<TcpStream>,
+    stream: Arc<Mutex<TcpStream>>,
     state: Arc<ConnState>,
 }
 
 impl SharedStream {
     pub(crate) fn new(stream: TcpStream, state: Arc<ConnState>) -> Self {
         Self {
-            stream: Arc::new(stream),
+            stream: Arc::new(Mutex::new(stream)),
             state,
         }
+    }
+
+    fn stream(&self) -> MutexGuard<'_, TcpStream> {
+        // No operation on the stream leaves it inconsistent, so a poisoned
+        // lock is safe to reuse.
+        self.stream.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes `bytes` as far as the socket takes them now, then closes the
@@ -150,28 +160,31 @@ impl SharedStream {
         let mut rest = bytes;
         let deadline = Instant::now() + Duration::from_millis(500);
         while !rest.is_empty() && Instant::now() < deadline {
-            if tokio::time::timeout_at(deadline, self.stream.writable())
-                .await
-                .is_err()
-            {
-                break;
+            let writable = poll_fn(|cx| self.stream().poll_write_ready(cx));
+            match tokio::time::timeout_at(deadline, writable).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => break,
             }
-            match self.stream.try_write(rest) {
+            let written = self.stream().try_write(rest);
+            match written {
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }
         }
-        let _ = socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write);
+        let _ = socket2::SockRef::from(&*self.stream()).shutdown(std::net::Shutdown::Write);
         let mut sink = [0u8; 1024];
         while Instant::now() < deadline {
-            if tokio::time::timeout_at(deadline, self.stream.readable())
-                .await
-                .is_err()
-            {
+            let readable = poll_fn(|cx| self.stream().poll_read_ready(cx));
+            if !matches!(
+                tokio::time::timeout_at(deadline, readable).await,
+                Ok(Ok(()))
+            ) {
                 break;
             }
-            match self.stream.try_read(&mut sink) {
+            let read = self.stream().try_read(&mut sink);
+            match read {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -187,21 +200,13 @@ impl AsyncRead for SharedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match self.stream.try_read(unfilled) {
-                Ok(n) => {
-                    if n > 0 {
-                        self.state.on_read(&unfilled[..n]);
-                    }
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut *self.stream()).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            self.state.on_read(read);
         }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -211,17 +216,9 @@ impl AsyncWrite for SharedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(buf) {
-                Ok(n) => {
-                    self.state.on_write();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let written = ready!(Pin::new(&mut *self.stream()).poll_write(cx, buf))?;
+        self.state.on_write();
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -229,7 +226,7 @@ impl AsyncWrite for SharedStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write))
+        Poll::Ready(socket2::SockRef::from(&*self.stream()).shutdown(std::net::Shutdown::Write))
     }
 }
 

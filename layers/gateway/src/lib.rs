@@ -48,6 +48,7 @@ pub mod admin;
 pub mod config;
 mod conn;
 pub mod edge;
+pub mod key;
 pub mod proxy_headers;
 pub mod reload;
 pub mod server;
@@ -59,7 +60,7 @@ use std::path::PathBuf;
 
 use axum::body::Body;
 use foresight::ServiceBuilderExt as _;
-use foresight::core::key::{CookieKey, HeaderKey, JwtSubjectKey, KeyExtractor, MissingKeyPolicy};
+use foresight::core::key::MissingKeyPolicy;
 use foresight::core::rank::BoundedLoad;
 use foresight::core::{Pool, Topology};
 use foresight::forward::Forward;
@@ -70,7 +71,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
 
-use crate::config::{Config, KeyKind, MissingKey};
+use crate::config::{Config, MissingKey};
+use crate::key::GatewayKey;
 use crate::server::ListenerLimits;
 use crate::upstream_tls::{TlsSetupError, UpstreamTls};
 
@@ -131,22 +133,7 @@ pub async fn run(
         })?,
     };
 
-    let service = match (
-        config.key.kind,
-        config.key.name.as_ref().map(|n| n.get_ref().clone()),
-    ) {
-        (KeyKind::Cookie, name) => routed(
-            &config,
-            &topology,
-            CookieKey::new(name.unwrap_or_else(|| "__Host-session".into())),
-        )?,
-        (KeyKind::Header, Some(name)) => {
-            let name = http::HeaderName::try_from(name).expect("validated header name");
-            routed(&config, &topology, HeaderKey::from_name(name))?
-        }
-        (KeyKind::Header, None) => unreachable!("validated: a header key has a name"),
-        (KeyKind::Jwt, _) => routed(&config, &topology, JwtSubjectKey::new())?,
-    };
+    let service = routed(&config, &topology, GatewayKey::from_config(&config))?;
 
     let (drain, draining) = watch::channel(false);
     let admin_router = admin::router(admin::AdminState {
@@ -199,19 +186,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
         .map_err(|source| RunError::Bind { addr, source })
 }
 
-/// The public service, whatever the key extractor.
-type PublicService = tower::util::BoxCloneService<
-    http::Request<hyper::body::Incoming>,
-    http::Response<Body>,
-    Infallible,
->;
-
-/// The public service for key extractor `K`.
-fn routed<K: KeyExtractor + Clone>(
+/// The public service for the key extractor of `config`: one concrete
+/// type, so that no request goes through a boxed service.
+fn routed(
     config: &Config,
     topology: &Topology,
-    key: K,
-) -> Result<PublicService, RunError> {
+    key: GatewayKey,
+) -> Result<
+    impl tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static,
+    RunError,
+> {
     let missing = match config.key.missing {
         MissingKey::Spread => MissingKeyPolicy::SpreadRandomly,
         MissingKey::Reject => MissingKeyPolicy::Reject,
@@ -252,5 +243,5 @@ fn routed<K: KeyExtractor + Clone>(
     })
     .with_instance_header(true);
     let routing = ServiceBuilder::new().foresight(&foresight).service(pool);
-    Ok(PublicService::new(edge::public_service(routing, config)))
+    Ok(edge::public_service(routing, config))
 }

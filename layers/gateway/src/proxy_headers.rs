@@ -63,7 +63,8 @@ pub struct ProxyHeaders<S> {
     trusted: Arc<[IpNet]>,
 }
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Hop-by-hop whatever `Connection` says.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -72,32 +73,53 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
 ];
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static VIA_VALUE: &str = "1.1 foresight";
 
+/// The place of `name` in [`HOP_BY_HOP`], if it is there.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    HOP_BY_HOP.iter().position(|hop| hop == name)
+}
+
 /// Removes the hop-by-hop headers of `headers`, those `Connection` names
 /// first. `TE: trailers` is kept when `keep_te_trailers` (requests).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // One pass over the message's few names finds the hop-by-hop ones, so
+    // that only those present are looked up and removed; most requests
+    // carry none. `Connection` is one of them, so a header it names is
+    // never missed.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(at) = hop_by_hop_index(name) {
+            present |= 1 << at;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    if let header::Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
+        let values: Vec<HeaderValue> = connection.remove_entry_mult().1.collect();
+        let named = values
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','));
+        for name in named {
+            // An invalid name matches no header and removes nothing.
+            headers.remove(name.trim());
+        }
     }
     let te_trailers = keep_te_trailers
         && headers
             .get(header::TE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (at, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << at) != 0 {
+            headers.remove(name);
+        }
     }
-    headers.remove(header::PROXY_AUTHENTICATE);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -159,42 +181,86 @@ fn check_host<B>(request: &mut Request<B>) -> Result<(), Refusal> {
     }
 }
 
+/// The forwarding headers a client may not set unless its peer is trusted.
+fn is_forwarding(name: &HeaderName) -> bool {
+    name == X_FORWARDED_FOR
+        || name == X_FORWARDED_PROTO
+        || name == header::FORWARDED
+        || name == header::VIA
+}
+
+/// Appends `ip` as `Display` writes it; an IPv4 address without the
+/// formatting machinery, as it is written once or twice per request.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `previous, next`, or `next` alone.
+fn extended(previous: Option<&HeaderValue>, next: &str) -> String {
+    match previous.and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {next}"),
+        None => next.to_owned(),
+    }
+}
+
 impl<S> ProxyHeaders<S> {
     fn forwarding(&self, headers: &mut HeaderMap, peer: Option<IpAddr>) {
         let trusted = peer.is_some_and(|ip| self.trusted.iter().any(|net| net.contains(&ip)));
-        if !trusted {
+        // One pass over the names first: most clients send none of them.
+        if !trusted && headers.keys().any(is_forwarding) {
             headers.remove(&X_FORWARDED_FOR);
             headers.remove(&X_FORWARDED_PROTO);
             headers.remove(header::FORWARDED);
             headers.remove(header::VIA);
         }
         let Some(ip) = peer else { return };
-        let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.to_string(),
-        };
+        let mut node = String::with_capacity(64);
+        node.push_str(if ip.is_ipv4() { "for=" } else { "for=\"[" });
+        let at = node.len();
+        push_ip(&mut node, ip);
+        let xff = extended(headers.get(&X_FORWARDED_FOR), &node[at..]);
         if let Ok(value) = HeaderValue::try_from(xff) {
             headers.insert(X_FORWARDED_FOR.clone(), value);
         }
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
         }
-        let node = match ip {
-            IpAddr::V4(v4) => format!("for={v4};proto=http"),
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
-        };
-        let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {node}"),
+        node.push_str(if ip.is_ipv4() {
+            ";proto=http"
+        } else {
+            "]\";proto=http"
+        });
+        let forwarded = match headers.get(header::FORWARDED) {
+            Some(previous) => extended(Some(previous), &node),
             None => node,
         };
         if let Ok(value) = HeaderValue::try_from(forwarded) {
             headers.insert(header::FORWARDED, value);
         }
-        let via = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {VIA_VALUE}"),
-            None => VIA_VALUE.to_owned(),
+        let via = match headers.get(header::VIA) {
+            Some(previous) => HeaderValue::try_from(extended(Some(previous), VIA_VALUE)).ok(),
+            None => Some(HeaderValue::from_static(VIA_VALUE)),
         };
-        if let Ok(value) = HeaderValue::try_from(via) {
+        if let Some(value) = via {
             headers.insert(header::VIA, value);
         }
     }

@@ -105,28 +105,18 @@ async fn serve_connection<S>(
 {
     let state = Arc::new(ConnState::new());
     let shared = SharedStream::new(stream, state.clone());
-    let per_request = {
-        let state = state.clone();
-        tower::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(PeerAddr(peer));
-            let guard = InFlight::start(state.clone());
-            let call = service.clone().oneshot(request);
-            async move {
-                let response = call.await.map_err(|e| ServiceError(e.into()));
-                drop(guard);
-                response
-            }
-        })
+    let per_request = PerRequest {
+        service,
+        state: state.clone(),
+        peer,
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(Some(limits.idle_timeout / 2));
-    let connection = builder.serve_connection_with_upgrades(
-        TokioIo::new(shared.clone()),
-        hyper_util::service::TowerToHyperService::new(per_request),
-    );
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(shared.clone()), per_request);
     let mut connection = std::pin::pin!(connection);
     let mut draining = false;
     loop {
@@ -175,6 +165,61 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct ServiceError(axum::BoxError);
+
+/// The connection's hyper service: each request gets the peer address and
+/// an in-flight count, and is served by one clone of the public service
+/// (readied, then called).
+struct PerRequest<S> {
+    service: S,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for PerRequest<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Body>> + Clone,
+    S::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = ServiceError;
+    type Future = PerRequestFuture<tower::util::Oneshot<S, Request<Incoming>>>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(PeerAddr(self.peer));
+        PerRequestFuture {
+            guard: Some(InFlight::start(self.state.clone())),
+            call: self.service.clone().oneshot(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`PerRequest`]: the call, and its in-flight
+    /// count, released when the call ends or the future is dropped.
+    struct PerRequestFuture<F> {
+        #[pin]
+        call: F,
+        guard: Option<InFlight>,
+    }
+}
+
+impl<F, E> std::future::Future for PerRequestFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<Body>, E>>,
+    E: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, ServiceError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.call.poll(cx));
+        this.guard.take();
+        std::task::Poll::Ready(response.map_err(|e| ServiceError(e.into())))
+    }
+}
 
 /// Counts a request as in flight on its connection until dropped, so a
 /// cancelled request is counted out too.

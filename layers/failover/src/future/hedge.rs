@@ -22,8 +22,10 @@ pin_project! {
         /// Prepared (the request waits in `Replay::next`), waiting for the
         /// service to be ready.
         Readying,
-        /// Sent, and racing the first attempt.
-        Running { #[pin] future: F, attempt: Option<Attempt> },
+        /// Sent, and racing the first attempt. Boxed: hedges are rare, and
+        /// a second inline attempt would double the size of every request's
+        /// response future, which each layer above moves when it wraps it.
+        Running { future: Pin<Box<F>>, attempt: Option<Attempt> },
     }
 }
 
@@ -65,18 +67,18 @@ impl<F> Hedge<F> {
                         }
                         Poll::Ready(Ok(())) => {
                             let (request, pick, tracker) =
-                                replay.next.take().expect("hedging without a request");
+                                *replay.next.take().expect("hedging without a request");
                             let future = replay.service.call(request);
                             let now = tracker.now();
                             self.set(Hedge::Running {
-                                future,
+                                future: Box::pin(future),
                                 attempt: Some(Attempt::start(tracker, pick, now)),
                             });
                         }
                     }
                 }
                 HedgeProj::Running { future, attempt } => {
-                    let result = match future.poll(cx) {
+                    let result = match future.as_mut().poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
                         Poll::Pending => return Poll::Pending,
                     };

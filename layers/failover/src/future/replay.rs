@@ -61,6 +61,9 @@ impl ReplayHead {
     }
 }
 
+/// A prepared attempt: its request, its candidate and the tracker.
+pub(crate) type Prepared = (Request<RouteBody>, Pick, Arc<Tracker>);
+
 /// What a replayable request keeps for its next attempts.
 pub(crate) struct Replay<S> {
     pub(crate) service: S,
@@ -69,7 +72,10 @@ pub(crate) struct Replay<S> {
     pub(crate) tried: u32,
     pub(crate) candidates: usize,
     pub(crate) attempts: u8,
-    pub(crate) next: Option<(Request<RouteBody>, Pick, Arc<Tracker>)>,
+    /// The prepared next attempt; boxed, as most requests never have one
+    /// and the response future that holds this is moved by every layer
+    /// above.
+    pub(crate) next: Option<Box<Prepared>>,
 }
 
 impl<S> Replay<S> {
@@ -130,7 +136,11 @@ impl<S> Replay<S> {
             tracker.counters.add(Counter::Replays);
             tracing::debug!(instance = %next.stats.id, attempt = self.attempts, "replaying");
         }
-        self.next = Some((Request::from_parts(parts, body), next, tracker.clone()));
+        self.next = Some(Box::new((
+            Request::from_parts(parts, body),
+            next,
+            tracker.clone(),
+        )));
         Ok(())
     }
 

@@ -318,3 +318,22 @@ fn upstream_tls_errors_name_the_key_and_its_place() {
         "{e}"
     );
 }
+
+#[test]
+fn server_workers_default_to_the_cpus_and_can_be_set() {
+    let config = Config::parse("g.toml", VALID).unwrap();
+    let cpus = std::thread::available_parallelism().unwrap();
+    assert_eq!(config.server.worker_threads(), cpus);
+    let one = format!("[server]\nworkers = 1\n{VALID}");
+    let config = Config::parse("g.toml", &one).unwrap();
+    assert_eq!(config.server.worker_threads().get(), 1);
+}
+
+#[test]
+fn zero_server_workers_are_refused_at_their_line() {
+    let zero = format!("[server]\nworkers = 0\n{VALID}");
+    assert_eq!(
+        error(&zero),
+        "g.toml:2:11: [server] workers must be at least 1"
+    );
+}

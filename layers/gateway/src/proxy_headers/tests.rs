@@ -198,3 +198,58 @@ async fn connect_is_refused() {
     assert_eq!(body, "CONNECT is not supported\n");
     assert!(headers.contains_key(header::ALLOW));
 }
+
+#[test]
+fn addresses_are_written_as_display_writes_them() {
+    let octets = [0u8, 1, 9, 10, 42, 99, 100, 109, 110, 199, 200, 250, 255];
+    for a in octets {
+        for b in octets {
+            let ip = IpAddr::from([a, b, 255 - a, b / 2]);
+            let mut written = String::new();
+            push_ip(&mut written, ip);
+            assert_eq!(written, ip.to_string());
+        }
+    }
+    for text in ["::1", "2001:db8::7", "fe80::1:2:3:4"] {
+        let ip: IpAddr = text.parse().unwrap();
+        let mut written = String::new();
+        push_ip(&mut written, ip);
+        assert_eq!(written, text);
+    }
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_bracketed_in_forwarded_only() {
+    let layer = ProxyHeadersLayer::default();
+    let request = request("[2001:db8::7]:4000").body(Body::empty()).unwrap();
+    let (_, _, upstream) = send(&layer, request).await;
+    assert!(
+        upstream.contains("forwarded: for=\"[2001:db8::7]\";proto=http"),
+        "{upstream}"
+    );
+    assert!(
+        upstream.contains("x-forwarded-for: 2001:db8::7\n"),
+        "{upstream}"
+    );
+    assert!(upstream.contains("via: 1.1 foresight"), "{upstream}");
+}
+
+#[tokio::test]
+async fn connection_names_headers_in_any_case_and_may_name_te() {
+    let layer = ProxyHeadersLayer::default();
+    let request = request("192.0.2.7:4000")
+        .header(header::CONNECTION, "X-Secret , TE")
+        .header("x-secret", "named by Connection")
+        .header(header::TE, "trailers")
+        .header("x-kept", "yes")
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, upstream) = send(&layer, request).await;
+    for name in ["connection", "x-secret", "te"] {
+        assert!(
+            !upstream.contains(&format!("{name}: ")),
+            "{name} reached upstream:\n{upstream}"
+        );
+    }
+    assert!(upstream.contains("x-kept: yes"), "{upstream}");
+}
