@@ -26,33 +26,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need() {
-    if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need nginx nginx-light
 need ab apache2-utils
 need valgrind valgrind
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 BACKENDS=(19201 19202 19203)
-for port in "${BACKENDS[@]}"; do
-    mkdir -p "$WORK/nginx-$port"
-    cat > "$WORK/nginx-$port/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx-$port/nginx.pid;
-error_log $WORK/nginx-$port/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; location / { return 200 "backend $port\n"; } }
-}
-CONF
-    "$NGINX" -c "$WORK/nginx-$port/nginx.conf" -g "daemon off;" &
-    PIDS+=($!)
-done
+start_backends "${BACKENDS[@]}"
 
 cat > "$WORK/gateway.toml" <<CONF
 [listen]

@@ -28,11 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need() {
-    if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    fi
-}
+source benches/peers/common.sh
 need haproxy haproxy
 need nginx nginx-light
 need wrk wrk
@@ -43,22 +39,7 @@ cargo build --release -q -p foresight-gateway
 GATEWAY=${FORESIGHT_GATEWAY:-target/release/foresight-gateway}
 
 BACKENDS=(19101 19102 19103)
-for port in "${BACKENDS[@]}"; do
-    mkdir -p "$WORK/nginx-$port"
-    cat > "$WORK/nginx-$port/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx-$port/nginx.pid;
-error_log $WORK/nginx-$port/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; location / { return 200 "backend $port\n"; } }
-}
-CONF
-    "$NGINX" -c "$WORK/nginx-$port/nginx.conf" -g "daemon off;" &
-    PIDS+=($!)
-done
+start_backends "${BACKENDS[@]}"
 
 cat > "$WORK/haproxy.cfg" <<CONF
 global
