@@ -246,10 +246,11 @@ impl State {
                 seq,
                 acknowledges,
             }) => {
-                if let Some(out) = &self.acks_out {
-                    if acknowledges {
-                        self.peers.heard(origin, self.proof_timeout);
-                    }
+                // Only a cache that acknowledges waits for acknowledgements.
+                if let Some(out) = &self.acks_out
+                    && acknowledges
+                {
+                    self.peers.heard(origin, self.proof_timeout);
                     // A dropped acknowledgement only makes the writer wait
                     // for this cache's lease to run out.
                     let _ = out.try_send((origin, seq));
