@@ -1,5 +1,6 @@
 # Shared by run.sh and instructions.sh (sourced, not run): installing what
-# is missing, and the nginx backends both scripts route to.
+# is missing, the nginx backends both scripts route to, and the gateway's
+# configuration for them.
 
 # need BINARY PACKAGE: installs PACKAGE from Debian's packages when BINARY
 # is missing.
@@ -30,4 +31,32 @@ CONF
         "$NGINX" -c "$WORK/nginx-$port/nginx.conf" -g "daemon off;" &
         PIDS+=($!)
     done
+}
+
+# foresight_config PORT ADMIN SHADOW: the gateway's TOML on stdout, routing
+# by the `sid` cookie to the three BACKENDS, with `[server] workers` from
+# FORESIGHT_WORKERS when it is set.
+foresight_config() {
+    if [ -n "${FORESIGHT_WORKERS:-}" ]; then
+        printf '[server]\nworkers = %s\n' "$FORESIGHT_WORKERS"
+    fi
+    cat <<CONF
+[listen]
+public = "127.0.0.1:$1"
+admin = "127.0.0.1:$2"
+[key]
+kind = "cookie"
+name = "sid"
+[shadow]
+enabled = $3
+[[instance]]
+id = "a"
+addr = "127.0.0.1:${BACKENDS[0]}"
+[[instance]]
+id = "b"
+addr = "127.0.0.1:${BACKENDS[1]}"
+[[instance]]
+id = "c"
+addr = "127.0.0.1:${BACKENDS[2]}"
+CONF
 }

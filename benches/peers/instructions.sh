@@ -35,25 +35,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 BACKENDS=(19201 19202 19203)
 start_backends "${BACKENDS[@]}"
 
-cat > "$WORK/gateway.toml" <<CONF
-[listen]
-public = "127.0.0.1:18013"
-admin = "127.0.0.1:18113"
-[key]
-kind = "cookie"
-name = "sid"
-[shadow]
-enabled = $SHADOW
-[[instance]]
-id = "a"
-addr = "127.0.0.1:${BACKENDS[0]}"
-[[instance]]
-id = "b"
-addr = "127.0.0.1:${BACKENDS[1]}"
-[[instance]]
-id = "c"
-addr = "127.0.0.1:${BACKENDS[2]}"
-CONF
+foresight_config 18013 18113 "$SHADOW" > "$WORK/gateway.toml"
 
 # count REQUESTS: prints the instructions of one run of REQUESTS requests.
 count() {

@@ -85,31 +85,6 @@ http {
 }
 CONF
 
-foresight_config() {
-    # foresight_config PORT ADMIN SHADOW
-    if [ -n "${FORESIGHT_WORKERS:-}" ]; then
-        printf '[server]\nworkers = %s\n' "$FORESIGHT_WORKERS"
-    fi
-    cat <<CONF
-[listen]
-public = "127.0.0.1:$1"
-admin = "127.0.0.1:$2"
-[key]
-kind = "cookie"
-name = "sid"
-[shadow]
-enabled = $3
-[[instance]]
-id = "a"
-addr = "127.0.0.1:${BACKENDS[0]}"
-[[instance]]
-id = "b"
-addr = "127.0.0.1:${BACKENDS[1]}"
-[[instance]]
-id = "c"
-addr = "127.0.0.1:${BACKENDS[2]}"
-CONF
-}
 foresight_config 18003 18103 false > "$WORK/shadow-off.toml"
 foresight_config 18004 18104 true > "$WORK/shadow-on.toml"
 
