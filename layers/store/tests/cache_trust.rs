@@ -151,14 +151,43 @@ async fn a_failed_announcement_leaves_no_stale_entry_served() {
     assert_eq!(n(bus_only.load(id).await.unwrap()), 3);
 }
 
+/// A cache whose store reads wait: each read says `read` when it starts
+/// and waits for `release` before it answers.
+struct Gated {
+    bus: LocalBus,
+    shared: MemoryStore,
+    read: Arc<Notify>,
+    release: Arc<Notify>,
+    reader: CachedStore<Counting<MemoryStore>>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        let bus = LocalBus::new();
+        let shared = MemoryStore::new();
+        let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let mut gated = Counting::new(shared.clone());
+        gated.hold = Some((read.clone(), release.clone()));
+        let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+        Self {
+            bus,
+            shared,
+            read,
+            release,
+            reader,
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_fill_racing_an_announcement_is_dropped() {
-    let bus = LocalBus::new();
-    let shared = MemoryStore::new();
-    let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let mut gated = Counting::new(shared.clone());
-    gated.hold = Some((read.clone(), release.clone()));
-    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    let Gated {
+        bus,
+        shared,
+        read,
+        release,
+        reader,
+    } = Gated::new();
     let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
     let id = writer
         .create(&common::data(&[("n", 1)]), common::expiry())
@@ -186,12 +215,13 @@ async fn a_fill_racing_an_announcement_is_dropped() {
 #[tokio::test(start_paused = true)]
 async fn a_heartbeat_during_a_fill_does_not_drop_it() {
     use foresight_store::InvalidationBus;
-    let bus = LocalBus::new();
-    let shared = MemoryStore::new();
-    let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let mut gated = Counting::new(shared.clone());
-    gated.hold = Some((read.clone(), release.clone()));
-    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    let Gated {
+        bus,
+        shared,
+        read,
+        release,
+        reader,
+    } = Gated::new();
     let id = shared
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -219,12 +249,13 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
 
 #[tokio::test(start_paused = true)]
 async fn an_announcement_about_another_session_during_a_fill_does_not_drop_it() {
-    let bus = LocalBus::new();
-    let shared = MemoryStore::new();
-    let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let mut gated = Counting::new(shared.clone());
-    gated.hold = Some((read.clone(), release.clone()));
-    let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    let Gated {
+        bus,
+        shared,
+        read,
+        release,
+        reader,
+    } = Gated::new();
     let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
     let id = shared
         .create(&common::data(&[("n", 1)]), common::expiry())
