@@ -135,12 +135,7 @@ async fn cart_after_a_late_first_attempt(untagged: bool) -> String {
     })
     .await
     .unwrap();
-    let topology = Topology::from_instances(
-        instances
-            .iter()
-            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
-    )
-    .unwrap();
+    let topology = process::topology(&instances);
     let client = http_client::<RouteBody>();
     let failover = HealthFailoverLayer::new(topology.clone()).with_hedging(
         Hedging::after_quantile(0.5)

@@ -120,12 +120,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     })
     .await
     .unwrap();
-    let topology = Topology::from_instances(
-        instances
-            .iter()
-            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
-    )
-    .unwrap();
+    let topology = process::topology(&instances);
     let victim = instances[1].name.clone();
     let users = half_on_victim(&topology, &victim, "user", DEFAULT_SEED, SESSIONS);
     let client = http_client::<RouteBody>();

@@ -50,6 +50,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use foresight_core::{InstanceSpec, Topology};
 
 /// The environment variable that carries the instance's name to the child;
 /// set only in instance processes.
@@ -94,6 +95,20 @@ pub struct InstanceProcess {
     child: Child,
     /// Held open: the child exits when it is closed (see [`listen`]).
     _stdin: ChildStdin,
+}
+
+/// The topology of the instance processes, named and addressed as they are.
+///
+/// # Panics
+///
+/// When two instances share a name.
+pub fn topology(instances: &[InstanceProcess]) -> Topology {
+    Topology::from_instances(
+        instances
+            .iter()
+            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
+    )
+    .expect("instances with distinct names")
 }
 
 impl InstanceProcess {

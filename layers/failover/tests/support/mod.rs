@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foresight_core::{BoxError, HealthState, InstanceId, InstanceSpec, Pool, ServedBy, Topology};
-use foresight_testkit::process::InstanceProcess;
+use foresight_core::{BoxError, HealthState, InstanceId, Pool, ServedBy, Topology};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -19,15 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt, service_fn};
 
-/// The topology of the instance processes, named and addressed as they are.
-pub fn topology(instances: &[InstanceProcess]) -> Topology {
-    Topology::from_instances(
-        instances
-            .iter()
-            .map(|i| InstanceSpec::new(i.name.as_str()).with_addr(i.addr)),
-    )
-    .unwrap()
-}
+pub use foresight_testkit::process::topology;
 
 /// A pool whose per-instance services are a shared hyper-util client aimed
 /// at the instance's address.
