@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use foresight_token::sim::{Mode, Replay, Scenario, Trace, TraceReport, run, summary, svg};
+use foresight_token::sim::{Mode, Replay, SIM_T0, Scenario, Trace, TraceReport, run, summary, svg};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -103,19 +103,34 @@ fn main() {
             .map(|&mode| runtime.block_on(run(replay.clone(), mode, 7)))
             .collect();
         let report = TraceReport::new(&replay, outcomes);
+        let replay_start_sim = SIM_T0 as f64;
         for o in &report.outcomes {
             let mut busiest: Vec<(usize, u64)> =
                 o.auth_per_second.iter().copied().enumerate().collect();
             busiest.sort_by_key(|(s, n)| (std::cmp::Reverse(*n), *s));
+            // Each busiest second: its trace time, its requests, and how many
+            // of them were clients refreshing an expired token themselves.
+            let described: Vec<String> = busiest[..5.min(busiest.len())]
+                .iter()
+                .map(|&(second, n)| {
+                    let t = replay.to_trace(replay_start_sim + second as f64);
+                    format!(
+                        "{:02}:{:02} {n} ({} waited)",
+                        (t.rem_euclid(86_400.0) / 3600.0) as u32,
+                        (t.rem_euclid(3600.0) / 60.0) as u32,
+                        o.waited_per_second.get(second).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
             let hourly: Vec<u64> = o
                 .auth_per_second
                 .chunks(120)
                 .map(|c| c.iter().sum::<u64>() / c.len() as u64)
                 .collect();
             println!(
-                "{}: busiest seconds (offset, requests) {:?}; mean req/s per trace hour {:?}",
+                "{}: busiest seconds (trace UTC, requests) {}; mean req/s per trace hour {:?}",
                 o.mode.name(),
-                &busiest[..5.min(busiest.len())],
+                described.join(", "),
                 hourly
             );
         }

@@ -191,6 +191,8 @@ pub(crate) struct Candidate {
     pub(crate) sid: String,
     pub(crate) subject: Arc<str>,
     pub(crate) exp: u64,
+    /// When a request of the session was last seen.
+    pub(crate) last_seen: u64,
 }
 
 /// Sessions by id, sharded, at most `capacity` in all.
@@ -365,6 +367,7 @@ impl SessionTable {
                         sid: sid.clone(),
                         subject: entry.subject.clone(),
                         exp: entry.effective_exp(),
+                        last_seen: entry.last_seen,
                     });
                 }
             }

@@ -140,17 +140,24 @@ impl TokenHandle {
 /// so that the wave costs at most `bound` times the reactive refreshes it
 /// replaces.
 ///
-/// A session whose token was issued or expired within the last `lifetime`
-/// (expiry in `(now − lifetime, now + lifetime]`) is active: it is always
-/// kept. The others are idle: a token that lapsed longer ago was refreshed
-/// by nobody, and one valid beyond a lifetime (an earlier wave's) does not
-/// show whether its session is in use. An active session refreshes at most
-/// once per `lifetime` over the `covered` span of a prefetched token, so
-/// the wave replaces at most `active × covered / lifetime` refreshes; idle
+/// A session is active when its token was issued or expired within the
+/// last `lifetime` (expiry in `(now − lifetime, now + lifetime]`), or when
+/// one of its requests was seen within the last `lifetime`: active
+/// sessions are always kept. The others are idle: a token that lapsed
+/// longer ago was refreshed by nobody, and one valid beyond a lifetime (an
+/// earlier wave's) on a session not seen lately does not show that it is
+/// in use. An active session refreshes at most once per `lifetime` over
+/// the part of the `covered` span its current token leaves uncovered, so
+/// the wave replaces at most the sum of those spans over `lifetime`; idle
 /// sessions are kept, those whose token lapsed most recently first, then
 /// the holders of the longest tokens, until the wave issues `bound` times
 /// that. A forecast peak that does not come then costs at most that much;
 /// a long one (many lifetimes covered) still covers every session.
+///
+/// Counting a session seen lately as active matters when an earlier
+/// wave's long tokens lapse inside a peak that is still on: their holders
+/// are in use, and left out they would each refresh reactively (or wait)
+/// at the lapse and again when the next wave picks them up.
 pub(crate) fn within_cost(
     candidates: Vec<Candidate>,
     now: u64,
@@ -161,8 +168,16 @@ pub(crate) fn within_cost(
     let life = lifetime.as_secs().max(1);
     let (mut kept, mut idle): (Vec<_>, Vec<_>) = candidates
         .into_iter()
-        .partition(|c| c.exp + life > now && c.exp <= now + life);
-    let replaced = kept.len() as f64 * covered.as_secs_f64() / life as f64;
+        .partition(|c| (c.exp + life > now && c.exp <= now + life) || c.last_seen + life > now);
+    // The span each active session's own token leaves to be refreshed: a
+    // token valid for a while yet covers its part of the span itself.
+    let replaced: f64 = kept
+        .iter()
+        .map(|c| {
+            let own = c.exp.saturating_sub(now + life) as f64;
+            (covered.as_secs_f64() - own).max(0.0) / life as f64
+        })
+        .sum();
     let budget = (bound.max(0.0) * replaced).floor();
     let extra = if budget >= (kept.len() + idle.len()) as f64 {
         idle.len()
@@ -186,6 +201,7 @@ mod tests {
             sid: format!("s{i}"),
             subject: "u".into(),
             exp,
+            last_seen: 0,
         }
     }
 
@@ -343,6 +359,39 @@ mod tests {
         let (kept, left) = within_cost(holders, now, MIN, 48 * MIN, 1.0);
         assert!(kept.is_empty());
         assert_eq!(left.len(), 3);
+    }
+
+    #[test]
+    fn a_holder_seen_within_a_lifetime_is_active() {
+        let now = 10_000;
+        // Two holders of an earlier wave's long token, lapsing in 5 and 10
+        // minutes inside a 48-minute span: one was seen 30 s ago, one an
+        // hour ago; one session lapsed 2 minutes ago.
+        let mut seen = session(0, now + 300);
+        seen.last_seen = now - 30;
+        let mut unseen = session(1, now + 600);
+        unseen.last_seen = now - 3600;
+        let lapsed = session(2, now - 120);
+        let (kept, left) = within_cost(vec![seen, unseen, lapsed], now, MIN, 48 * MIN, 1.0);
+        // The seen holder is kept; it leaves 48 − 4 = 44 minutes of the
+        // span to refresh, which pays for both idle sessions.
+        assert_eq!(sids(&kept), ["s0", "s2", "s1"]);
+        assert!(left.is_empty());
+        // Its token, valid 4 minutes beyond a lifetime, leaves 2 minutes of
+        // a 6-minute span: 2 refreshes replaced, which pay for itself and
+        // the most recently lapsed idle session at a bound of 1.
+        let mut seen = session(0, now + 300);
+        seen.last_seen = now - 30;
+        let lapsed = session(2, now - 120);
+        let (kept, left) = within_cost(
+            vec![seen, lapsed, session(3, now - 180)],
+            now,
+            MIN,
+            6 * MIN,
+            1.0,
+        );
+        assert_eq!(sids(&kept), ["s0", "s2"]);
+        assert_eq!(sids(&left), ["s3"]);
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct Outcome {
     pub mode: Mode,
     /// Authentication server requests in each simulated second.
     pub auth_per_second: Vec<u64>,
+    /// Of those, the refreshes clients made themselves because their
+    /// token had expired with nothing pushed (their request waited).
+    pub waited_per_second: Vec<u64>,
     /// Busiest second.
     pub peak_1s: u64,
     /// Busiest 10-second window, mean per second.
@@ -218,6 +221,7 @@ pub async fn run(replay: Arc<Replay>, mode: Mode, seed: u64) -> Outcome {
     let mut out = Outcome {
         mode,
         auth_per_second: Vec::new(),
+        waited_per_second: vec![0; duration as usize],
         peak_1s: 0,
         peak_10s: 0.0,
         auth_total: 0,
@@ -292,6 +296,7 @@ pub async fn run(replay: Arc<Replay>, mode: Mode, seed: u64) -> Outcome {
             if k < waiting.len() && measured {
                 out.waited += 1;
                 out.waited_in_peak += u64::from(in_peak);
+                out.waited_per_second[second as usize] += 1;
             }
             match result {
                 Ok(token) => {
