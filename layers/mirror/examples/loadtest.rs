@@ -1,8 +1,9 @@
 //! Loopback load test: the same axum handler that reads (`/read`) or
 //! increments (`/incr`) a counter in the session, behind no session layer,
 //! SessionMirrorLayer over MemoryStore, RedisStore and
-//! CachedStore<RedisStore> (announcements alone, with the version check,
-//! with acknowledged writes), and tower-sessions 0.14 with its MemoryStore and
+//! CachedStore<RedisStore> (the default: acknowledged writes; opted out to
+//! announcements alone; opted out with the version check), and
+//! tower-sessions 0.14 with its MemoryStore and
 //! with tower-sessions-redis-store 0.16 on the same Redis, measured with
 //! `wrk` one after the other in one run.
 //!
@@ -184,14 +185,34 @@ async fn main() {
         .unwrap();
 
     let ours_redis = RedisStore::standalone(&redis.url()).unwrap();
+    // The default builder: acknowledged writes on one Redis server.
     let cached_redis = {
         let store = RedisStore::standalone(&redis.url())
             .unwrap()
             .with_key_prefix("cached:session:");
         let bus = store.invalidation_bus();
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        CachedStore::builder(store).with_bus(bus).build()
+        let cache = CachedStore::builder(store).with_bus(bus).build();
+        assert!(cache.has_acknowledged_writes());
+        // Answers from memory once its first heartbeat came back.
+        while !cache.is_trusted() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cache
     };
+    // Opted out: announcements alone (bus-only consistency).
+    let bus_only_redis = {
+        let store = RedisStore::standalone(&redis.url())
+            .unwrap()
+            .with_key_prefix("bus-only:session:");
+        let bus = store.invalidation_bus();
+        assert!(bus.wait_connected(Duration::from_secs(10)).await);
+        CachedStore::builder(store)
+            .with_bus(bus)
+            .with_acknowledged_writes(false)
+            .build()
+    };
+    // Opted out of acknowledged writes, with the version check instead.
     let checked_redis = {
         let store = RedisStore::standalone(&redis.url())
             .unwrap()
@@ -200,23 +221,9 @@ async fn main() {
         assert!(bus.wait_connected(Duration::from_secs(10)).await);
         CachedStore::builder(store)
             .with_bus(bus)
-            .build()
+            .with_acknowledged_writes(false)
             .with_version_check(true)
-    };
-    let acked_redis = {
-        let store = RedisStore::standalone(&redis.url())
-            .unwrap()
-            .with_key_prefix("acked:session:");
-        let bus = store.invalidation_bus();
-        assert!(bus.wait_connected(Duration::from_secs(10)).await);
-        let cache = CachedStore::builder(store)
-            .with_bus(bus)
-            .with_acknowledged_writes(true)
-            .build();
-        while !cache.is_trusted() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        cache
+            .build()
     };
     let fred = Pool::new(
         FredConfig::from_url(&redis.url()).unwrap(),
@@ -245,16 +252,16 @@ async fn main() {
             mirror_app(SessionMirrorLayer::new(ours_redis)),
         ),
         (
-            "SessionMirrorLayer + CachedStore<RedisStore>",
+            "SessionMirrorLayer + CachedStore<RedisStore> (default: acknowledged writes)",
             mirror_app(SessionMirrorLayer::new(cached_redis)),
         ),
         (
-            "SessionMirrorLayer + CachedStore<RedisStore> + version check",
-            mirror_app(SessionMirrorLayer::new(checked_redis)),
+            "SessionMirrorLayer + CachedStore<RedisStore>, bus only (opt-out)",
+            mirror_app(SessionMirrorLayer::new(bus_only_redis)),
         ),
         (
-            "SessionMirrorLayer + CachedStore<RedisStore> + acknowledged writes",
-            mirror_app(SessionMirrorLayer::new(acked_redis)),
+            "SessionMirrorLayer + CachedStore<RedisStore>, version check (opt-out)",
+            mirror_app(SessionMirrorLayer::new(checked_redis)),
         ),
         (
             "tower-sessions 0.14 + MemoryStore",

@@ -25,8 +25,11 @@
 //! - A write that fails with [`StoreError::Unavailable`] may or may not
 //!   have been applied. [`StoreError::NotReplicated`] means it was applied
 //!   on the primary and may be lost on a failover.
-//! - A cache may answer with an older version: see `CachedStore` for the
-//!   bounds, and its version check for read-your-writes across instances.
+//! - A `CachedStore` built with its defaults gives read-your-writes across
+//!   instances: a read anywhere after an acknowledged write returns it, and
+//!   a cache that cannot show an entry current reads through. Opted out
+//!   to bus-only consistency, it may answer with an older version: see
+//!   `CachedStore` for the bounds.
 //! - `MemoryStore` lives in one process and is lost with it.
 //!
 //! Stores:
@@ -39,7 +42,9 @@
 //!   by leases shared per time bucket.
 //! - `CachedStore` (feature `cache`): a moka cache in front of any store,
 //!   version-aware and expiry-aware, with cross-instance invalidation
-//!   checked by a heartbeat, and an optional per-hit version check.
+//!   checked by a heartbeat; read-your-writes across instances by default
+//!   (acknowledged writes, or a per-hit version check where the bus cannot
+//!   order heartbeats).
 //! - `tower_sessions::TowerSessionStore` (feature `tower-sessions`): any
 //!   of them behind tower-sessions' `SessionStore` trait.
 //!

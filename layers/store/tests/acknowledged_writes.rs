@@ -2,7 +2,8 @@
 //! other cache on the bus applied its announcement, or can no longer
 //! answer from memory, so reads stay in memory and are never stale; a
 //! write that cannot be announced is not acknowledged; a bus that does not
-//! order heartbeats gets the version check. Paused time.
+//! order heartbeats gets the version check. All of it is the default of
+//! `CachedStore::builder`. Paused time.
 #![cfg(feature = "cache")]
 
 mod common;
@@ -10,7 +11,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::doubles::{Counting, FaultyBus};
+use common::doubles::{Counting, FaultyBus, Lagging};
 use foresight_store::{
     Beat, BusEvent, Invalidation, InvalidationBus, StoreError, UnannouncedWrite,
 };
@@ -70,6 +71,44 @@ async fn a_and_b(
     assert_eq!(n(b.load(id).await.unwrap()), 1);
     assert!(b.is_cached(id));
     (a, b, bus_b, store, id)
+}
+
+/// The default builder, nothing opted in: B hears the bus 50 ms late, and
+/// still reads A's write the moment A's save returns.
+#[tokio::test(start_paused = true)]
+async fn by_default_a_read_elsewhere_right_after_the_write_returns_sees_it() {
+    let store = Counting::new(MemoryStore::new());
+    let bus = LocalBus::new();
+    let lag = Duration::from_millis(50);
+    let a = CachedStore::builder(store.clone())
+        .with_bus(bus.clone())
+        .build();
+    let b = CachedStore::builder(store.clone())
+        .with_bus(Lagging {
+            inner: bus,
+            delay: lag,
+        })
+        .build();
+    common::trusted(&[&a, &b]).await;
+    // A heartbeat each way.
+    sleep(Duration::from_millis(1100)).await;
+    let id = a
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+    assert_eq!(n(b.load(id).await.unwrap()), 1);
+    assert!(b.is_cached(id));
+
+    let start = Instant::now();
+    a.save(id, &common::data(&[("n", 2)]), Version::FIRST)
+        .await
+        .unwrap();
+    assert!(start.elapsed() >= lag, "the write did not wait for B");
+    // No time passes on B's side before the read.
+    let loads = store.loads();
+    assert_eq!(n(b.load(id).await.unwrap()), 2, "B served its stale entry");
+    assert_eq!(n(b.load(id).await.unwrap()), 2);
+    assert_eq!(store.loads(), loads + 1, "one read through, then memory");
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,9 +208,9 @@ async fn a_new_cache_answers_from_memory_only_after_its_own_heartbeat() {
 async fn a_write_that_cannot_be_announced_is_not_acknowledged() {
     let store = MemoryStore::new();
     let bus = FaultyBus::default();
+    // The default builder.
     let cached = CachedStore::builder(store.clone())
         .with_bus(bus.clone())
-        .with_acknowledged_writes(true)
         .build();
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
@@ -194,6 +233,38 @@ async fn a_write_that_cannot_be_announced_is_not_acknowledged() {
         matches!(&err, StoreError::Unavailable { .. }),
         "a deletion is not acknowledged either: {err:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_bus_the_default_cache_checks_versions() {
+    let store = Counting::new(MemoryStore::new());
+    let cached = CachedStore::new(store.clone());
+    assert!(!cached.has_acknowledged_writes());
+    let id = cached
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+    assert!(cached.is_cached(id));
+    // Another writer, behind the cache's back.
+    store
+        .save(id, &common::data(&[("n", 7)]), Version::FIRST)
+        .await
+        .unwrap();
+    assert_eq!(n(cached.load(id).await.unwrap()), 7);
+
+    // Opted out, the cache is right for a single writer only.
+    let single_writer = CachedStore::builder(store.clone())
+        .with_acknowledged_writes(false)
+        .build();
+    let id = single_writer
+        .create(&common::data(&[("n", 1)]), common::expiry())
+        .await
+        .unwrap();
+    store
+        .save(id, &common::data(&[("n", 7)]), Version::FIRST)
+        .await
+        .unwrap();
+    assert_eq!(n(single_writer.load(id).await.unwrap()), 1);
 }
 
 /// A bus whose messages may overtake each other: it says so.
@@ -221,9 +292,9 @@ impl InvalidationBus for Unordered {
 #[tokio::test(start_paused = true)]
 async fn on_a_bus_that_does_not_order_heartbeats_the_cache_checks_versions() {
     let store = Counting::new(MemoryStore::new());
+    // The default builder.
     let cached = CachedStore::builder(store.clone())
         .with_bus(Unordered::default())
-        .with_acknowledged_writes(true)
         .build();
     assert!(!cached.has_acknowledged_writes());
     let id = cached

@@ -12,10 +12,20 @@ use tokio::time::advance;
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// A cache for a single writer, that answers hits unchecked: what these
+/// tests look at is its own expiry. (The default, without a bus, checks
+/// each hit's version, and an expired session has none, which would hide
+/// a cache serving past the expiry.)
+fn unchecked<S: SessionStore>(store: S) -> CachedStore<S> {
+    CachedStore::builder(store)
+        .with_acknowledged_writes(false)
+        .build()
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_idle_expired_session_is_a_miss_and_is_evicted() {
     let store = Counting::new(MemoryStore::new());
-    let cached = CachedStore::new(store.clone());
+    let cached = unchecked(store.clone());
     let id = cached
         .create(
             &common::data(&[("n", 1)]),
@@ -35,7 +45,7 @@ async fn an_idle_expired_session_is_a_miss_and_is_evicted() {
 #[tokio::test(start_paused = true)]
 async fn an_absolutely_expired_session_is_a_miss_though_touched() {
     let store = Counting::new(MemoryStore::new());
-    let cached = CachedStore::new(store.clone());
+    let cached = unchecked(store.clone());
     let id = cached
         .create(
             &common::data(&[("n", 1)]),
@@ -62,7 +72,7 @@ async fn an_absolutely_expired_session_is_a_miss_though_touched() {
 
 #[tokio::test(start_paused = true)]
 async fn a_shorter_touch_shortens_the_entry() {
-    let cached = CachedStore::new(MemoryStore::new());
+    let cached = unchecked(MemoryStore::new());
     let id = cached
         .create(&common::data(&[]), Expiry::new(60 * SECOND, 600 * SECOND))
         .await

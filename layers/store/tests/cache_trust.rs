@@ -28,6 +28,7 @@ async fn a_silent_channel_makes_reads_go_through_to_the_store() {
     let cached = CachedStore::builder(store.clone())
         .with_bus(bus.clone())
         .build();
+    common::trusted(&[&cached]).await;
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -64,6 +65,7 @@ async fn what_changed_while_the_channel_was_silent_is_not_served_after() {
     let cached = CachedStore::builder(store.clone())
         .with_bus(bus.clone())
         .build();
+    common::trusted(&[&cached]).await;
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -102,14 +104,19 @@ async fn a_failed_announcement_leaves_no_stale_entry_served() {
         inner: local.clone(),
         ..FaultyBus::default()
     };
+    // Bus-only consistency, opted out of acknowledged writes: a failed
+    // announcement is not the writer's error (with acknowledged writes it
+    // is: `acknowledged_writes.rs`).
     let writer = CachedStore::builder(store.clone())
         .with_bus(failing.clone())
+        .with_acknowledged_writes(false)
         .build();
     // One reader checks versions, the other relies on the bus alone.
     let checked = CachedStore::builder(store.clone())
         .with_bus(local.clone())
-        .build()
-        .with_version_check(true);
+        .with_acknowledged_writes(false)
+        .with_version_check(true)
+        .build();
     let id = writer
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -136,6 +143,7 @@ async fn a_failed_announcement_leaves_no_stale_entry_served() {
     // memory within the heartbeat timeout.
     let bus_only = CachedStore::builder(store.clone())
         .with_bus(failing.clone())
+        .with_acknowledged_writes(false)
         .build();
     failing.failing.store(false, Ordering::SeqCst);
     sleep(2 * SECOND).await;
@@ -162,13 +170,15 @@ struct Gated {
 }
 
 impl Gated {
-    fn new() -> Self {
+    /// The reader (with the default settings), trusted.
+    async fn new() -> Self {
         let bus = LocalBus::new();
         let shared = MemoryStore::new();
         let (read, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let mut gated = Counting::new(shared.clone());
         gated.hold = Some((read.clone(), release.clone()));
         let reader = CachedStore::builder(gated).with_bus(bus.clone()).build();
+        common::trusted(&[&reader]).await;
         Self {
             bus,
             shared,
@@ -187,8 +197,9 @@ async fn a_fill_racing_an_announcement_is_dropped() {
         read,
         release,
         reader,
-    } = Gated::new();
+    } = Gated::new().await;
     let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
+    common::trusted(&[&writer]).await;
     let id = writer
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -221,7 +232,7 @@ async fn a_heartbeat_during_a_fill_does_not_drop_it() {
         read,
         release,
         reader,
-    } = Gated::new();
+    } = Gated::new().await;
     let id = shared
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -255,8 +266,9 @@ async fn an_announcement_about_another_session_during_a_fill_does_not_drop_it() 
         read,
         release,
         reader,
-    } = Gated::new();
+    } = Gated::new().await;
     let writer = CachedStore::builder(shared.clone()).with_bus(bus).build();
+    common::trusted(&[&writer]).await;
     let id = shared
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
@@ -300,6 +312,7 @@ async fn an_announcement_during_a_save_leaves_no_older_entry_behind() {
     let mut gated = Counting::new(MemoryStore::new());
     gated.hold_saves = Some((saved.clone(), release.clone()));
     let owner = CachedStore::builder(gated).with_bus(bus.clone()).build();
+    common::trusted(&[&owner]).await;
     let id = owner
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await

@@ -29,6 +29,7 @@ async fn moved_session_is_invalidated_on_the_old_owner() {
     assert!(bus_b.wait_connected(Duration::from_secs(10)).await);
     let a = CachedStore::builder(redis.clone()).with_bus(bus_a).build();
     let b = CachedStore::builder(redis.clone()).with_bus(bus_b).build();
+    common::trusted(&[&a, &b]).await;
 
     // A owns the session and caches it.
     let id = a
@@ -76,11 +77,13 @@ async fn cache_is_bypassed_while_the_bus_is_down_and_reset_after() {
     let cached = CachedStore::builder(redis.clone())
         .with_bus(bus.clone())
         .build();
+    common::trusted(&[&cached]).await;
     let id = cached
         .create(&common::data(&[("n", 1)]), common::expiry())
         .await
         .unwrap();
     assert!(cached.load(id).await.is_ok());
+    assert!(cached.is_cached(id));
 
     server.kill();
     eventually(async || !foresight_store::InvalidationBus::is_connected(&bus)).await;

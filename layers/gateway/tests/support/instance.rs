@@ -159,8 +159,9 @@ async fn app(name: &str, urls: &[String]) -> Router {
     // Sessions move between instances (failover, reload): a read on the
     // new instance must see the write the old one acknowledged a moment
     // ago, whether its announcement has arrived or not. The version check
-    // gives read-your-writes across instances; without it a moved session
-    // can read its previous value until the announcement lands.
+    // gives read-your-writes across instances; it is the default on a
+    // Redis Cluster (whose bus cannot acknowledge writes), named here
+    // since these tests count on it.
     let cached = CachedStore::builder(store)
         .with_bus(bus.clone())
         .build()

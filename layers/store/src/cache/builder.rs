@@ -22,21 +22,57 @@ const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// Defaults: 100 000 sessions; an entry kept at most 5 minutes (never
 /// beyond the session's own expiry); no bus; a heartbeat every second,
-/// trusted for 3 seconds; no version check and no acknowledged writes.
+/// trusted for 3 seconds; and **read-your-writes across instances**: a
+/// read on any instance after a write was acknowledged returns it.
+///
+/// # Consistency: the default, and the opt-out
+/// - On a bus that [orders heartbeats](InvalidationBus::orders_heartbeats)
+///   ([`LocalBus`](crate::LocalBus), a `RedisBus` on one Redis server):
+///   **acknowledged writes** ([`with_acknowledged_writes`](Self::with_acknowledged_writes)).
+///   Reads are answered from memory; a write returns once every other
+///   cache on the bus has applied its announcement (about two more round
+///   trips), and a write whose announcement cannot be published returns
+///   [`StoreError::Unavailable`](crate::StoreError::Unavailable) caused by
+///   an [`UnannouncedWrite`](crate::UnannouncedWrite): applied in the
+///   store, but not acknowledged.
+/// - On any other bus (a Redis Cluster, an etcd watch), or without a bus:
+///   the **version check** ([`CachedStore::with_version_check`]): each hit
+///   costs one small round trip to the store.
+/// - **Bus-only consistency, opt-in:** `with_acknowledged_writes(false)`
+///   turns both off (unless [`with_version_check(true)`](Self::with_version_check)
+///   asks for the check). Hits are then answered from memory on the bus's
+///   word alone: a read on another instance may return the previous
+///   version until the announcement arrives (microseconds on a healthy
+///   bus, at worst the heartbeat timeout plus an interval, or the entry's
+///   ttl if only the writer failed to publish), and a failed announcement
+///   is logged, not returned. Without a bus, it is right only while this
+///   instance is the only writer.
+///
+/// Every instance sharing the store must build its cache the same way:
+/// a writer without acknowledged writes does not wait for the others.
 ///
 /// ```
 /// use std::time::Duration;
 /// use foresight_store::{CachedStore, LocalBus, MemoryStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // The default: read-your-writes across instances, hits from memory.
+/// let bus = LocalBus::new();
 /// let cached = CachedStore::builder(MemoryStore::new())
+///     .with_bus(bus.clone())
+///     .build();
+/// assert!(cached.has_acknowledged_writes());
+///
+/// // Customised, and opted out: bus-only consistency.
+/// let weaker = CachedStore::builder(MemoryStore::new())
 ///     .with_capacity(10_000)
 ///     .with_ttl(Duration::from_secs(60))
-///     .with_bus(LocalBus::new())
+///     .with_bus(bus)
 ///     .with_heartbeat(Duration::from_millis(500), Duration::from_secs(2))
-///     .with_version_check(true)
+///     .with_acknowledged_writes(false)
 ///     .build();
-/// assert!(cached.is_trusted());
+/// assert!(!weaker.has_acknowledged_writes());
+/// assert!(weaker.is_trusted());
 /// # });
 /// ```
 #[must_use]
@@ -65,7 +101,7 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             heartbeat: DEFAULT_HEARTBEAT,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             version_check: false,
-            acknowledged_writes: false,
+            acknowledged_writes: true,
         }
     }
 
@@ -92,27 +128,36 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     }
 
     /// Publishes this cache's writes on `bus` and drops entries announced
-    /// by others (default: no bus, right only for a single writer).
+    /// by others (default: no bus, where every hit is checked against the
+    /// store's version unless acknowledged writes are turned off).
     pub fn with_bus(mut self, bus: impl InvalidationBus) -> Self {
         self.bus = Some(Arc::new(bus));
         self
     }
 
     /// The version check of the handle `build` returns; see
-    /// [`CachedStore::with_version_check`].
+    /// [`CachedStore::with_version_check`]. `true` checks versions whatever
+    /// the bus; `false` (the default) leaves it to `build`, which turns it
+    /// on where acknowledged writes are wanted but not possible (turn that
+    /// off with [`with_acknowledged_writes(false)`](Self::with_acknowledged_writes)).
     pub fn with_version_check(mut self, on: bool) -> Self {
         self.version_check = on;
         self
     }
 
     /// Read-your-writes across instances with reads answered from memory
-    /// (default false): a write is acknowledged only once every other cache
-    /// on the bus has applied its announcement, or can no longer answer from
-    /// memory. See "acknowledged writes" on [`CachedStore`]. Every instance
-    /// writing to the store must use it. Needs a bus that
+    /// (default **true**): a write is acknowledged only once every other
+    /// cache on the bus has applied its announcement, or can no longer
+    /// answer from memory. See "acknowledged writes" on [`CachedStore`].
+    /// Every instance writing to the store must use it. Needs a bus that
     /// [orders heartbeats](InvalidationBus::orders_heartbeats) and carries
     /// [acknowledgements](InvalidationBus::acknowledge); on any other (or
     /// without a bus) `build` turns the version check on instead.
+    ///
+    /// `false` opts out of read-your-writes across instances: **bus-only
+    /// consistency** (see the type's docs), where a read elsewhere may
+    /// return the previous version for as long as the announcement takes,
+    /// and writes neither wait nor fail for their announcement.
     pub fn with_acknowledged_writes(mut self, on: bool) -> Self {
         self.acknowledged_writes = on;
         self
@@ -120,7 +165,10 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
 
     /// The cache. With a bus, spawns its listener and heartbeat tasks on
     /// the current tokio runtime (so it must be called inside one); they
-    /// end when every clone of the store is dropped.
+    /// end when every clone of the store is dropped. With acknowledged
+    /// writes, the cache answers from memory only once its first heartbeat
+    /// has come back (a round trip on the bus): until then, reads go to the
+    /// store.
     pub fn build(self) -> CachedStore<S> {
         let ordered = self.bus.as_ref().is_some_and(|bus| bus.orders_heartbeats());
         let acknowledged = self.acknowledged_writes && ordered;
@@ -153,9 +201,14 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
         }
         let wanted = self.acknowledged_writes;
         if wanted && !ordered {
-            tracing::info!(
-                "session cache bus does not order heartbeats; checking versions instead"
-            );
+            match &self.bus {
+                Some(_) => tracing::info!(
+                    "session cache bus does not order heartbeats; checking versions instead of acknowledging writes"
+                ),
+                None => tracing::info!(
+                    "session cache without a bus; checking versions instead of acknowledging writes"
+                ),
+            }
         }
         CachedStore {
             inner: self.inner,
@@ -177,6 +230,14 @@ mod tests {
             .with_bus(LocalBus::new())
             .build();
         let checked = cached.clone().with_version_check(true);
+        // Acknowledged writes: trusted once its first heartbeat came back.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while !cached.is_trusted() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the first heartbeat came back");
         let id = cached
             .create(&SessionData::new(), Expiry::default())
             .await

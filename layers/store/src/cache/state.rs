@@ -264,8 +264,16 @@ impl State {
             BusEvent::Reset => {
                 self.cache.invalidate_all();
                 self.bump_all();
-                // The subscription was just (re)established.
-                self.proven();
+                if self.acknowledges() {
+                    // Writers stop waiting for a cache they have not heard
+                    // for a lease, as after a disconnection: only a
+                    // heartbeat sent from now on may start its lease again.
+                    self.distrust();
+                    self.barrier.register();
+                } else {
+                    // The subscription was just (re)established.
+                    self.proven();
+                }
             }
         }
     }
@@ -345,4 +353,47 @@ pub(super) fn spawn_heartbeat(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(3);
+
+    fn state(acknowledges: bool) -> State {
+        let acks_out = acknowledges.then(|| tokio::sync::mpsc::channel(1).0);
+        State::new(16, Duration::from_secs(60), LEASE, acks_out)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resubscribed_cache_that_acknowledges_waits_for_its_own_heartbeat() {
+        let state = state(true);
+        let seq = state.barrier.next();
+        state.apply(BusEvent::Heartbeat(Beat {
+            origin: state.origin,
+            seq,
+            acknowledges: true,
+        }));
+        assert!(state.proven_recently());
+        // Back after a disconnection: writers may have stopped waiting for
+        // this cache meanwhile, so the bus's word does not restore trust.
+        state.apply(BusEvent::Reset);
+        assert!(!state.proven_recently(), "trusted on the bus's word");
+        assert!(state.barrier.is_wanted(), "no heartbeat asked for");
+        let seq = state.barrier.next();
+        state.apply(BusEvent::Heartbeat(Beat {
+            origin: state.origin,
+            seq,
+            acknowledges: true,
+        }));
+        assert!(state.proven_recently());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resubscribed_bus_only_cache_trusts_the_bus() {
+        let state = state(false);
+        state.apply(BusEvent::Reset);
+        assert!(state.proven_recently());
+    }
 }

@@ -43,41 +43,52 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   to the store, and when heartbeats come back everything cached is
 ///   forgotten (announcements may have been lost meanwhile). A
 ///   (re)subscription or a lagging subscriber forgets everything as well.
-/// - **A failed announcement** (publish error) leaves the write in the
-///   store and acknowledged, since it was applied: the writer's cache drops
+/// - **Read-your-writes across instances, by default.** A read on any
+///   instance after a write was acknowledged returns it, and a cache that
+///   cannot show an entry current reads through. How, depends on the bus
+///   ([`CachedStoreBuilder`] picks it; "Consistency" there):
+///   - **Acknowledged writes**, on a bus that
+///     [orders heartbeats](InvalidationBus::orders_heartbeats)
+///     ([`LocalBus`](crate::LocalBus), one Redis server): a write returns
+///     only once every other cache on the bus has applied its
+///     announcement, or can no longer answer from memory. After
+///     publishing, the writer sends a heartbeat and waits for it to come
+///     back: by then it has heard every cache that heartbeated before the
+///     announcement. Each such cache acknowledges the heartbeat once it
+///     has applied everything before it; a cache that stays silent is
+///     waited for until its lease ends (the heartbeat timeout after its
+///     last heartbeat that the writer heard), since a cache counts its own
+///     trust from when its heartbeat was *sent*, and a new (or
+///     resubscribed) cache trusts itself only once a heartbeat it sent
+///     since came back. Reads need no round trip at all; a write costs
+///     about two more (one alone on the bus), and a peer that died
+///     silently holds writes back for at most one heartbeat timeout.
+///     Every instance sharing the store must use it.
+///   - **The version check**, on a bus that does not order heartbeats (a
+///     Redis Cluster, an etcd watch) or without a bus: a hit is served only
+///     after a cheap version read ([`SessionStore::version`](crate::SessionStore::version):
+///     `HMGET v a` on Redis, no data) shows it current, whatever happened
+///     to the announcement; a hit costs one small round trip instead of
+///     none. [`CachedStore::with_version_check`] sets it per handle.
+/// - **A failed announcement** (publish error): the writer's cache drops
 ///   the session and stops answering from memory until its next heartbeat
-///   comes back. Other instances stop answering from memory within the
-///   heartbeat timeout if the channel is down for them too; if only the
-///   writer could not publish, they may serve the previous version until
-///   their entry expires, unless they check versions (next point).
-/// - **Read-your-writes across instances: the version check.** With
-///   [`CachedStore::with_version_check`], a hit is served only after a
-///   cheap version read ([`SessionStore::version`](crate::SessionStore::version):
-///   `HMGET v a` on Redis, no data) shows it current. A write acknowledged
-///   on one instance is then seen by the next read on any other, every
-///   time, whatever happened to the announcement; a hit costs one small
-///   round trip instead of none. Off by default: the bus alone gives
-///   staleness bounded by the announcement's delivery (microseconds on a
-///   healthy bus; at worst the heartbeat timeout plus interval).
-/// - **Read-your-writes across instances, from memory: acknowledged
-///   writes.** With [`CachedStoreBuilder::with_acknowledged_writes`], on a
-///   bus that [orders heartbeats](InvalidationBus::orders_heartbeats) (one
-///   Redis server), a write returns only once every other cache on the bus
-///   has applied its announcement, or can no longer answer from memory.
-///   After publishing, the writer sends a heartbeat and waits for it to come
-///   back: by then it has heard every cache that heartbeated before the
-///   announcement. Each such cache acknowledges the heartbeat once it has
-///   applied everything before it; a cache that stays silent is waited for
-///   until its lease ends (the heartbeat timeout after its last heartbeat
-///   that the writer heard), since a cache counts its own trust from when
-///   its heartbeat was *sent*, and a new cache trusts itself only once its
-///   first heartbeat came back. Reads then need no round trip at all; a
-///   write costs about two more (one alone on the bus). A write whose
-///   announcement fails returns [`StoreError::Unavailable`] with an
-///   [`UnannouncedWrite`] cause (applied, but not acknowledged). Every
-///   instance sharing the store must use it. On a bus that does not order
-///   heartbeats (a Redis Cluster, an etcd watch) the cache checks versions
-///   instead.
+///   comes back. With acknowledged writes (the default on an ordering
+///   bus), the write then returns [`StoreError::Unavailable`] with an
+///   [`UnannouncedWrite`] cause: it **was applied** in the store, but it is
+///   not acknowledged, since other instances may still serve the previous
+///   version (retrying the same compare-and-set gets a conflict: the
+///   version moved). With the version check the write is acknowledged
+///   (`Ok`): every reader checks versions.
+/// - **Bus-only consistency (opt-out).** With
+///   [`CachedStoreBuilder::with_acknowledged_writes`]`(false)` and no
+///   version check, hits are answered from memory on the bus's word alone:
+///   staleness is bounded by the announcement's delivery (microseconds on
+///   a healthy bus; at worst the heartbeat timeout plus interval), and a
+///   failed announcement leaves the write applied and acknowledged (`Ok`).
+///   Other instances stop answering from memory within the heartbeat
+///   timeout if the channel is down for them too; if only the writer could
+///   not publish, they may serve the previous version until their entry
+///   expires.
 /// - **Fills cannot go stale.** A load fills the cache only if no event
 ///   about its session (an announcement of it, or of a session sharing its
 ///   stripe: 1 in 1,024) or about the whole cache (a reset, trust withdrawn
@@ -87,23 +98,31 @@ use crate::{Expiry, Loaded, SessionData, SessionId, SessionStore, StoreError, Ve
 ///   other sessions leave the fill alone, so a write load spread over many
 ///   sessions does not keep the cache empty.
 ///
-/// Without a bus ([`CachedStore::new`]) the cache is only right when this
-/// instance is the only writer.
+/// Without a bus ([`CachedStore::new`]) the cache checks versions by
+/// default; opted out, it is only right when this instance is the only
+/// writer.
 ///
 /// ```
+/// use std::time::Duration;
 /// use foresight_store::{CachedStore, Expiry, LocalBus, MemoryStore, SessionData, SessionStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let shared = MemoryStore::new();
 /// let bus = LocalBus::new();
+/// // The defaults: acknowledged writes on this bus.
 /// let a = CachedStore::builder(shared.clone()).with_bus(bus.clone()).build();
-/// // B checks versions: it sees A's writes at once, announced or not.
-/// let b = CachedStore::builder(shared).with_bus(bus).build().with_version_check(true);
+/// let b = CachedStore::builder(shared).with_bus(bus).build();
+/// // Each answers from memory once its first heartbeat came back.
+/// while !(a.is_trusted() && b.is_trusted()) {
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+/// }
 ///
 /// let id = a.create(&SessionData::new(), Expiry::default()).await.unwrap();
 /// let seen_by_b = b.load(id).await.unwrap().unwrap(); // cached in b
+/// assert!(b.is_cached(id));
 /// let mut data = SessionData::new();
 /// data.insert("moved", &true).unwrap();
+/// // Returns once b has dropped its copy.
 /// a.save(id, &data, seen_by_b.version).await.unwrap();
 /// assert_eq!(b.load(id).await.unwrap().unwrap().value, data);
 /// # });
@@ -130,9 +149,12 @@ impl<S: Clone> Clone for CachedStore<S> {
 }
 
 impl<S: SessionStore> CachedStore<S> {
-    /// A cache in front of `inner` with the defaults, without
-    /// cross-instance invalidation: right only while this instance is the
-    /// only writer. [`CachedStore::builder`] sets the rest.
+    /// A cache in front of `inner` with the defaults and no bus: every hit
+    /// is checked against the store's version, so it stays right whoever
+    /// else writes. [`CachedStore::builder`] sets the rest (a bus, or
+    /// `with_acknowledged_writes(false)` for a cache that answers from
+    /// memory unchecked, right only while this instance is the only
+    /// writer).
     pub fn new(inner: S) -> Self {
         Self::builder(inner).build()
     }
@@ -145,8 +167,11 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     /// Whether a hit is served only after the store's version of the
-    /// session matches it (default false): read-your-writes across
-    /// instances every time, for one small round trip per hit.
+    /// session matches it: read-your-writes across instances every time,
+    /// for one small round trip per hit. By default `build` turns it on
+    /// where acknowledged writes are not possible (a bus that does not
+    /// order heartbeats, or no bus); `false` here then leaves this handle
+    /// with bus-only consistency.
     ///
     /// It is a setting of this handle only: the cache stays shared with
     /// the clones it was made from, which keep their own setting.

@@ -1,5 +1,6 @@
 //! Test doubles around real stores and buses: a store that counts the loads
-//! reaching it, and a bus that can go silent or fail its publishes.
+//! reaching it, a bus that can go silent or fail its publishes, and one
+//! that delivers late to its subscriber.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -128,6 +129,56 @@ impl InvalidationBus for FaultyBus {
 
     fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
         self.inner.subscribe()
+    }
+
+    fn is_connected(&self) -> bool {
+        true
+    }
+}
+
+/// A [`LocalBus`] whose subscriber receives every message `delay` late,
+/// in order: a slow peer. What it sends reaches the others at once.
+#[derive(Clone, Debug)]
+pub struct Lagging {
+    pub inner: LocalBus,
+    pub delay: Duration,
+}
+
+impl InvalidationBus for Lagging {
+    fn publish(&self, invalidation: Invalidation) -> StoreFuture<'_, ()> {
+        self.inner.publish(invalidation)
+    }
+
+    fn heartbeat(&self, beat: Beat) -> StoreFuture<'_, ()> {
+        self.inner.heartbeat(beat)
+    }
+
+    fn orders_heartbeats(&self) -> bool {
+        self.inner.orders_heartbeats()
+    }
+
+    fn acknowledge(&self, to: u64, seq: u64, from: u64) -> StoreFuture<'_, ()> {
+        self.inner.acknowledge(to, seq, from)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
+        let mut from = self.inner.subscribe();
+        let (to, receiver) = broadcast::channel(4096);
+        let delay = self.delay;
+        tokio::spawn(async move {
+            loop {
+                let event = match from.recv().await {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(_)) => BusEvent::Reset,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                tokio::time::sleep(delay).await;
+                if to.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
     }
 
     fn is_connected(&self) -> bool {

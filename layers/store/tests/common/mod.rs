@@ -18,6 +18,20 @@ use foresight_store::{
 };
 use tokio::sync::Barrier;
 
+/// Waits until every cache answers from memory: with acknowledged writes
+/// (the default on an ordering bus), once its first heartbeat came back.
+/// Works under paused time too.
+#[cfg(feature = "cache")]
+pub async fn trusted<S: SessionStore>(caches: &[&foresight_store::CachedStore<S>]) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !caches.iter().all(|c| c.is_trusted()) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("every cache trusted within 10 s");
+}
+
 /// Runs every conformance check against `store`.
 pub async fn conformance<S: SessionStore + Clone>(store: S) {
     macro_rules! run {
