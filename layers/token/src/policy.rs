@@ -65,6 +65,17 @@ pub struct PrefetchPolicy {
     /// token at once (the scheduled prefetch is then skipped). It saves one
     /// request per session whose token expires inside the window; without
     /// it the scheduled refreshes are spread evenly whatever the expiries.
+    ///
+    /// With it, a request inside the window from a session whose token ends
+    /// before its scheduled slot also gets the planned token at once, even
+    /// outside the margin: the session needs a refresh before its slot
+    /// anyway, and one issued at a request reaches the client in the
+    /// response, where a token that lapses between requests leaves the
+    /// client to refresh it itself. These refreshes count against
+    /// `max_issue_rate` with the scheduled ones, and none is issued while
+    /// the layer's request rate over the last 10 s runs above 1.5 times its
+    /// mean over the last 2 minutes: they follow the clients' requests, so
+    /// a burst the forecast missed would multiply them.
     pub merge_due_refreshes: bool,
     /// Bound on a wave's cost against the reactive refreshes it replaces
     /// (`None`: every candidate is prefetched). A session whose token was

@@ -81,9 +81,9 @@ pub(crate) struct Entry {
     scheduled: bool,
     /// A prefetch is in flight: no reactive refresh starts meanwhile.
     prefetching: bool,
-    /// Expiry planned for the prefetched token and the start of the
-    /// spreading window, for a refresh that runs before the scheduled one.
-    planned: Option<(u64, u64)>,
+    /// The prefetch planned for the session, for a refresh that runs
+    /// before the scheduled one.
+    planned: Option<Planned>,
     channel: Option<mpsc::Sender<Push>>,
 }
 
@@ -148,6 +148,20 @@ impl Entry {
     }
 }
 
+/// A prefetch planned for a session.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Planned {
+    /// Expiry planned for the prefetched token.
+    pub(crate) exp: u64,
+    /// Start of the spreading window.
+    pub(crate) window_start: u64,
+    /// When the prefetch is scheduled, if a refresh inside the window may
+    /// take its place: a request inside the window whose token ends before
+    /// this time may get the planned token at once, since the session needs
+    /// a refresh before its slot anyway.
+    pub(crate) merge_before: Option<u64>,
+}
+
 /// The outcome of [`SessionTable::attach`].
 #[derive(Debug)]
 pub(crate) enum Attach {
@@ -183,6 +197,9 @@ pub(crate) struct Observation {
     pub(crate) refresh: Option<Arc<str>>,
     /// The expiry planned for the session's prefetch, if one is scheduled.
     pub(crate) planned_exp: Option<u64>,
+    /// The refresh is not due by the margin: it takes the place of a
+    /// planned prefetch whose slot comes after the token ends.
+    pub(crate) ahead_of_slot: bool,
 }
 
 /// A session chosen for a prefetch.
@@ -267,12 +284,16 @@ impl SessionTable {
             .as_ref()
             .filter(|n| n.exp >= claims.exp)
             .map(|n| n.token.clone());
+        let in_window = entry.planned.filter(|p| now >= p.window_start);
+        let lapses_before_slot = in_window
+            .and_then(|p| p.merge_before)
+            .is_some_and(|due| entry.active_exp < due);
         let refresh = match margin {
             Some(margin)
                 if !entry.pending
                     && !entry.prefetching
                     && entry.next.is_none()
-                    && entry.active_exp <= now.saturating_add(margin) =>
+                    && (entry.active_exp <= now.saturating_add(margin) || lapses_before_slot) =>
             {
                 entry.pending = true;
                 Some(entry.subject.clone())
@@ -282,11 +303,9 @@ impl SessionTable {
         Observation {
             reuse: false,
             next_token,
-            planned_exp: refresh
-                .as_ref()
-                .and(entry.planned)
-                .filter(|(_, window_start)| now >= *window_start)
-                .map(|(exp, _)| exp),
+            planned_exp: refresh.as_ref().and(in_window).map(|p| p.exp),
+            ahead_of_slot: refresh.is_some()
+                && entry.active_exp > now.saturating_add(margin.unwrap_or(0)),
             refresh,
         }
     }
@@ -314,10 +333,10 @@ impl SessionTable {
         entry.channel.clone()
     }
 
-    /// Records the expiry planned for a scheduled prefetch.
-    pub(crate) fn set_planned(&self, sid: &str, exp: u64, window_start: u64) {
+    /// Records the prefetch planned for a session.
+    pub(crate) fn set_planned(&self, sid: &str, planned: Planned) {
         if let Some(entry) = self.shard(sid).get_mut(sid) {
-            entry.planned = Some((exp, window_start));
+            entry.planned = Some(planned);
         }
     }
 
@@ -468,6 +487,39 @@ mod tests {
         // Once those expire, new sessions displace them.
         table.observe(&claims("fresh", "j", 1000), 200, None, 30);
         assert!(table.shard("fresh").contains_key("fresh"));
+    }
+
+    #[test]
+    fn a_token_ending_before_its_slot_is_refreshed_at_the_next_request_in_the_window() {
+        let table = SessionTable::new(16, 3600);
+        // A one-minute token ending at 160; the session's prefetch is
+        // planned at 400 in a window from 100, for a token to 3,000.
+        table.observe(&claims("s", "a", 160), 100, Some(10), 30);
+        let plan = |merge_before| Planned {
+            exp: 3000,
+            window_start: 100,
+            merge_before,
+        };
+        table.set_planned("s", plan(Some(400)));
+        // Before the window nothing is due.
+        let obs = table.observe(&claims("s", "a", 160), 99, Some(10), 30);
+        assert!(obs.refresh.is_none());
+        // Inside it, far from the margin, the planned token is issued now.
+        let obs = table.observe(&claims("s", "a", 160), 120, Some(10), 30);
+        assert!(obs.refresh.is_some() && obs.ahead_of_slot);
+        assert_eq!(obs.planned_exp, Some(3000));
+        table.cancel("s");
+        // Not when merging is off, nor when the token outlasts the slot.
+        table.set_planned("s", plan(None));
+        let obs = table.observe(&claims("s", "a", 160), 121, Some(10), 30);
+        assert!(obs.refresh.is_none());
+        table.set_planned("s", plan(Some(150)));
+        let obs = table.observe(&claims("s", "a", 160), 122, Some(10), 30);
+        assert!(obs.refresh.is_none());
+        // At the margin it is an ordinary refresh, with the planned token.
+        let obs = table.observe(&claims("s", "a", 160), 150, Some(10), 30);
+        assert!(obs.refresh.is_some() && !obs.ahead_of_slot);
+        assert_eq!(obs.planned_exp, Some(3000));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod auth;
 mod driver;
 mod planner;
 mod refresh;
+mod request_rate;
 mod revocation;
 mod schedule;
 mod state;

@@ -11,7 +11,7 @@ use super::state::TokenHandle;
 use crate::bucket::micros;
 use crate::metrics::PREFETCH_PLANNED;
 use crate::policy::RefreshMode;
-use crate::sessions::Candidate;
+use crate::sessions::{Candidate, Planned};
 
 impl TokenHandle {
     /// Consults the load signal and schedules prefetches for a predicted
@@ -113,9 +113,14 @@ impl TokenHandle {
             let target_exp =
                 peak_end + policy.after_peak + policy.jitter.mul_f64(rand::random::<f64>());
             let lifetime = target_exp.saturating_sub(due).clamp(lifetime, max_lifetime);
-            self.shared
-                .sessions
-                .set_planned(&c.sid, (due + lifetime).as_secs(), start.as_secs());
+            self.shared.sessions.set_planned(
+                &c.sid,
+                Planned {
+                    exp: (due + lifetime).as_secs(),
+                    window_start: start.as_secs(),
+                    merge_before: policy.merge_due_refreshes.then_some(due.as_secs()),
+                },
+            );
             schedule.push(Reverse(Scheduled {
                 due_micros: micros(due),
                 seq: self.shared.seq.fetch_add(1, Ordering::Relaxed) as u64,
@@ -344,6 +349,85 @@ mod tests {
         let (handle, issuer) = predictive(&clock, None);
         let _subscriptions = sessions(&clock, &handle, &issuer).await;
         assert_eq!(handle.plan(), 6);
+    }
+
+    #[tokio::test]
+    async fn refreshes_ahead_of_their_slot_keep_to_the_prefetch_rate_and_stop_in_a_surge() {
+        use crate::handle::HandleConfig;
+        use crate::issuer::{TokenIssuer as _, TokenRequest};
+        use crate::keys::{KeyRing, SigningKey};
+        use crate::policy::{PrefetchPolicy, SessionBinding};
+        let clock = crate::ManualClock::new(Duration::from_secs(1_000_000));
+        let shared: crate::SharedClock = std::sync::Arc::new(clock.clone());
+        let ring = KeyRing::new(SigningKey::hs256("k1", &[7; 32]).unwrap(), shared.clone());
+        let issuer = crate::LocalIssuer::new(ring.clone(), "iss", "aud", shared.clone());
+        let verifier = crate::Verifier::builder(ring, "iss", "aud")
+            .with_clock(shared)
+            .build();
+        let handle = TokenHandle::new(HandleConfig {
+            verifier,
+            issuer: std::sync::Arc::new(issuer.clone()),
+            signal: Some(std::sync::Arc::new(ShortPeak)),
+            mode: RefreshMode::Predictive(PrefetchPolicy {
+                threshold: 0.5,
+                margin: Duration::from_secs(10),
+                max_issue_rate: 1.0,
+                cost_bound: None,
+                ..PrefetchPolicy::default()
+            }),
+            lifetime: MIN,
+            binding: SessionBinding::None,
+            max_sessions: 64,
+            idle_ttl: Duration::from_secs(3600),
+            max_reactive_in_flight: 8,
+        });
+        // Eight sessions on one-minute tokens; the window before the peak
+        // is 300 s, so most slots come after their tokens end.
+        let mut claims = Vec::new();
+        let mut subscriptions = Vec::new();
+        for i in 0..8 {
+            let token = issuer
+                .issue(TokenRequest::new("u", format!("s{i}"), MIN))
+                .await
+                .unwrap();
+            let c = handle.verifier().verify(&token.token).unwrap();
+            subscriptions.push(handle.subscribe(&c, 4).unwrap().0);
+            claims.push(c);
+        }
+        assert_eq!(handle.plan(), 8);
+        // Two minutes of steady traffic, eight requests a second.
+        let now = crate::Clock::unix(&clock).as_secs();
+        for second in now - 119..=now {
+            for _ in 0..8 {
+                handle.shared.recent_requests.record(second);
+            }
+        }
+        // Every session sends a request a second into the window, far from
+        // its margin: one second of the prefetch rate (one refresh) is
+        // issued ahead of its slot, the others wait.
+        clock.advance(Duration::from_secs(1));
+        let ahead = |handle: &TokenHandle| {
+            claims
+                .iter()
+                .filter(|c| handle.observe(c).refresh.is_some())
+                .count()
+        };
+        assert_eq!(ahead(&handle), 1);
+        // A second later, one more.
+        handle.wait_idle(Duration::from_secs(5)).await;
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(ahead(&handle), 1);
+        // A surge (ten times the rate over the last 10 s): none, though the
+        // bucket has refilled.
+        handle.wait_idle(Duration::from_secs(5)).await;
+        clock.advance(Duration::from_secs(5));
+        let now = crate::Clock::unix(&clock).as_secs();
+        for second in now - 9..=now {
+            for _ in 0..80 {
+                handle.shared.recent_requests.record(second);
+            }
+        }
+        assert_eq!(ahead(&handle), 0);
     }
 
     #[test]

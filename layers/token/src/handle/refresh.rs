@@ -23,6 +23,7 @@ impl TokenHandle {
         let verifier = &self.shared.verifier;
         let now = verifier.clock().unix_secs();
         let margin = self.shared.mode.margin().as_secs();
+        self.shared.recent_requests.record(now);
         let observation =
             self.shared
                 .sessions
@@ -30,6 +31,24 @@ impl TokenHandle {
         if observation.reuse {
             self.revoke_reused(&claims.sid);
             return observation;
+        }
+        if observation.ahead_of_slot {
+            // Ahead of its slot, the planned token counts against the
+            // prefetch rate like the scheduled one it replaces. It follows
+            // the clients' requests, so none while they surge beyond what
+            // the forecast announced. Otherwise the session waits for its
+            // margin or its slot.
+            let surging = self.shared.recent_requests.surging(now);
+            let mut bucket = self.shared.bucket.lock().unwrap_or_else(|e| e.into_inner());
+            if surging || bucket.try_take(verifier.clock().unix()).is_err() {
+                drop(bucket);
+                self.shared.sessions.cancel(&claims.sid);
+                return Observation {
+                    refresh: None,
+                    planned_exp: None,
+                    ..observation
+                };
+            }
         }
         if let Some(subject) = &observation.refresh {
             // Inside the spreading window, a session with a prefetch planned

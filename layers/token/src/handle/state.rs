@@ -17,6 +17,7 @@ use crate::policy::{RefreshMode, SessionBinding};
 use crate::sessions::SessionTable;
 use crate::verify::Verifier;
 
+use super::request_rate::RecentRequests;
 use super::schedule::Scheduled;
 
 /// Everything a [`TokenHandle`] is made of, gathered by the layer's
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub(super) reactive_permits: Arc<Semaphore>,
     /// Holds the prefetch driver to `max_issue_rate` per second.
     pub(super) bucket: Mutex<TokenBucket>,
+    /// Requests seen in the last two minutes, per second.
+    pub(super) recent_requests: RecentRequests,
     pub(super) last_plan: Mutex<Option<u64>>,
     /// Period of the prefetch driver, in microseconds (0: none started).
     pub(super) driver_tick_micros: AtomicU64,
@@ -96,6 +99,7 @@ impl TokenHandle {
                 idle: Notify::new(),
                 reactive_permits: Arc::new(Semaphore::new(config.max_reactive_in_flight)),
                 bucket: Mutex::new(bucket),
+                recent_requests: RecentRequests::default(),
                 last_plan: Mutex::new(None),
                 driver_tick_micros: AtomicU64::new(0),
             }),
