@@ -6,10 +6,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foresight_core::{HttpError, InstanceSpec, Topology};
+use foresight_core::body::{BodyFault, ClientBodyError};
+use foresight_core::{BoxError, HttpError, InstanceSpec, Topology};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -99,7 +100,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     assert!(waited.is_ok(), "never: {what}");
 }
 
-fn forward_to(upstream: &Upstream, addr: Option<SocketAddr>) -> Forward<Body> {
+fn forward_to<B: Send + 'static>(upstream: &Upstream, addr: Option<SocketAddr>) -> Forward<B> {
     let spec = InstanceSpec::new("a");
     let spec = match addr {
         Some(addr) => spec.with_addr(addr),
@@ -156,7 +157,7 @@ async fn a_dead_instance_is_a_502_with_retry_after() {
 
 #[tokio::test]
 async fn an_instance_without_an_address_is_a_500() {
-    let forward = forward_to(&Upstream::http(), None);
+    let forward = forward_to::<Body>(&Upstream::http(), None);
     let error = forward.oneshot(get("/")).await.unwrap_err();
     let error = error
         .downcast_ref::<ForwardError>()
@@ -291,4 +292,47 @@ async fn idle_connections_expire() {
     let response = forward.clone().oneshot(get("/")).await.unwrap();
     text(response).await;
     assert_eq!(instance.accepted.load(SeqCst), 2);
+}
+
+/// A request body that fails at once, as a client's broken upload does,
+/// marked as the client's (as `RouteBody` marks it).
+struct BrokenUpload;
+
+impl hyper::body::Body for BrokenUpload {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let broken = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "client went away");
+        Poll::Ready(Some(Err(Box::new(ClientBodyError::new(Box::new(broken))))))
+    }
+}
+
+#[tokio::test]
+async fn a_broken_client_body_is_told_apart_and_its_connection_dropped() {
+    let instance = TestInstance::start().await;
+    let forward = forward_to::<BrokenUpload>(&Upstream::http(), Some(instance.addr));
+    let request = Request::post("/").body(BrokenUpload).unwrap();
+
+    let error = forward.clone().oneshot(request).await.unwrap_err();
+    assert!(
+        matches!(
+            error.downcast_ref::<ForwardError>(),
+            Some(ForwardError::Upstream(_))
+        ),
+        "{error:?}"
+    );
+    // Failover reads whose fault it was from the source chain.
+    assert_eq!(
+        ClientBodyError::find(error.as_ref()),
+        Some(BodyFault::Aborted)
+    );
+    assert_eq!(forward.conns().idle().open(), 0);
+    assert_eq!(
+        forward.conns().permits.available_permits(),
+        DEFAULT_MAX_CONNECTIONS
+    );
 }
