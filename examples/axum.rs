@@ -24,7 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use foresight::ServiceBuilderExt;
 use foresight::core::INSTANCE_HEADER;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use foresight::stack::{DefaultKey, Foresight};
 use foresight::token::{TokenIssuer as _, TokenRequest};
@@ -57,9 +57,9 @@ async fn start_instance(name: &'static str) -> SocketAddr {
 
 /// The gateway: local routes plus the Foresight routing tier under `/api`.
 async fn start_gateway(foresight: &Foresight<DefaultKey>) -> SocketAddr {
-    let client = http_client::<RouteBody>();
+    let upstream = Upstream::http();
     let pool = Pool::new(foresight.topology().clone(), move |instance| {
-        Forward::new(client.clone(), instance)
+        Forward::<RouteBody>::new(&upstream, instance)
     })
     .with_instance_header(true);
     let routing = ServiceBuilder::new().foresight(foresight).service(pool);

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use foresight::core::INSTANCE_HEADER;
 use foresight::core::key::PeerAddr;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream};
 use foresight::prelude::*;
 use http::header::{ACCEPT_LANGUAGE, USER_AGENT};
 use http::{Request, Response};
@@ -65,9 +65,9 @@ async fn start_instance(name: &'static str) -> SocketAddr {
 /// The gateway: a hyper server whose every connection is served by the
 /// Foresight stack, with the peer address attached to each request.
 async fn start_gateway(topology: Topology) -> SocketAddr {
-    let client = http_client::<Incoming>();
+    let upstream = Upstream::http();
     let pool = Pool::new(topology.clone(), move |instance| {
-        Forward::new(client.clone(), instance)
+        Forward::<Incoming>::new(&upstream, instance)
     })
     .with_instance_header(true);
     let stack = ServiceBuilder::new()

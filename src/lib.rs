@@ -14,7 +14,7 @@
 //! - [`token`] (feature `token`): `TokenPrefetchLayer`, issuers, WebSocket
 //!   delivery and the dual-token client;
 //! - [`forward`] (feature `client`): the per-instance HTTP service of a
-//!   gateway's pool, over a hyper-util client;
+//!   gateway's pool, with a pool of HTTP/1.1 connections per instance;
 //! - [`grpc`] (feature `grpc`): errors of the layers as `tonic::Status`.
 //!
 //! A routing tier stacks them in this order, outermost first:

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
 use foresight::core::INSTANCE_HEADER;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, StatusCode};
@@ -34,9 +34,9 @@ enum Mount {
 }
 
 async fn start_gateway(topology: Topology, mount: Mount) -> SocketAddr {
-    let client = http_client::<Body>();
+    let upstream = Upstream::http();
     let pool = Pool::new(topology.clone(), move |instance| {
-        Forward::new(client.clone(), instance)
+        Forward::<Body>::new(&upstream, instance)
     })
     .with_instance_header(true);
     let stack = ServiceBuilder::new()

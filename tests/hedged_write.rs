@@ -28,7 +28,7 @@ use axum::routing::{get, put};
 use bytes::Bytes;
 use foresight::core::attempt::Attempt;
 use foresight::failover::Hedging;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use foresight_store::RedisStore;
 use foresight_testkit::RedisServer;
@@ -136,7 +136,7 @@ async fn cart_after_a_late_first_attempt(untagged: bool) -> String {
     .await
     .unwrap();
     let topology = process::topology(&instances);
-    let client = http_client::<RouteBody>();
+    let upstream = Upstream::http();
     let failover = HealthFailoverLayer::new(topology.clone()).with_hedging(
         Hedging::after_quantile(0.5)
             .with_min_delay(Duration::from_millis(20))
@@ -151,7 +151,7 @@ async fn cart_after_a_late_first_attempt(untagged: bool) -> String {
             ))
             .layer(failover.clone())
             .service(Pool::new(topology.clone(), move |i| {
-                Forward::new(client.clone(), i)
+                Forward::<RouteBody>::new(&upstream, i)
             })),
     )
     .await;

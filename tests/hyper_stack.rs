@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use foresight::core::INSTANCE_HEADER;
 use foresight::core::key::{PeerAddr, RequestHead};
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream};
 use foresight::prelude::*;
 use http::header::{ACCEPT_LANGUAGE, USER_AGENT};
 use http::{HeaderName, Request, StatusCode};
@@ -33,9 +33,9 @@ async fn start_gateway<K: KeyExtractor>(
     key: K,
     attach_peer: bool,
 ) -> SocketAddr {
-    let client = http_client::<Incoming>();
+    let upstream = Upstream::http();
     let pool = Pool::new(topology.clone(), move |instance| {
-        Forward::new(client.clone(), instance)
+        Forward::<Incoming>::new(&upstream, instance)
     })
     .with_instance_header(true);
     let stack = ServiceBuilder::new()

@@ -26,7 +26,7 @@ use axum::extract::{Extension, Path};
 use axum::routing::{get, put};
 use bytes::Bytes;
 use foresight::core::HealthState;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use foresight::shard::DEFAULT_SEED;
 use foresight_store::RedisStore;
@@ -123,7 +123,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
     let topology = process::topology(&instances);
     let victim = instances[1].name.clone();
     let users = half_on_victim(&topology, &victim, "user", DEFAULT_SEED, SESSIONS);
-    let client = http_client::<RouteBody>();
+    let upstream = Upstream::http();
     let failover = HealthFailoverLayer::new(topology.clone());
     // The instances run SessionMirrorLayer: the PUTs may be copied to them.
     let shadow = ShadowWriteLayer::new(topology.clone())
@@ -138,7 +138,7 @@ async fn killing_a_primary_loses_no_request_and_no_acknowledged_write() {
             .layer(failover.clone())
             .layer(shadow.clone())
             .service(Pool::new(topology.clone(), move |i| {
-                Forward::new(client.clone(), i)
+                Forward::<RouteBody>::new(&upstream, i)
             })),
     )
     .await;

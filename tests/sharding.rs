@@ -1,12 +1,12 @@
 //! ShardLayer + Pool in front of three real hyper servers on loopback,
-//! reached through a hyper-util client.
+//! reached through `Forward` services.
 
 mod support;
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream};
 use foresight::prelude::*;
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -17,7 +17,9 @@ async fn serve(
     stack: &mut (
              impl Service<
         Request<Full<Bytes>>,
-        Response = http::Response<foresight::core::edge::EdgeBody<hyper::body::Incoming>>,
+        Response = http::Response<
+            foresight::core::edge::EdgeBody<foresight::forward::ResponseBody<Full<Bytes>>>,
+        >,
         Error = std::convert::Infallible,
     > + Clone
          ),
@@ -47,9 +49,9 @@ async fn sessions_stick_and_move_only_when_their_instance_leaves() {
             .map(|s| InstanceSpec::new(s.name.as_str()).with_addr(s.addr)),
     )
     .unwrap();
-    let client = http_client::<Full<Bytes>>();
+    let upstream = Upstream::http();
     let pool = Pool::new(topology.clone(), move |instance| {
-        Forward::new(client.clone(), instance)
+        Forward::<Full<Bytes>>::new(&upstream, instance)
     });
     let mut stack = ServiceBuilder::new()
         .layer(foresight::edge())
@@ -117,8 +119,10 @@ async fn keyless_requests_get_a_400_and_a_dead_instance_a_typed_error() {
     let server = NamedServer::start("solo").await;
     let topology =
         Topology::from_instances([InstanceSpec::new("solo").with_addr(server.addr)]).unwrap();
-    let client = http_client::<Full<Bytes>>();
-    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i));
+    let upstream = Upstream::http();
+    let pool = Pool::new(topology.clone(), move |i| {
+        Forward::<Full<Bytes>>::new(&upstream, i)
+    });
     let stack = ServiceBuilder::new()
         .layer(foresight::edge())
         .layer(ShardLayer::new(topology, HeaderKey::new("x-session")))

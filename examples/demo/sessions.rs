@@ -17,7 +17,7 @@ use axum::extract::{Extension, Path};
 use axum::routing::{get, put};
 use bytes::Bytes;
 use foresight::core::key::MissingKeyPolicy;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use foresight::store::LocalBus;
 use http::StatusCode;
@@ -132,7 +132,7 @@ pub async fn run() {
     )
     .expect("valid topology");
 
-    let client = http_client::<RouteBody>();
+    let upstream = Upstream::http();
     let failover = HealthFailoverLayer::new(topology.clone());
     // Every instance runs SessionMirrorLayer, so writes may be copied too.
     let shadow =
@@ -148,7 +148,7 @@ pub async fn run() {
             .layer(failover.clone())
             .layer(shadow.clone())
             .service(Pool::new(topology.clone(), move |i| {
-                Forward::new(client.clone(), i)
+                Forward::<RouteBody>::new(&upstream, i)
             })),
     )
     .await;

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
-use foresight::forward::{Forward, http_client};
+use foresight::forward::{Forward, Upstream, http_client};
 use foresight::prelude::*;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -129,9 +129,11 @@ pub async fn run() {
         },
     ))
     .expect("valid topology");
-    let client = http_client::<Incoming>();
-    let pool = Pool::new(topology.clone(), move |i| Forward::new(client.clone(), i))
-        .with_instance_header(true);
+    let upstream = Upstream::http();
+    let pool = Pool::new(topology.clone(), move |i| {
+        Forward::<Incoming>::new(&upstream, i)
+    })
+    .with_instance_header(true);
     let gateway = serve_gateway(
         ServiceBuilder::new()
             .layer(foresight::edge())

@@ -29,6 +29,7 @@ pub(crate) use self::attempt::Attempt;
 pub(crate) use self::replay::{Replay, ReplayHead};
 
 mod attempt;
+mod header_block;
 mod hedge;
 mod replay;
 mod timer;

@@ -209,6 +209,14 @@ pub struct Limits {
     /// Time to connect to an instance (default 2 s).
     #[serde(with = "humantime_serde")]
     pub upstream_connect_timeout: Duration,
+    /// Most connections open to each instance, in use or idle (default
+    /// 1,024). A request to an instance at its limit waits for one of them
+    /// up to the pool's ready timeout (1 s), then gets 503.
+    pub upstream_max_connections: usize,
+    /// How long a connection to an instance stays open unused (default
+    /// 90 s).
+    #[serde(with = "humantime_serde")]
+    pub upstream_idle_timeout: Duration,
     /// How long a draining gateway lets open requests finish on SIGTERM
     /// (default 30 s).
     #[serde(with = "humantime_serde")]
@@ -224,6 +232,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(2),
+            upstream_max_connections: foresight::forward::DEFAULT_MAX_CONNECTIONS,
+            upstream_idle_timeout: foresight::forward::DEFAULT_IDLE_TIMEOUT,
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -402,6 +412,12 @@ impl Config {
         }
         if self.limits.max_connections == 0 {
             return Err((0..0, "[limits] max_connections must be at least 1".into()));
+        }
+        if self.limits.upstream_max_connections == 0 {
+            return Err((
+                0..0,
+                "[limits] upstream_max_connections must be at least 1".into(),
+            ));
         }
         self.upstream_tls.check()?;
         self.server.check()?;

@@ -1,8 +1,9 @@
 //! The public service: tower-http's edge hygiene around the proxy rules
 //! and the Foresight routing tier.
 
+mod headers;
+
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Body;
 use http::header::{
@@ -19,16 +20,18 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
+use self::headers::EdgeHeadersLayer;
 use crate::config::Config;
 use crate::proxy_headers::ProxyHeadersLayer;
 
+const NEXT_TOKEN: HeaderName = HeaderName::from_static("x-foresight-next-token");
+
 /// Headers that never reach a log: credentials, cookies and tokens.
-pub const SENSITIVE_HEADERS: [HeaderName; 4] = [
-    AUTHORIZATION,
-    COOKIE,
-    PROXY_AUTHORIZATION,
-    HeaderName::from_static("x-foresight-next-token"),
-];
+pub const SENSITIVE_HEADERS: [HeaderName; 4] =
+    [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, NEXT_TOKEN];
+
+static REQUEST_SENSITIVE: [HeaderName; 4] = SENSITIVE_HEADERS;
+static RESPONSE_SENSITIVE: [HeaderName; 2] = [SET_COOKIE, NEXT_TOKEN];
 
 /// Makes the `x-request-id` of a request that has none: a random UUID
 /// (version 4, RFC 9562), drawn from the thread's CSPRNG (reseeded from
@@ -63,9 +66,10 @@ fn uuid_v4(random: u128) -> [u8; 36] {
 }
 
 /// Wraps `routing` (the Foresight routing tier over the pool) in, outermost
-/// first: a panic catcher (500), sensitive-header marking, request ids
-/// (`x-request-id`, set when absent and echoed on the response), a trace
-/// span per request, CORS for the configured origins, the request timeout
+/// first: a panic catcher (500), sensitive-header marking and request ids
+/// (`x-request-id`, set when absent and echoed on the response) in one
+/// layer of our own (`edge/headers.rs`), a trace span per request, CORS for the
+/// configured origins, the request timeout
 /// (504), the body read timeout (408), the body limit (413) and the proxy
 /// rules of [`ProxyHeadersLayer`]. Every failure is a response: the
 /// service never fails.
@@ -94,17 +98,17 @@ where
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods(tower_http::cors::Any)
             .allow_headers([AUTHORIZATION, http::header::CONTENT_TYPE])
-            .expose_headers([HeaderName::from_static("x-foresight-next-token")])
+            .expose_headers([NEXT_TOKEN])
     });
-    let sensitive: Arc<[HeaderName]> = SENSITIVE_HEADERS.into();
     ServiceBuilder::new()
         .map_response_body(Body::new)
         .layer(CatchPanicLayer::new())
-        .sensitive_request_headers(sensitive.clone())
-        .sensitive_response_headers(Arc::from([SET_COOKIE, SENSITIVE_HEADERS[3].clone()]))
-        .set_x_request_id(RandomRequestId)
+        .layer(EdgeHeadersLayer::new(
+            RandomRequestId,
+            &REQUEST_SENSITIVE,
+            &RESPONSE_SENSITIVE,
+        ))
         .layer(TraceLayer::new_for_http())
-        .propagate_x_request_id()
         .option_layer(cors)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

@@ -235,13 +235,12 @@ fn routed(
     };
     let foresight = builder.build()?;
 
-    let tls = UpstreamTls::from_config(&config.upstream_tls)?;
-    let client = tls.client(config.limits.upstream_connect_timeout);
-    let scheme = tls.scheme();
-    let pool = Pool::new(topology.clone(), move |i| {
-        Forward::new(client.clone(), i).with_scheme(scheme.clone())
-    })
-    .with_instance_header(true);
+    let upstream = UpstreamTls::from_config(&config.upstream_tls)?
+        .upstream(config.limits.upstream_connect_timeout)
+        .with_max_connections(config.limits.upstream_max_connections)
+        .with_idle_timeout(config.limits.upstream_idle_timeout);
+    let pool =
+        Pool::new(topology.clone(), move |i| Forward::new(&upstream, i)).with_instance_header(true);
     let routing = ServiceBuilder::new().foresight(&foresight).service(pool);
     Ok(edge::public_service(routing, config))
 }

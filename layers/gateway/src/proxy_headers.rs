@@ -79,13 +79,20 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static VIA_VALUE: &str = "1.1 foresight";
 
-/// The place of `name` in [`HOP_BY_HOP`], if it is there.
+/// The place of `name` in [`HOP_BY_HOP`], if it is there. Called for
+/// every name of every message both ways, so the length rules out most
+/// names before any comparison.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    HOP_BY_HOP.iter().position(|hop| hop == name)
+    let name = name.as_str();
+    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+        return None;
+    }
+    HOP_BY_HOP.iter().position(|hop| hop.as_str() == name)
 }
 
 /// Removes the hop-by-hop headers of `headers`, those `Connection` names
-/// first. `TE: trailers` is kept when `keep_te_trailers` (requests).
+/// too. `TE: trailers` is kept when `keep_te_trailers` (requests) and
+/// `Connection` does not name `TE`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     // One pass over the message's few names finds the hop-by-hop ones, so
     // that only those present are looked up and removed; most requests
@@ -100,18 +107,38 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     if present == 0 {
         return;
     }
-    if let header::Entry::Occupied(connection) = headers.entry(header::CONNECTION) {
-        let values: Vec<HeaderValue> = connection.remove_entry_mult().1.collect();
-        let named = values
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','));
-        for name in named {
-            // An invalid name matches no header and removes nothing.
-            headers.remove(name.trim());
+    // What `Connection` names: usually `keep-alive` or `close`, neither a
+    // header to look up. A hop-by-hop name goes with the others below; any
+    // other name is removed if the message has it (names are compared
+    // without building a `HeaderName` from each token).
+    let mut te_named = false;
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
+        for token in tokens.map(str::trim).filter(|t| !t.is_empty()) {
+            if HOP_BY_HOP
+                .iter()
+                .any(|hop| token.eq_ignore_ascii_case(hop.as_str()))
+            {
+                te_named |= token.eq_ignore_ascii_case(header::TE.as_str());
+                continue;
+            }
+            if let Some(name) = headers
+                .keys()
+                .find(|name| token.eq_ignore_ascii_case(name.as_str()))
+            {
+                named.push(name.clone());
+            }
         }
     }
+    for name in &named {
+        headers.remove(name);
+    }
+    let te_at = 3;
+    debug_assert_eq!(HOP_BY_HOP[te_at], header::TE);
     let te_trailers = keep_te_trailers
+        && !te_named
+        && present & (1 << te_at) != 0
         && headers
             .get(header::TE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));

@@ -1,5 +1,5 @@
-//! TLS from the gateway to its instances, with rustls: the client every
-//! instance service shares, over plain HTTP or over TLS as
+//! TLS from the gateway to its instances, with rustls: the connector of
+//! every instance's connections, over plain HTTP or over TLS as
 //! [`[upstream_tls]`](crate::config::UpstreamTlsConfig) says.
 //!
 //! One connector type serves both cases, hyper-rustls' [`HttpsConnector`]
@@ -28,23 +28,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foresight::core::RouteBody;
+use foresight::forward::Upstream;
 use http::uri::Scheme;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::config::UpstreamTlsConfig;
 
-/// The connector of the upstream client, for plain HTTP and TLS alike.
+/// The connector of the instances' connections, for plain HTTP and TLS
+/// alike.
 pub type UpstreamConnector = HttpsConnector<HttpConnector>;
-
-/// The client the instance services share.
-pub type UpstreamClient = Client<UpstreamConnector, RouteBody>;
 
 /// Why the `[upstream_tls]` settings cannot be used, and the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +62,7 @@ impl TlsSetupError {
     }
 }
 
-/// The upstream leg's TLS, ready to build the client: off, or a rustls
+/// The upstream leg's TLS, ready to build the connector: off, or a rustls
 /// configuration with an optional fixed server name.
 #[derive(Debug, Clone)]
 pub struct UpstreamTls {
@@ -198,10 +194,11 @@ impl UpstreamTls {
         builder.enable_http1().wrap_connector(tcp)
     }
 
-    /// The client the instance services share, with the connector of
-    /// [`UpstreamTls::connector`].
-    pub fn client(&self, connect_timeout: Duration) -> UpstreamClient {
-        Client::builder(TokioExecutor::new()).build(self.connector(connect_timeout))
+    /// The settings the instance services are built from: the connector
+    /// of [`UpstreamTls::connector`] and the scheme of
+    /// [`UpstreamTls::scheme`], with the default pool limits.
+    pub fn upstream(&self, connect_timeout: Duration) -> Upstream<UpstreamConnector> {
+        Upstream::new(self.connector(connect_timeout)).with_scheme(self.scheme())
     }
 }
 

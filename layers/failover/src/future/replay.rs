@@ -7,8 +7,9 @@ use foresight_core::attempt::{ATTEMPT_HEADER, Attempt as AttemptTag};
 use foresight_core::body::Capture;
 use foresight_core::{Role, Route, RouteBody};
 use http::request::Parts;
-use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+use http::{Extensions, Method, Request, Uri, Version};
 
+use super::header_block::HeaderBlock;
 use crate::error::NoReplay;
 use crate::health::{Pick, Tracker};
 use crate::metrics::Counter;
@@ -16,15 +17,16 @@ use crate::metrics::Counter;
 /// The request head a replay is rebuilt from.
 ///
 /// Copied for every replayable request, so it avoids what a plain
-/// `Parts::clone` pays for: the [`Route`] is kept as a value rather than
-/// inside a cloned extension map, and the other extensions are cloned only
-/// when there are any (behind a gateway's `ShardLayer` the route is usually
-/// the only one).
+/// `Parts::clone` pays for: the headers are packed into one buffer rather
+/// than cloned as a map ([`HeaderBlock`]), the [`Route`] is kept as a value
+/// rather than inside a cloned extension map, and the other extensions are
+/// cloned only when there are any (behind a gateway's `ShardLayer` the
+/// route is usually the only one).
 pub(crate) struct ReplayHead {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    headers: HeaderBlock,
     route: Option<Route>,
     extensions: Option<Extensions>,
     /// The request's attempt tag; replays and hedges number their own.
@@ -39,7 +41,7 @@ impl ReplayHead {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: HeaderBlock::copy(&parts.headers),
             route,
             extensions: (others > 0).then(|| parts.extensions.clone()),
             tag,
@@ -52,7 +54,7 @@ impl ReplayHead {
         parts.method = self.method.clone();
         parts.uri = self.uri.clone();
         parts.version = self.version;
-        parts.headers = self.headers.clone();
+        parts.headers = self.headers.to_map();
         if let Some(extensions) = &self.extensions {
             parts.extensions = extensions.clone();
         }

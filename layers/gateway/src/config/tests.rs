@@ -337,3 +337,26 @@ fn zero_server_workers_are_refused_at_their_line() {
         "g.toml:2:11: [server] workers must be at least 1"
     );
 }
+
+#[test]
+fn upstream_connection_limits_have_defaults_and_refuse_zero() {
+    let config = Config::parse("g.toml", VALID).unwrap();
+    assert_eq!(config.limits.upstream_max_connections, 1024);
+    assert_eq!(config.limits.upstream_idle_timeout, Duration::from_secs(90));
+    let set = VALID.replace(
+        "max_body_bytes = 4096",
+        "max_body_bytes = 4096\nupstream_max_connections = 8\nupstream_idle_timeout = \"5s\"",
+    );
+    let config = Config::parse("g.toml", &set).unwrap();
+    assert_eq!(config.limits.upstream_max_connections, 8);
+    assert_eq!(config.limits.upstream_idle_timeout, Duration::from_secs(5));
+    let zero = VALID.replace(
+        "max_body_bytes = 4096",
+        "max_body_bytes = 4096\nupstream_max_connections = 0",
+    );
+    assert!(
+        error(&zero).ends_with("[limits] upstream_max_connections must be at least 1"),
+        "{}",
+        error(&zero)
+    );
+}

@@ -253,3 +253,19 @@ async fn connection_names_headers_in_any_case_and_may_name_te() {
     }
     assert!(upstream.contains("x-kept: yes"), "{upstream}");
 }
+
+#[test]
+fn every_hop_by_hop_name_passes_the_length_check() {
+    for (at, name) in HOP_BY_HOP.iter().enumerate() {
+        assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
+    }
+    // Names of the same lengths that are not hop-by-hop.
+    for name in [
+        "user-agent",
+        "x-forwarded-proto",
+        "x-foresight-attempt",
+        "host",
+    ] {
+        assert_eq!(hop_by_hop_index(&HeaderName::from_static(name)), None);
+    }
+}
