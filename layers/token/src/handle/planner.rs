@@ -273,23 +273,34 @@ mod tests {
         clock: &crate::ManualClock,
         cost_bound: Option<f64>,
     ) -> (TokenHandle, crate::LocalIssuer) {
+        predictive_with(
+            clock,
+            crate::policy::PrefetchPolicy {
+                threshold: 0.5,
+                margin: Duration::from_secs(10),
+                after_peak: Duration::ZERO,
+                jitter: Duration::ZERO,
+                cost_bound,
+                ..crate::policy::PrefetchPolicy::default()
+            },
+        )
+    }
+
+    /// A handle under `policy` with 60 s tokens on `clock`, the load signal
+    /// [`ShortPeak`], and the issuer of its tokens.
+    fn predictive_with(
+        clock: &crate::ManualClock,
+        policy: crate::policy::PrefetchPolicy,
+    ) -> (TokenHandle, crate::LocalIssuer) {
         use crate::handle::HandleConfig;
         use crate::keys::{KeyRing, SigningKey};
-        use crate::policy::{PrefetchPolicy, SessionBinding};
+        use crate::policy::SessionBinding;
         let clock: crate::SharedClock = std::sync::Arc::new(clock.clone());
         let ring = KeyRing::new(SigningKey::hs256("k1", &[7; 32]).unwrap(), clock.clone());
         let issuer = crate::LocalIssuer::new(ring.clone(), "iss", "aud", clock.clone());
         let verifier = crate::Verifier::builder(ring, "iss", "aud")
             .with_clock(clock)
             .build();
-        let policy = PrefetchPolicy {
-            threshold: 0.5,
-            margin: Duration::from_secs(10),
-            after_peak: Duration::ZERO,
-            jitter: Duration::ZERO,
-            cost_bound,
-            ..PrefetchPolicy::default()
-        };
         let handle = TokenHandle::new(HandleConfig {
             verifier,
             issuer: std::sync::Arc::new(issuer.clone()),
@@ -353,34 +364,18 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_ahead_of_their_slot_keep_to_the_prefetch_rate_and_stop_in_a_surge() {
-        use crate::handle::HandleConfig;
         use crate::issuer::{TokenIssuer as _, TokenRequest};
-        use crate::keys::{KeyRing, SigningKey};
-        use crate::policy::{PrefetchPolicy, SessionBinding};
         let clock = crate::ManualClock::new(Duration::from_secs(1_000_000));
-        let shared: crate::SharedClock = std::sync::Arc::new(clock.clone());
-        let ring = KeyRing::new(SigningKey::hs256("k1", &[7; 32]).unwrap(), shared.clone());
-        let issuer = crate::LocalIssuer::new(ring.clone(), "iss", "aud", shared.clone());
-        let verifier = crate::Verifier::builder(ring, "iss", "aud")
-            .with_clock(shared)
-            .build();
-        let handle = TokenHandle::new(HandleConfig {
-            verifier,
-            issuer: std::sync::Arc::new(issuer.clone()),
-            signal: Some(std::sync::Arc::new(ShortPeak)),
-            mode: RefreshMode::Predictive(PrefetchPolicy {
+        let (handle, issuer) = predictive_with(
+            &clock,
+            crate::policy::PrefetchPolicy {
                 threshold: 0.5,
                 margin: Duration::from_secs(10),
                 max_issue_rate: 1.0,
                 cost_bound: None,
-                ..PrefetchPolicy::default()
-            }),
-            lifetime: MIN,
-            binding: SessionBinding::None,
-            max_sessions: 64,
-            idle_ttl: Duration::from_secs(3600),
-            max_reactive_in_flight: 8,
-        });
+                ..crate::policy::PrefetchPolicy::default()
+            },
+        );
         // Eight sessions on one-minute tokens; the window before the peak
         // is 300 s, so most slots come after their tokens end.
         let mut claims = Vec::new();
