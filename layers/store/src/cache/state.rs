@@ -366,27 +366,27 @@ mod tests {
         State::new(16, Duration::from_secs(60), LEASE, acks_out)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_resubscribed_cache_that_acknowledges_waits_for_its_own_heartbeat() {
-        let state = state(true);
+    /// The cache sends a heartbeat and hears it back from the bus.
+    fn own_heartbeat_returns(state: &State) {
         let seq = state.barrier.next();
         state.apply(BusEvent::Heartbeat(Beat {
             origin: state.origin,
             seq,
             acknowledges: true,
         }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resubscribed_cache_that_acknowledges_waits_for_its_own_heartbeat() {
+        let state = state(true);
+        own_heartbeat_returns(&state);
         assert!(state.proven_recently());
         // Back after a disconnection: writers may have stopped waiting for
         // this cache meanwhile, so the bus's word does not restore trust.
         state.apply(BusEvent::Reset);
         assert!(!state.proven_recently(), "trusted on the bus's word");
         assert!(state.barrier.is_wanted(), "no heartbeat asked for");
-        let seq = state.barrier.next();
-        state.apply(BusEvent::Heartbeat(Beat {
-            origin: state.origin,
-            seq,
-            acknowledges: true,
-        }));
+        own_heartbeat_returns(&state);
         assert!(state.proven_recently());
     }
 
