@@ -79,17 +79,19 @@ pub struct PrefetchPolicy {
     pub merge_due_refreshes: bool,
     /// Bound on a wave's cost against the reactive refreshes it replaces
     /// (`None`: every candidate is prefetched). A session whose token was
-    /// issued or expired within the last lifetime is active and always
-    /// prefetched; the others (a token lapsed longer ago, or one valid
-    /// beyond a lifetime, an earlier wave's) are idle. An
-    /// active session refreshes at most once per lifetime, so a wave whose
-    /// tokens cover `c` (from the middle of the spreading window to the
-    /// peak's end plus `after_peak`) replaces at most `active × c /
-    /// lifetime` refreshes; idle sessions (most recently lapsed first, then
-    /// the holders of the longest tokens) are prefetched until the wave
-    /// issues this factor times that. The rest stay candidates for the next plan. A forecast
-    /// peak that does not come then costs a bounded share of what reactive
-    /// refreshes would have; a long one still covers every session.
+    /// issued or expired within the last lifetime, or whose request was
+    /// seen within the last lifetime, is active and always prefetched; the
+    /// others (a token lapsed longer ago, or an earlier wave's long token on
+    /// a session not seen lately) are idle. An active session refreshes at
+    /// most once per lifetime over the part of the span its own token does
+    /// not cover, so a wave whose tokens cover `c` (from the middle of the
+    /// spreading window to the peak's end plus `after_peak`) replaces at
+    /// most `active × c / lifetime` refreshes; idle sessions (most recently
+    /// lapsed first, then the holders of the longest tokens) are prefetched
+    /// until the wave issues this factor times that. The rest stay
+    /// candidates for the next plan. A forecast peak that does not come
+    /// then costs a bounded share of what reactive refreshes would have; a
+    /// long one still covers every session.
     pub cost_bound: Option<f64>,
 }
 
